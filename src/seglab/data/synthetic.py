@@ -1,0 +1,153 @@
+"""The built-in synthetic dataset: procedural street-like scenes, generated on the fly from a seed.
+
+Seven classes with very different pixel shares (sky and ground cover most of an image, poles and
+signs a few percent), class-typical textures rather than class-typical colours (cars come in any
+colour, poles and buildings share greys), global lighting changes and sensor noise: an untrained
+model scores low, a trained one clearly higher, and nothing needs downloading.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from seglab.data.dataset import DatasetInfo, SegmentationDataset
+from seglab.errors import SeglabError
+
+INFO = DatasetInfo(
+    name="synthetic",
+    classes=("sky", "ground", "building", "tree", "car", "pole", "sign"),
+    colors=(
+        (70, 130, 180),
+        (128, 64, 128),
+        (70, 70, 70),
+        (107, 142, 35),
+        (0, 0, 142),
+        (153, 153, 153),
+        (220, 220, 0),
+    ),
+)
+SKY, GROUND, BUILDING, TREE, CAR, POLE, SIGN = range(7)
+SPLITS = {"train": (0, 512), "val": (1, 96), "test": (2, 96)}  # split id (seed stream), length
+
+
+class SyntheticScenes(SegmentationDataset):
+    info = INFO
+
+    def __init__(
+        self,
+        split: str = "train",
+        size: tuple[int, int] = (128, 160),
+        seed: int = 0,
+        length: int | None = None,
+    ):
+        if split not in SPLITS:
+            raise SeglabError(f"synthetic dataset has splits {', '.join(SPLITS)}, not {split!r}")
+        self.split_id, default_length = SPLITS[split]
+        self.length = default_length if length is None else length
+        self.size = size
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, self.split_id, index])
+        image, mask = render_scene(rng, *self.size)
+        return torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(mask).long()
+
+
+def render_scene(
+    rng: np.random.Generator, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One scene: float32 H x W x 3 image in [0, 1] and uint8 H x W class mask."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.zeros((height, width, 3), np.float32)
+    mask = np.zeros((height, width), np.uint8)
+
+    def paint(region: np.ndarray, cls: int, texture: np.ndarray) -> None:
+        image[region] = texture[region]
+        mask[region] = cls
+
+    # Sky above a wavy horizon, ground below it.
+    horizon = height * rng.uniform(0.35, 0.6) + rng.uniform(2, 6) * np.sin(
+        xx / width * rng.uniform(2, 8) + rng.uniform(0, 6.3)
+    )
+    sky_top, sky_bottom = rng.uniform(0.3, 0.9, 3), rng.uniform(0.5, 1.0, 3)
+    t = (yy / height)[..., None]
+    paint(yy >= 0, SKY, sky_top * (1 - t) + sky_bottom * t + 0.05 * _noise(rng, height, width, 16))
+    ground = rng.uniform(0.2, 0.6) + rng.uniform(-0.08, 0.08, 3)
+    grain = 0.12 * _noise(rng, height, width, 2)
+    stripes = 0.08 * (np.sin((xx - width / 2) / (yy - horizon + 8).clip(1) * 40) > 0.7)[..., None]
+    paint(yy > horizon, GROUND, ground + grain + stripes)
+
+    # Buildings standing on the horizon: flat walls with a grid of windows.
+    for _ in range(rng.integers(1, 5)):
+        w, h = rng.uniform(0.12, 0.4) * width, rng.uniform(0.2, 0.5) * height
+        x0, base = rng.uniform(-0.1, 0.95) * width, horizon.mean() + rng.uniform(0, 6)
+        wall = rng.uniform(0.25, 0.75) + rng.uniform(-0.06, 0.06, 3)
+        period = rng.integers(5, 10)
+        windows = ((xx - x0) % period < period / 2) & ((yy - base) % period < period / 2)
+        texture = wall - 0.25 * windows[..., None] + 0.03 * _noise(rng, height, width, 4)
+        paint((xx >= x0) & (xx < x0 + w) & (yy > base - h) & (yy < base), BUILDING, texture)
+
+    # Trees: blotchy ellipses.
+    for _ in range(rng.integers(0, 4)):
+        cx, cy = rng.uniform(0, width), horizon.mean() - rng.uniform(0, 0.25) * height
+        rx, ry = rng.uniform(0.06, 0.18) * width, rng.uniform(0.1, 0.3) * height
+        leaf = np.array([rng.uniform(0.1, 0.4), rng.uniform(0.3, 0.7), rng.uniform(0.05, 0.3)])
+        texture = leaf + 0.3 * _noise(rng, height, width, 3)
+        paint(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1, TREE, texture)
+
+    # Cars on the ground, any colour, with dark wheels and a window band.
+    for _ in range(rng.integers(0, 4)):
+        y1 = rng.uniform(horizon.mean() + 4, height)
+        scale = (y1 - horizon.mean()) / height + 0.1
+        w, h = scale * width * rng.uniform(0.35, 0.6), scale * height * rng.uniform(0.2, 0.35)
+        x0 = rng.uniform(-0.1, 0.9) * width
+        body = (xx >= x0) & (xx < x0 + w) & (yy > y1 - h) & (yy < y1)
+        paint_color = rng.uniform(0, 1, 3)
+        wheel = (yy > y1 - h * 0.25) & (((xx - x0) % max(w / 2, 1)) < w * 0.2)
+        glass = (yy > y1 - h * 0.9) & (yy < y1 - h * 0.6)
+        texture = np.where((wheel | glass)[..., None], 0.1, paint_color) + 0.03 * _noise(
+            rng, height, width, 4
+        )
+        paint(body, CAR, texture)
+
+    # Poles (1-3 px wide), some carrying a small sign.
+    for _ in range(rng.integers(0, 4)):
+        x0, thick = rng.uniform(0, width), rng.integers(1, 4)
+        bottom = rng.uniform(horizon.mean(), height)
+        top = bottom - rng.uniform(0.3, 0.6) * height
+        grey = rng.uniform(0.3, 0.8)
+        paint(
+            (xx >= x0) & (xx < x0 + thick) & (yy > top) & (yy < bottom),
+            POLE,
+            np.full_like(image, grey),
+        )
+        if rng.random() < 0.7:
+            r = rng.uniform(3, 7)
+            color = np.array([(1, 0.1, 0.1), (0.1, 0.3, 1), (1, 0.9, 0.1)][rng.integers(0, 3)])
+            shape = (
+                ((xx - x0) ** 2 + (yy - top) ** 2 < r * r)
+                if rng.random() < 0.5
+                else ((np.abs(xx - x0) < (yy - top + r)) & (yy < top + r))
+            )
+            paint(shape, SIGN, color + 0.1 * _noise(rng, height, width, 2))
+
+    # Lighting and sensor noise.
+    image = image * rng.uniform(0.6, 1.3) + rng.uniform(-0.1, 0.1)
+    image += rng.normal(0, rng.uniform(0.02, 0.08), image.shape)
+    return np.clip(image, 0, 1).astype(np.float32), mask
+
+
+def _noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
+    """Smooth value noise in [-1, 1] with features about ``cell`` pixels across, H x W x 1."""
+    coarse = rng.uniform(-1, 1, (height // cell + 2, width // cell + 2)).astype(np.float32)
+    big = Image.fromarray(coarse, mode="F").resize(
+        (width + 2 * cell, height + 2 * cell), Image.BILINEAR
+    )
+    return np.asarray(big)[cell : cell + height, cell : cell + width, None]

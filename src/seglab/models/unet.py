@@ -1,0 +1,165 @@
+"""U-Net: an encoder's feature maps at successive strides feed a decoder through skips."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seglab.errors import SeglabError
+from seglab.models.encoders import build_encoder, get_encoder_spec, normalisation_for
+from seglab.models.weights import imagenet_state_dict, load_encoder_weights, read_state_dict
+
+DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model's architecture; saved in every checkpoint."""
+
+    encoder: str
+    num_classes: int
+    in_channels: int = 3
+    decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "decoder_channels": list(self.decoder_channels)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        return cls(**{**d, "decoder_channels": tuple(d["decoder_channels"])})
+
+
+class DecoderBlock(nn.Module):
+    """Upsample x2, concatenate the skip (if any), then 2 x (3x3 conv, BatchNorm, ReLU)."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int):
+        super().__init__()
+        self.convs = nn.Sequential(
+            _conv_bn_relu(in_channels + skip_channels, out_channels),
+            _conv_bn_relu(out_channels, out_channels),
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size: Sequence[int]):
+        # Upsampling to the skip's exact size (not a blind x2) lets any input size through:
+        # encoders round odd sizes up or down, and the decoder follows them back.
+        x = F.interpolate(x, size=tuple(size), mode="nearest")
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.convs(x)
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class UNet(nn.Module):
+    """Maps N x C x H x W images with values in [0, 1] to N x num_classes x H x W logits.
+
+    The normalisation the encoder's weights expect is part of the model (``mean``/``std``
+    buffers), so a checkpoint or an exported graph needs nothing else to be used correctly.
+    """
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        enc = get_encoder_spec(spec.encoder)
+        steps = enc.output_stride.bit_length() - 1  # number of x2 upsamplings back to stride 1
+        if len(spec.decoder_channels) != steps:
+            raise SeglabError(
+                f"encoder {spec.encoder} has output stride {enc.output_stride}, so the decoder "
+                f"needs {steps} channel widths, got {len(spec.decoder_channels)}"
+            )
+        self.spec = spec
+        self.encoder = build_encoder(enc, spec.in_channels)
+        self.taps = [t.node for t in enc.taps]
+        skips = {t.stride: t for t in enc.taps[:-1]}
+        # Decoder block i brings the features to stride 2**(steps-1-i) and takes the skip there.
+        self.skip_nodes: list[str | None] = []
+        self.block_strides: list[int] = []
+        blocks = []
+        cin = enc.taps[-1].channels
+        for i, cout in enumerate(spec.decoder_channels):
+            skip = skips.get(2 ** (steps - 1 - i))
+            self.skip_nodes.append(skip.node if skip else None)
+            self.block_strides.append(2 ** (steps - 1 - i))
+            blocks.append(DecoderBlock(cin, skip.channels if skip else 0, cout))
+            cin = cout
+        self.decoder = nn.ModuleList(blocks)
+        self.classifier = nn.Conv2d(cin, spec.num_classes, kernel_size=1)
+        mean, std = normalisation_for(enc, spec.in_channels)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.encoder_frozen = False
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.mean) / self.std
+        features = self.encoder(x)
+        out = features[self.taps[-1]]
+        height, width = images.shape[-2:]
+        for block, node, stride in zip(
+            self.decoder, self.skip_nodes, self.block_strides, strict=True
+        ):
+            skip = features[node] if node else None
+            size = (
+                skip.shape[-2:] if skip is not None else (-(-height // stride), -(-width // stride))
+            )
+            out = block(out, skip, size)
+        return self.classifier(out)
+
+    # Transfer learning: a frozen encoder keeps its weights and its BatchNorm statistics.
+    def freeze_encoder(self) -> None:
+        self.encoder.requires_grad_(False)
+        self.encoder_frozen = True
+        self.encoder.eval()
+
+    def unfreeze_encoder(self) -> None:
+        self.encoder.requires_grad_(True)
+        self.encoder_frozen = False
+        self.encoder.train(self.training)
+
+    def train(self, mode: bool = True) -> UNet:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
+
+    def encoder_parameters(self) -> Iterator[nn.Parameter]:
+        return self.encoder.parameters()
+
+    def decoder_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.decoder.parameters()
+        yield from self.classifier.parameters()
+
+
+def build_model(
+    encoder: str = "mobilenet_v2",
+    num_classes: int = 12,
+    in_channels: int = 3,
+    encoder_weights: str | os.PathLike | None = "imagenet",
+    decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
+) -> UNet:
+    """A U-Net on a registered encoder.
+
+    ``encoder_weights``: ``"imagenet"`` (torchvision's official weights via the torch.hub cache),
+    ``None`` (random initialisation), or the path of a torchvision-format state dict.
+    """
+    if num_classes < 1 or in_channels < 1:
+        raise SeglabError(
+            f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}"
+        )
+    spec = ModelSpec(encoder, num_classes, in_channels, tuple(decoder_channels))
+    model = UNet(spec)
+    if encoder_weights is not None:
+        enc = get_encoder_spec(encoder)
+        if str(encoder_weights) == "imagenet":
+            state, source = imagenet_state_dict(enc), enc.weights_file
+        else:
+            state, source = read_state_dict(encoder_weights), str(encoder_weights)
+        load_encoder_weights(model.encoder, state, source, encoder)
+    return model
