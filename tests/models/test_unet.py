@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from seglab.errors import SeglabError
+from seglab.models import ENCODERS, build_model
+from seglab.models.complexity import count_parameters, forward_gflops
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+@pytest.mark.parametrize("shape", [(1, 3, 97, 131), (2, 1, 360, 480)])
+def test_logits_have_the_input_size(name, shape):
+    batch, channels, height, width = shape
+    model = build_model(name, num_classes=5, in_channels=channels, encoder_weights=None).eval()
+    with torch.no_grad():
+        logits = model(torch.rand(shape))
+    assert logits.shape == (batch, 5, height, width)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+def test_a_gradient_reaches_every_parameter(name):
+    model = build_model(name, num_classes=3, encoder_weights=None).train()
+    logits = model(torch.rand(2, 3, 64, 64))
+    loss = torch.nn.functional.cross_entropy(logits, torch.randint(0, 3, (2, 64, 64)))
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+def _training_step(model, lr=0.1):
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
+    logits = model(torch.rand(2, 3, 64, 64))
+    loss = torch.nn.functional.cross_entropy(logits, torch.randint(0, 4, (2, 64, 64)))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def _snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before, module):
+    return [k for k, v in module.state_dict().items() if not torch.equal(before[k], v)]
+
+
+@pytest.mark.parametrize("name", ["vgg19_bn", "mobilenet_v2"])
+def test_frozen_encoder_keeps_weights_and_batchnorm_statistics(name):
+    model = build_model(name, num_classes=4, encoder_weights=None)
+    model.freeze_encoder()
+    model.train()  # a frozen encoder stays in eval mode, so its BatchNorm statistics hold still
+    assert not model.encoder.training and model.decoder.training
+    encoder_before, decoder_before = _snapshot(model.encoder), _snapshot(model.decoder)
+    _training_step(model)
+    assert _changed(encoder_before, model.encoder) == []
+    assert len(_changed(decoder_before, model.decoder)) > 0
+
+    model.unfreeze_encoder()
+    assert model.encoder.training
+    _training_step(model)
+    changed = _changed(encoder_before, model.encoder)
+    assert any(k.endswith("weight") for k in changed)
+    assert any(k.endswith("running_mean") for k in changed)
+
+
+def test_normalisation_travels_with_the_model():
+    model = build_model("mobilenet_v2", num_classes=2, encoder_weights=None)
+    assert model.mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])
+    assert "mean" in model.state_dict() and "std" in model.state_dict()
+    grey = build_model("mobilenet_v2", num_classes=2, in_channels=1, encoder_weights=None)
+    assert grey.mean.shape == (1, 1, 1, 1)
+
+
+def test_decoder_width_count_must_match_the_encoder_depth():
+    with pytest.raises(SeglabError, match="needs 5 channel widths, got 3"):
+        build_model("resnet34", 2, encoder_weights=None, decoder_channels=(64, 32, 16))
+
+
+def test_unknown_encoder_from_the_api():
+    with pytest.raises(SeglabError, match="did you mean mobilenet_v2"):
+        build_model("mobilenet_v22", 2, encoder_weights=None)
+
+
+def test_cost_figures_scale_with_the_input():
+    model = build_model("mobilenet_v2", num_classes=12, encoder_weights=None)
+    small, large = forward_gflops(model, 180, 240), forward_gflops(model, 360, 480)
+    assert large == pytest.approx(4 * small, rel=0.02)
+    vgg = build_model("vgg19", num_classes=12, encoder_weights=None)
+    assert forward_gflops(vgg, 360, 480) > 5 * large
+    assert count_parameters(vgg) > 3 * count_parameters(model)
