@@ -10,6 +10,13 @@ import pytest
 import torch
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+needs_camvid = pytest.mark.skipif(
+    not (SHARED_DATASETS / "camvid").is_dir(), reason="../shared/datasets/camvid is absent"
+)
+needs_membrane = pytest.mark.skipif(
+    not (SHARED_DATASETS / "isbi2012-membrane").is_dir(),
+    reason="../shared/datasets/isbi2012-membrane is absent",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +24,13 @@ def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "torch_home"
     monkeypatch.setenv("TORCH_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def seglab_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "seglab_cache"
+    monkeypatch.setenv("SEGLAB_CACHE", str(cache))
+    return cache
 
 
 @pytest.fixture(autouse=True)

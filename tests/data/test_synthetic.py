@@ -50,5 +50,5 @@ def test_open_dataset_by_name():
     assert isinstance(open_dataset("synthetic", "test"), SyntheticScenes)
     with pytest.raises(SeglabError, match="splits"):
         open_dataset("synthetic", "holdout")
-    with pytest.raises(SeglabError, match="unknown dataset 'nowhere'"):
+    with pytest.raises(SeglabError, match="dataset nowhere does not exist"):
         open_dataset("nowhere", "train")

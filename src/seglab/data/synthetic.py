@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from seglab.data.dataset import DatasetInfo, SegmentationDataset
+from seglab.data.dataset import SegmentationDataset, Transform
+from seglab.data.info import DatasetInfo
 from seglab.errors import SeglabError
 
 INFO = DatasetInfo(
@@ -41,6 +42,7 @@ class SyntheticScenes(SegmentationDataset):
         size: tuple[int, int] = (128, 160),
         seed: int = 0,
         length: int | None = None,
+        transform: Transform | None = None,
     ):
         if split not in SPLITS:
             raise SeglabError(f"synthetic dataset has splits {', '.join(SPLITS)}, not {split!r}")
@@ -48,11 +50,12 @@ class SyntheticScenes(SegmentationDataset):
         self.length = default_length if length is None else length
         self.size = size
         self.seed = seed
+        self.transform = transform
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(index)
         rng = np.random.default_rng([self.seed, self.split_id, index])

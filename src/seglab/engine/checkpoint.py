@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from seglab.data.dataset import DatasetInfo
+from seglab.data.info import DatasetInfo
 from seglab.errors import SeglabError
 from seglab.models.unet import ModelSpec, UNet
 

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from seglab.data.dataset import DatasetInfo
+from seglab.data.info import DatasetInfo
 from seglab.engine.metrics import confusion_matrix, summarize
 
 

@@ -14,7 +14,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from seglab.config import TrainConfig
-from seglab.data.dataset import open_dataset
+from seglab.data.dataset import open_data, pad_collate
+from seglab.data.stats import class_weights
+from seglab.data.transforms import train_transform
 from seglab.engine.checkpoint import save_checkpoint
 from seglab.engine.evaluate import evaluate
 from seglab.errors import SeglabError
@@ -32,15 +34,24 @@ def train(config: TrainConfig) -> dict:
     device = pick_device(config.device)
     say = tqdm.write
 
-    # Data
-    train_set = open_dataset(config.data, "train", seed=config.seed)
-    val_set = open_dataset(config.data, "val", seed=config.seed)
-    info = train_set.info
+    # Data: checked before anything trains on it
+    data = open_data(config.data, seed=config.seed, progress=config.progress)
+    if data.problems:
+        for problem in data.problems:
+            say(problem)
+        raise SeglabError(
+            f"{config.data}: {len(data.problems)} problem(s) in the data, listed above; "
+            "fix them (see 'seglab data check') before training"
+        )
+    info = data.info
+    augment = train_transform(config.crop_size, config.scale, config.hflip, config.color_jitter)
+    train_set, val_set = data.split("train", augment), data.split("val")
     loader_args = {
         "batch_size": config.batch_size,
         "num_workers": config.workers,
         "pin_memory": device.type == "cuda",
         "persistent_workers": config.workers > 0,
+        "collate_fn": pad_collate(info.ignore_index),
     }
     generator = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(
@@ -49,6 +60,14 @@ def train(config: TrainConfig) -> dict:
     val_loader = DataLoader(val_set, shuffle=False, **loader_args)
     if len(train_loader) == 0:
         raise SeglabError(f"{config.data}: {len(train_set)} training images, fewer than one batch")
+    weights_per_class = class_weights(config.class_weights, *data.train_statistics())
+    loss_weight = None
+    if weights_per_class is not None:
+        loss_weight = torch.tensor(weights_per_class, dtype=torch.float32, device=device)
+        say(
+            f"class weights ({config.class_weights}): "
+            + ", ".join(f"{n} {w:.2f}" for n, w in zip(info.classes, weights_per_class))
+        )
 
     # Model and optimizer
     weights = resolve_weights(config.weights, config.encoder, say)
@@ -78,6 +97,7 @@ def train(config: TrainConfig) -> dict:
                 optimizer,
                 schedule,
                 info.ignore_index,
+                loss_weight,
                 device,
                 f"epoch {epoch}/{config.epochs}",
                 config.progress,
@@ -115,6 +135,7 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
     ignore_index: int,
+    loss_weight: torch.Tensor | None,
     device: torch.device,
     desc: str,
     progress: bool = True,
@@ -125,7 +146,7 @@ def train_one_epoch(
     bar = tqdm(loader, desc=desc, unit="batch", disable=not progress)
     for images, masks in bar:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        loss = F.cross_entropy(model(images), masks, ignore_index=ignore_index)
+        loss = F.cross_entropy(model(images), masks, weight=loss_weight, ignore_index=ignore_index)
         if not torch.isfinite(loss):
             raise SeglabError(
                 f"training diverged: loss is {loss.item()} at {desc}; lower the learning rate"

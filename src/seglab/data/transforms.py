@@ -1,0 +1,70 @@
+"""Joint augmentations of image and mask on torchvision.transforms.v2: the mask is a
+``tv_tensors.Mask``, so every geometric step resamples it by nearest neighbour (no invented class
+values) and pads it with the ignore index."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from seglab.data.masks import IGNORE
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+class RandomScale(v2.Transform):
+    """Resize by a factor drawn uniformly from ``scale`` (image bilinear, mask nearest)."""
+
+    def __init__(self, scale: tuple[float, float]):
+        super().__init__()
+        self.scale = scale
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        factor = float(torch.empty(1).uniform_(*self.scale))
+        return {"size": [max(1, round(height * factor)), max(1, round(width * factor))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return TF.resize(inpt, params["size"], antialias=True)
+
+
+def train_transform(
+    crop_size: tuple[int, int] | None = None,
+    scale: tuple[float, float] = (0.75, 1.25),
+    hflip: bool = True,
+    color_jitter: float = 0.2,
+) -> Callable[[torch.Tensor, torch.Tensor], Pair]:
+    """Random scale, random crop (padded where the image is smaller: image with 0, mask with the
+    ignore index), horizontal flip and colour jitter. ``crop_size=None`` crops back to the
+    image's own size."""
+    steps: list[v2.Transform] = []
+    if scale != (1.0, 1.0):
+        steps.append(RandomScale(scale))
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip())
+    if color_jitter > 0:
+        steps.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
+    augment = v2.Compose(steps)
+    fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}
+
+    def apply(image: torch.Tensor, mask: torch.Tensor) -> Pair:
+        size = crop_size or tuple(image.shape[-2:])
+        crop = v2.RandomCrop(size, pad_if_needed=True, fill=fill)
+        out_image, out_mask = crop(*augment(tv_tensors.Image(image), tv_tensors.Mask(mask)))
+        return to_float(out_image), out_mask.as_subclass(torch.Tensor)
+
+    return apply
+
+
+def eval_transform(image: torch.Tensor, mask: torch.Tensor) -> Pair:
+    """Evaluation sees the original resolution: only the conversion to float."""
+    return to_float(image), mask
+
+
+def to_float(image: torch.Tensor) -> torch.Tensor:
+    return TF.to_dtype(image.as_subclass(torch.Tensor), torch.float32, scale=True)
