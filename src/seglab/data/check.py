@@ -118,9 +118,9 @@ def format_report(report: CheckReport) -> str:
         total = s.class_pixels.sum() + s.ignored_pixels
         if total:
             shares = [
-                f"{name} {100 * n / total:.1f}%" for name, n in zip(info.classes, s.class_pixels)
+                f"{name} {100 * n / total:.2f}%" for name, n in zip(info.classes, s.class_pixels)
             ]
-            shares.append(f"ignored {100 * s.ignored_pixels / total:.1f}%")
+            shares.append(f"ignored {100 * s.ignored_pixels / total:.2f}%")
             lines.append("  pixels: " + ", ".join(shares))
     if report.problems:
         lines.append(f"{len(report.problems)} problem(s):")

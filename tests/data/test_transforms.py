@@ -1,0 +1,59 @@
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seglab.data.masks import IGNORE
+from seglab.data.transforms import eval_transform, train_transform
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(8, 64),
+    width=st.integers(8, 64),
+    num_classes=st.integers(2, 12),
+    crop=st.none() | st.tuples(st.integers(4, 80), st.integers(4, 80)),
+    low=st.floats(0.3, 1.0),
+    spread=st.floats(0.0, 1.5),
+    seed=st.integers(0, 2**16),
+)
+def test_augmentation_never_invents_mask_values(
+    height, width, num_classes, crop, low, spread, seed
+):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.randint(0, num_classes, (height, width), generator=g)
+    mask[torch.rand(height, width, generator=g) < 0.1] = IGNORE
+    image = torch.randint(0, 256, (3, height, width), generator=g, dtype=torch.uint8)
+    torch.manual_seed(seed)
+    out_image, out_mask = train_transform(crop, scale=(low, low + spread))(image, mask)
+    allowed = set(range(num_classes)) | {IGNORE}
+    assert set(out_mask.unique().tolist()) <= allowed
+    assert out_mask.dtype == torch.int64 and type(out_mask) is torch.Tensor
+    assert out_image.dtype == torch.float32 and out_image.min() >= 0 and out_image.max() <= 1
+    assert out_image.shape[-2:] == out_mask.shape == (crop or (height, width))
+
+
+def test_padding_fills_the_mask_with_the_ignore_index():
+    image = torch.full((3, 10, 10), 200, dtype=torch.uint8)
+    mask = torch.zeros(10, 10, dtype=torch.int64)
+    out_image, out_mask = train_transform((20, 20), scale=(1.0, 1.0), color_jitter=0)(image, mask)
+    assert (out_mask == IGNORE).sum() == 400 - 100 and (out_mask == 0).sum() == 100
+    assert (out_image[:, out_mask == IGNORE] == 0).all()
+
+
+def test_flip_moves_image_and_mask_together():
+    image = torch.zeros(1, 4, 6, dtype=torch.uint8)
+    image[..., :2] = 255
+    mask = torch.zeros(4, 6, dtype=torch.int64)
+    mask[:, :2] = 1
+    for seed in range(8):
+        torch.manual_seed(seed)
+        out_image, out_mask = train_transform(None, scale=(1.0, 1.0), color_jitter=0)(image, mask)
+        assert torch.equal(out_image[0] > 0.5, out_mask == 1)
+
+
+def test_evaluation_keeps_the_original_resolution():
+    image = torch.randint(0, 256, (3, 37, 53), dtype=torch.uint8)
+    mask = torch.randint(0, 3, (37, 53))
+    out_image, out_mask = eval_transform(image, mask)
+    assert out_image.shape == (3, 37, 53) and torch.equal(out_mask, mask)
+    assert torch.allclose(out_image * 255, image.float())
