@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import Dataset
 
 from seglab.data.check import CheckReport, check_source
@@ -95,15 +97,33 @@ def open_data(data: str, seed: int = 0, progress: bool = True) -> Data:
     are scanned and checked (cached per file) before anything trains on them."""
     from seglab.data.synthetic import SyntheticScenes
 
-    if data == "synthetic":
+    options = synthetic_options(data)
+    if options is not None:
         return Data(
-            SyntheticScenes.info, lambda split, t: SyntheticScenes(split, seed=seed, transform=t)
+            SyntheticScenes.info,
+            lambda split, t: SyntheticScenes(split, seed=seed, transform=t, **options(split)),
         )
     source = open_source(data)
     records = scan_source(source, progress=progress)
     report = check_source(source, records)
     assert source.info is not None
     return Data(source.info, lambda split, t: FolderDataset(source, split, t), report)
+
+
+def synthetic_options(data: str):
+    """For ``synthetic`` or a YAML file with ``layout: synthetic`` (keys ``size: [H, W]`` and
+    ``train``/``val``/``test`` lengths): a function of the split giving SyntheticScenes options.
+    None for any other dataset."""
+    if data == "synthetic":
+        return lambda split: {}
+    path = Path(data)
+    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
+        return None
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict) or spec.get("layout") != "synthetic":
+        return None
+    size = tuple(spec.get("size", (128, 160)))
+    return lambda split: {"size": size, "length": spec.get(split)}
 
 
 def open_dataset(data: str, split: str, seed: int = 0) -> SegmentationDataset:

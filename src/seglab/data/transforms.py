@@ -49,7 +49,7 @@ def train_transform(
         steps.append(v2.RandomHorizontalFlip())
     if color_jitter > 0:
         steps.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
-    augment = v2.Compose(steps)
+    augment = v2.Compose(steps or [v2.Identity()])
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}
 
     def apply(image: torch.Tensor, mask: torch.Tensor) -> Pair:

@@ -1,41 +1,71 @@
-"""The training loop: data, model, optimizer, then epochs of training and validation, read top
-to bottom. Writes config.json, metrics.csv, last.pt and best.pt (by validation mIoU)."""
+"""The training loop, read top to bottom: configuration, data, model, optimizer, then steps with
+periodic validation and checkpoints. DDP, mixed precision and exact resume are a few marked lines.
+
+A run folder holds config.yaml (the resolved configuration), metrics.csv (a row per validation),
+metrics.json (the best validation's metrics), best.pt (by validation mIoU) and last.pt (with the
+optimizer and RNG state, for --resume).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import random
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from seglab.config import TrainConfig
-from seglab.data.dataset import open_data, pad_collate
+from seglab.config import TrainConfig, load_config, save_config
+from seglab.data.dataset import open_data
+from seglab.data.loading import make_loader
 from seglab.data.stats import class_weights
 from seglab.data.transforms import train_transform
-from seglab.engine.checkpoint import save_checkpoint
+from seglab.engine.checkpoint import load_checkpoint, save_checkpoint
+from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
 from seglab.engine.evaluate import evaluate
+from seglab.engine.losses import build_loss
+from seglab.engine.optim import build_optimizer, lr_factor, set_lr
+from seglab.engine.performance import choose_precision, configure_backends, pick_device
 from seglab.errors import SeglabError
 from seglab.models.encoders import get_encoder_spec
-from seglab.models.unet import UNet, build_model
+from seglab.models.unet import build_model
 from seglab.models.weights import fetch_imagenet_weights
 
+CSV_FIELDS = ["epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds"]
 
-def train(config: TrainConfig) -> dict:
-    """Train a U-Net as ``config`` says; returns the best validation metrics."""
+
+def train(config: TrainConfig, resume: str | Path | None = None) -> dict:
+    """Train as ``config`` says (or continue the run in ``resume``); returns the best metrics."""
+    ctx = init_distributed(config.device)
+    try:
+        return _train(config, ctx, resume)
+    finally:
+        shutdown(ctx)
+
+
+def resume_config(run_dir: str | Path, overrides: dict) -> TrainConfig:
+    """The configuration a run was started with, with ``overrides`` (e.g. more epochs)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise SeglabError(f"cannot resume {run_dir}: no config.yaml (is it a seglab run folder?)")
+    return load_config(path, {**overrides, "out": str(run_dir)})
+
+
+def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    torch.manual_seed(config.seed)
-    device = pick_device(config.device)
-    say = tqdm.write
+    say = tqdm.write if ctx.is_main else (lambda *_: None)
+    device = pick_device(config.device, ctx.local_rank)
+    configure_backends(device)
+    precision = choose_precision(device, config.precision)
+    torch.manual_seed(config.seed + ctx.rank)
+    random.seed(config.seed + ctx.rank)
 
     # Data: checked before anything trains on it
-    data = open_data(config.data, seed=config.seed, progress=config.progress)
+    data = open_data(config.data, seed=config.seed, progress=config.progress and ctx.is_main)
     if data.problems:
         for problem in data.problems:
             say(problem)
@@ -45,119 +75,288 @@ def train(config: TrainConfig) -> dict:
         )
     info = data.info
     augment = train_transform(config.crop_size, config.scale, config.hflip, config.color_jitter)
-    train_set, val_set = data.split("train", augment), data.split("val")
     loader_args = {
-        "batch_size": config.batch_size,
-        "num_workers": config.workers,
+        "seed": config.seed,
+        "ignore_index": info.ignore_index,
+        "workers": config.workers,
+        "rank": ctx.rank,
+        "world_size": ctx.world_size,
         "pin_memory": device.type == "cuda",
-        "persistent_workers": config.workers > 0,
-        "collate_fn": pad_collate(info.ignore_index),
     }
-    generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(
-        train_set, shuffle=True, drop_last=True, generator=generator, **loader_args
+    train_loader = make_loader(
+        data.split("train", augment), config.batch_size, train=True, **loader_args
     )
-    val_loader = DataLoader(val_set, shuffle=False, **loader_args)
-    if len(train_loader) == 0:
-        raise SeglabError(f"{config.data}: {len(train_set)} training images, fewer than one batch")
-    weights_per_class = class_weights(config.class_weights, *data.train_statistics())
-    loss_weight = None
-    if weights_per_class is not None:
-        loss_weight = torch.tensor(weights_per_class, dtype=torch.float32, device=device)
-        say(
-            f"class weights ({config.class_weights}): "
-            + ", ".join(f"{n} {w:.2f}" for n, w in zip(info.classes, weights_per_class))
+    val_loader = make_loader(data.split("val"), config.batch_size, train=False, **loader_args)
+    steps_per_epoch = len(train_loader) // config.accumulate
+    global_batch = config.batch_size * config.accumulate * ctx.world_size
+    if steps_per_epoch == 0:
+        raise SeglabError(
+            f"{config.data}: {len(train_loader.dataset)} training images, fewer than one step of "
+            f"{global_batch}"
         )
+    total_steps = config.iterations or config.epochs * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
 
-    # Model and optimizer
+    # Model, loss, optimizer
     weights = resolve_weights(config.weights, config.encoder, say)
     model = build_model(config.encoder, info.num_classes, info.in_channels, weights).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    per_class = class_weights(config.class_weights, *data.train_statistics())
+    loss_weight = (
+        None if per_class is None else torch.tensor(per_class, dtype=torch.float32, device=device)
     )
-    total_steps = config.epochs * len(train_loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (1 - s / total_steps) ** 0.9)
+    criterion = build_loss(config.loss, info.ignore_index, loss_weight, config.focal_gamma)
+    optimizer = build_optimizer(model, config)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
+
+    # Resume: model, optimizer, scaler, RNG, position and elapsed time, exactly where it stopped
+    state = {"step": 0, "epoch": 0, "elapsed": 0.0, "best_miou": -1.0, "best_metrics": {}}
+    if resume is not None:
+        state = restore(Path(resume) / "last.pt", model, optimizer, scaler, device)
+        say(f"resuming {resume} at epoch {state['epoch']}, step {state['step']}")
+
+    # Distributed: one model replica per process, gradients averaged across them
+    train_model = model
+    if ctx.enabled:
+        if config.sync_bn:
+            train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
+        train_model = DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if config.compile:
+        train_model = torch.compile(train_model)
+
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
     say(
-        f"training {config.encoder} U-Net ({weights or 'random'} encoder weights) on "
-        f"{info.name}: {len(train_set)} train / {len(val_set)} val images, {info.num_classes} "
-        f"classes, {config.epochs} epochs, device {device}"
+        f"training {config.encoder} U-Net ({weights or 'random'} encoder weights) on {info.name}: "
+        f"{len(train_loader.dataset)} train / {len(val_loader.dataset)} val images, "
+        f"{info.num_classes} classes, {total_steps} steps of {global_batch} images "
+        f"({epochs} epochs)" + (f" within {config.time_budget:.0f}s" if config.time_budget else "")
+    )
+    say(
+        f"device {device}{f' x {ctx.world_size} processes' if ctx.enabled else ''}; precision "
+        f"{precision.name} ({precision.reason}); channels_last {config.channels_last}; "
+        f"compile {config.compile}; loss {config.loss}, class weights {config.class_weights}"
     )
 
     # The loop
-    best_miou, best_metrics = -1.0, {}
-    log_path = out / "metrics.csv"
-    with open(log_path, "w", newline="") as log:
-        writer = csv.writer(log)
-        writer.writerow(["epoch", "train_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds"])
-        for epoch in range(1, config.epochs + 1):
-            start = time.perf_counter()
-            loss = train_one_epoch(
+    log = MetricsLog(out / "metrics.csv", append=resume is not None) if ctx.is_main else None
+    writer = _tensorboard(out) if ctx.is_main else None
+    start_time = time.perf_counter() - state["elapsed"]
+    step, finished = state["step"], False
+    for epoch in range(state["epoch"] + 1, epochs + 1):
+        frozen = epoch <= config.freeze_encoder_epochs
+        model.freeze_encoder() if frozen else model.unfreeze_encoder()
+        train_model.train()
+        train_loader.batch_sampler.set_epoch(epoch)
+        epoch_start, loss_sum, loss_count, images_seen = time.perf_counter(), 0.0, 0, 0
+        bar = tqdm(
+            total=min(steps_per_epoch, total_steps - step),
+            desc=f"epoch {epoch}/{epochs}",
+            unit="step",
+            disable=not (config.progress and ctx.is_main),
+        )
+        batches = iter(train_loader)
+        for _ in range(min(steps_per_epoch, total_steps - step)):
+            progress = _progress(
+                step, total_steps, time.perf_counter() - start_time, config.time_budget
+            )
+            lr = set_lr(optimizer, lr_factor(config, step, progress))
+            step_loss = torch.zeros((), device=device)
+            for micro in range(config.accumulate):
+                images, masks = next(batches)
+                images = images.to(device, non_blocking=True)
+                masks = masks.to(device, non_blocking=True)
+                if config.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                sync = micro == config.accumulate - 1 or not ctx.enabled
+                with (
+                    _maybe_no_sync(train_model, sync),
+                    torch.autocast(
+                        device.type,
+                        dtype=precision.autocast_dtype or torch.float32,
+                        enabled=precision.autocast_dtype is not None,
+                    ),
+                ):
+                    loss = criterion(train_model(images), masks) / config.accumulate
+                scaler.scale(loss).backward()
+                step_loss += loss.detach()
+                images_seen += images.shape[0] * ctx.world_size
+            if config.clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            step_loss = all_reduce_sum(step_loss, ctx) / ctx.world_size
+            if not torch.isfinite(step_loss):
+                raise SeglabError(
+                    f"training diverged: loss is {step_loss.item()} at epoch {epoch}, step {step}; "
+                    f"the last good checkpoint is {out / 'last.pt'}; lower the learning rate"
+                )
+            loss_sum, loss_count = loss_sum + step_loss.item(), loss_count + 1
+            rate = images_seen / (time.perf_counter() - epoch_start)
+            bar.set_postfix(
+                loss=f"{loss_sum / loss_count:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}"
+            )
+            bar.update()
+            if writer:
+                writer.add_scalar("train/loss", step_loss.item(), step)
+                writer.add_scalar("train/lr", lr, step)
+            if config.time_budget and time.perf_counter() - start_time >= config.time_budget:
+                finished = True
+                break
+        bar.close()
+        finished = finished or step >= total_steps
+        train_loss = loss_sum / max(loss_count, 1)
+
+        if epoch % config.val_interval == 0 or finished:
+            metrics = evaluate(
                 model,
-                train_loader,
-                optimizer,
-                schedule,
-                info.ignore_index,
-                loss_weight,
+                val_loader,
+                info,
                 device,
-                f"epoch {epoch}/{config.epochs}",
-                config.progress,
+                progress=config.progress and ctx.is_main,
+                dist=ctx,
+                autocast_dtype=precision.autocast_dtype,
+                channels_last=config.channels_last,
             )
-            metrics = evaluate(model, val_loader, info, device, progress=config.progress)
-            seconds = time.perf_counter() - start
-            writer.writerow(
-                [
-                    epoch,
-                    f"{loss:.5f}",
-                    f"{metrics['miou']:.5f}",
-                    f"{metrics['pixel_accuracy']:.5f}",
-                    f"{schedule.get_last_lr()[0]:.3g}",
-                    f"{seconds:.1f}",
-                ]
-            )
-            log.flush()
+            elapsed = time.perf_counter() - start_time
             say(
-                f"epoch {epoch}: train loss {loss:.4f}, val mIoU {metrics['miou']:.4f}, "
-                f"pixel accuracy {metrics['pixel_accuracy']:.4f} ({seconds:.0f}s)"
+                f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {metrics['miou']:.4f}, "
+                f"pixel accuracy {metrics['pixel_accuracy']:.4f} ({elapsed:.0f}s elapsed)"
             )
-            state = {"epoch": epoch, "encoder_weights": weights}
-            save_checkpoint(out / "last.pt", model, info, config.to_dict(), metrics, **state)
-            if metrics["miou"] > best_miou:
-                best_miou, best_metrics = metrics["miou"], metrics
-                save_checkpoint(out / "best.pt", model, info, config.to_dict(), metrics, **state)
-    (out / "metrics.json").write_text(json.dumps(best_metrics, indent=2))
-    say(format_summary(best_metrics, out))
-    return best_metrics
+            if metrics["miou"] > state["best_miou"]:
+                state["best_miou"], state["best_metrics"] = metrics["miou"], metrics
+                if ctx.is_main:
+                    save_checkpoint(
+                        out / "best.pt",
+                        model,
+                        info,
+                        config.to_dict(),
+                        metrics,
+                        epoch=epoch,
+                        step=step,
+                        encoder_weights=weights,
+                    )
+            if log:
+                log.write(
+                    [
+                        epoch,
+                        step,
+                        f"{train_loss:.5f}",
+                        f"{metrics['miou']:.5f}",
+                        f"{metrics['pixel_accuracy']:.5f}",
+                        f"{lr:.4g}",
+                        f"{elapsed:.1f}",
+                    ]
+                )
+            if writer:
+                writer.add_scalar("val/miou", metrics["miou"], step)
+        if ctx.is_main:
+            state.update(step=step, epoch=epoch, elapsed=time.perf_counter() - start_time)
+            save_checkpoint(
+                out / "last.pt",
+                model,
+                info,
+                config.to_dict(),
+                state["best_metrics"],
+                epoch=epoch,
+                step=step,
+                encoder_weights=weights,
+                training=training_state(optimizer, scaler, state),
+            )
+        if finished:
+            break
+
+    if ctx.is_main:
+        (out / "metrics.json").write_text(json.dumps(state["best_metrics"], indent=2))
+        say(format_summary(state["best_metrics"], out, time.perf_counter() - start_time))
+    for closeable in (log, writer):
+        if closeable:
+            closeable.close()
+    return state["best_metrics"]
 
 
-def train_one_epoch(
-    model: UNet,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-    ignore_index: int,
-    loss_weight: torch.Tensor | None,
-    device: torch.device,
-    desc: str,
-    progress: bool = True,
-) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
-    model.train()
-    total, count = 0.0, 0
-    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress)
-    for images, masks in bar:
-        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        loss = F.cross_entropy(model(images), masks, weight=loss_weight, ignore_index=ignore_index)
-        if not torch.isfinite(loss):
-            raise SeglabError(
-                f"training diverged: loss is {loss.item()} at {desc}; lower the learning rate"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        total, count = total + loss.item(), count + 1
-        bar.set_postfix(loss=f"{total / count:.4f}", lr=f"{schedule.get_last_lr()[0]:.2e}")
-    return total / max(count, 1)
+def _progress(step: int, total_steps: int, elapsed: float, budget: float | None) -> float:
+    """Fraction of training done: by steps, or by time when a time budget is set."""
+    done = step / total_steps
+    return max(done, elapsed / budget) if budget else done
+
+
+class _maybe_no_sync:
+    """DDP's no_sync() for micro-batches before the last of an accumulated step."""
+
+    def __init__(self, model: torch.nn.Module, sync: bool):
+        self.context = model.no_sync() if not sync and hasattr(model, "no_sync") else None
+
+    def __enter__(self):
+        return self.context.__enter__() if self.context else None
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc) if self.context else False
+
+
+def training_state(optimizer, scaler, state: dict) -> dict:
+    return {
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": state["step"],
+        "epoch": state["epoch"],
+        "elapsed": state["elapsed"],
+        "best_miou": state["best_miou"],
+        "best_metrics": state["best_metrics"],
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": random.getstate(),
+        },
+    }
+
+
+def restore(path: Path, model, optimizer, scaler, device: torch.device) -> dict:
+    payload = load_checkpoint(path)
+    if "training" not in payload:
+        raise SeglabError(f"{path} holds no training state to resume from")
+    training = payload["training"]
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(training["optimizer"])
+    scaler.load_state_dict(training["scaler"])
+    torch.set_rng_state(training["rng"]["torch"])
+    if training["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(training["rng"]["cuda"])
+    random.setstate(training["rng"]["python"])
+    return {k: training[k] for k in ("step", "epoch", "elapsed", "best_miou", "best_metrics")}
+
+
+class MetricsLog:
+    """metrics.csv: one row per validation, flushed at once so a killed run keeps its history."""
+
+    def __init__(self, path: Path, append: bool):
+        exists = append and path.is_file()
+        self.file = open(path, "a" if exists else "w", newline="")  # noqa: SIM115
+        self.writer = csv.writer(self.file)
+        if not exists:
+            self.write(CSV_FIELDS)
+
+    def write(self, row: list) -> None:
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def resolve_weights(weights: str, encoder: str, say=print) -> str | None:
@@ -179,22 +378,19 @@ def resolve_weights(weights: str, encoder: str, say=print) -> str | None:
     return "imagenet"
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SeglabError(f"device {name!r} requested but CUDA is not available on this machine")
-    return torch.device(name)
-
-
-def format_summary(metrics: dict, out: Path) -> str:
-    lines = [f"best val mIoU {metrics['miou']:.4f}  pixel accuracy {metrics['pixel_accuracy']:.4f}"]
+def format_summary(metrics: dict, out: Path, seconds: float | None = None) -> str:
+    if not metrics:
+        return f"no validation ran; checkpoint: {out / 'last.pt'}"
+    head = f"best val mIoU {metrics['miou']:.4f}  pixel accuracy {metrics['pixel_accuracy']:.4f}"
+    if seconds is not None:
+        head += f"  (training took {seconds / 60:.1f} min)"
+    lines = [head]
     for name, scores in metrics["per_class"].items():
         iou = "absent" if scores["iou"] is None else f"{scores['iou']:.4f}"
         lines.append(f"  {name:<16} IoU {iou}")
     if metrics["absent_classes"]:
         lines.append(
-            f"  (absent from truth and prediction, excluded from mIoU: "
+            "  (absent from truth and prediction, excluded from mIoU: "
             f"{', '.join(metrics['absent_classes'])})"
         )
     lines.append(f"checkpoints: {out / 'best.pt'}, {out / 'last.pt'}")

@@ -1,0 +1,81 @@
+"""Inference beyond one forward pass: sliding windows for large images, and test-time
+augmentation by horizontal flip and several scales. Used by evaluation and prediction alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    flip: bool = False,
+    scales: Sequence[float] = (1.0,),
+    window: tuple[int, int] | None = None,
+    overlap: float = 1 / 3,
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """N x C x H x W class probabilities, averaged over every scale (and its mirror image)."""
+    height, width = images.shape[-2:]
+    total, count = None, 0
+    for scale in scales:
+        x = images
+        if scale != 1.0:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            x = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        for mirrored in (False, True) if flip else (False,):
+            xi = x.flip(-1) if mirrored else x
+            with torch.autocast(
+                images.device.type,
+                dtype=autocast_dtype or torch.float32,
+                enabled=autocast_dtype is not None,
+            ):
+                logits = sliding_window(model, xi, window, overlap) if window else model(xi)
+            logits = logits.float()
+            if mirrored:
+                logits = logits.flip(-1)
+            if logits.shape[-2:] != (height, width):
+                logits = F.interpolate(
+                    logits, size=(height, width), mode="bilinear", align_corners=False
+                )
+            probs = logits.softmax(1)
+            total = probs if total is None else total + probs
+            count += 1
+    return total / count
+
+
+def sliding_window(
+    model: nn.Module, images: torch.Tensor, window: tuple[int, int], overlap: float = 1 / 3
+) -> torch.Tensor:
+    """Logits of an image of any size from ``window``-sized tiles overlapping by ``overlap``;
+    where tiles overlap their logits are averaged."""
+    height, width = images.shape[-2:]
+    win_h, win_w = min(window[0], height), min(window[1], width)
+    step_h, step_w = max(1, int(win_h * (1 - overlap))), max(1, int(win_w * (1 - overlap)))
+    tops = _starts(height, win_h, step_h)
+    lefts = _starts(width, win_w, step_w)
+    logits = counts = None
+    for top in tops:
+        for left in lefts:
+            tile = model(images[..., top : top + win_h, left : left + win_w]).float()
+            if logits is None:
+                logits = images.new_zeros(
+                    (images.shape[0], tile.shape[1], height, width), dtype=torch.float32
+                )
+                counts = images.new_zeros((1, 1, height, width), dtype=torch.float32)
+            logits[..., top : top + win_h, left : left + win_w] += tile
+            counts[..., top : top + win_h, left : left + win_w] += 1
+    return logits / counts
+
+
+def _starts(size: int, window: int, step: int) -> list[int]:
+    starts = list(range(0, max(size - window, 0) + 1, step))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts

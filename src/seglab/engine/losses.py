@@ -1,0 +1,93 @@
+"""Losses for segmentation: cross-entropy, Dice, focal, and weighted sums of them, all ignoring
+the ignore index and (where it makes sense) taking per-class weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from seglab.errors import SeglabError
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(weight: torch.Tensor | None, ignore_index: int) -> Loss:
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
+
+    return loss
+
+
+def focal(weight: torch.Tensor | None, ignore_index: int, gamma: float = 2.0) -> Loss:
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_true)^gamma, so pixels the
+    model already gets right count less."""
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(
+            logits.float(), target, weight=weight, ignore_index=ignore_index, reduction="none"
+        )
+        valid = target != ignore_index
+        log_p = -F.cross_entropy(
+            logits.float(), target, ignore_index=ignore_index, reduction="none"
+        )
+        scaled = (1 - log_p.exp()).pow(gamma) * ce
+        return scaled[valid].sum() / valid.sum().clamp(min=1)
+
+    return loss
+
+
+def dice(weight: torch.Tensor | None, ignore_index: int, eps: float = 1.0) -> Loss:
+    """Soft Dice loss over the batch, 1 - mean over classes of 2|P∩T| / (|P| + |T|), counting only
+    pixels that are not ignored; classes absent from the batch's truth are left out."""
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        num_classes = logits.shape[1]
+        valid = (target != ignore_index).unsqueeze(1)
+        probs = logits.float().softmax(1) * valid
+        onehot = F.one_hot(target.clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2)
+        onehot = onehot * valid
+        dims = (0, 2, 3)
+        intersection = (probs * onehot).sum(dims)
+        cardinality = probs.sum(dims) + onehot.sum(dims)
+        score = (2 * intersection + eps) / (cardinality + eps)
+        present = onehot.sum(dims) > 0
+        per_class = (1 - score)[present]
+        if weight is not None:
+            w = weight[present]
+            return (per_class * w).sum() / w.sum().clamp(min=1e-12)
+        return per_class.mean() if per_class.numel() else logits.sum() * 0
+
+    return loss
+
+
+LOSSES = {"ce": cross_entropy, "dice": dice, "focal": focal}
+
+
+def parse_loss(spec: str) -> list[tuple[str, float]]:
+    """``"ce"``, ``"ce+dice"`` (weights 1) or ``"ce:1,dice:0.5"``."""
+    terms = []
+    for part in spec.replace("+", ",").split(","):
+        name, _, factor = part.strip().partition(":")
+        if name not in LOSSES:
+            raise SeglabError(f"unknown loss {name!r} in {spec!r}; choose from {', '.join(LOSSES)}")
+        try:
+            terms.append((name, float(factor) if factor else 1.0))
+        except ValueError:
+            raise SeglabError(f"loss weight {factor!r} in {spec!r} is not a number") from None
+    return terms
+
+
+def build_loss(
+    spec: str, ignore_index: int, weight: torch.Tensor | None = None, focal_gamma: float = 2.0
+) -> Loss:
+    parts = []
+    for name, factor in parse_loss(spec):
+        kwargs = {"gamma": focal_gamma} if name == "focal" else {}
+        parts.append((LOSSES[name](weight, ignore_index, **kwargs), factor))
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(factor * term(logits, target) for term, factor in parts)
+
+    return loss

@@ -1,0 +1,56 @@
+"""Optimizer with separate encoder and decoder learning rates, and the learning-rate schedule as a
+pure function of training progress (so resuming, or fitting a time budget, needs no state)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from seglab.config import TrainConfig
+from seglab.errors import SeglabError
+from seglab.models.unet import UNet
+
+
+def build_optimizer(model: UNet, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = [
+        {
+            "params": list(model.encoder_parameters()),
+            "lr": config.encoder_lr or config.lr,
+            "name": "encoder",
+        },
+        {"params": list(model.decoder_parameters()), "lr": config.lr, "name": "decoder"},
+    ]
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.momentum > 0,
+        )
+    raise SeglabError(f"unknown optimizer {config.optimizer!r}; choose adamw or sgd")
+
+
+def lr_factor(config: TrainConfig, step: int, progress: float) -> float:
+    """Multiplier of the base learning rate: linear warm-up over ``warmup_iters`` steps, then
+    poly (power 0.9), cosine or constant decay over ``progress`` in [0, 1]."""
+    if step < config.warmup_iters:
+        return (step + 1) / config.warmup_iters
+    progress = min(max(progress, 0.0), 1.0)
+    if config.schedule == "poly":
+        return (1 - progress) ** 0.9
+    if config.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if config.schedule == "constant":
+        return 1.0
+    raise SeglabError(f"unknown schedule {config.schedule!r}; choose poly, cosine or constant")
+
+
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> float:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    return optimizer.param_groups[-1]["lr"]

@@ -1,0 +1,64 @@
+"""Choosing how to run fast on the machine at hand: precision, memory format, backend flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from seglab.errors import SeglabError
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # fp32 | bf16 | fp16
+    autocast_dtype: torch.dtype | None
+    grad_scaler: bool  # fp16 needs loss scaling
+    reason: str
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: without them oneDNN emulates bf16, several times slower than fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def choose_precision(device: torch.device, requested: str = "auto") -> Precision:
+    if requested == "fp32":
+        return Precision("fp32", None, False, "requested")
+    if requested == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise SeglabError("bf16 requested but this GPU does not support it; use fp16 or fp32")
+        return Precision("bf16", torch.bfloat16, False, "requested")
+    if requested == "fp16":
+        if device.type != "cuda":
+            raise SeglabError("fp16 mixed precision needs a CUDA device; use bf16 or fp32 on CPU")
+        return Precision("fp16", torch.float16, True, "requested")
+    if requested != "auto":
+        raise SeglabError(f"unknown precision {requested!r}; choose auto, fp32, bf16 or fp16")
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return Precision("bf16", torch.bfloat16, False, "auto: GPU supports bf16")
+        return Precision(
+            "fp16", torch.float16, True, "auto: GPU without bf16, fp16 with loss scaling"
+        )
+    if cpu_has_native_bf16():
+        return Precision("bf16", torch.bfloat16, False, "auto: CPU has native bf16")
+    return Precision(
+        "fp32", None, False, "auto: CPU has no native bf16 (it would be emulated, slower)"
+    )
+
+
+def configure_backends(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SeglabError(f"device {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)

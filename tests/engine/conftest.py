@@ -1,0 +1,16 @@
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> str:
+    """A small synthetic dataset: 32 training and 16 validation images of 64x80."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text("layout: synthetic\nsize: [64, 80]\ntrain: 32\nval: 16\n")
+    return str(path)
+
+
+def train_args(data: str, out: Path, *extra: str) -> list[str]:
+    return ["train", "--data", data, "--batch-size", "4", "--workers", "0", "--weights", "none",
+            "--no-progress", "--out", str(out), *extra]  # fmt: skip
