@@ -102,7 +102,9 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
     model = build_model(config.encoder, info.num_classes, info.in_channels, weights).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    per_class = class_weights(config.class_weights, *data.train_statistics())
+    per_class = None
+    if config.class_weights != "none":
+        per_class = class_weights(config.class_weights, *data.train_statistics())
     loss_weight = (
         None if per_class is None else torch.tensor(per_class, dtype=torch.float32, device=device)
     )

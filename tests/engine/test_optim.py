@@ -1,0 +1,27 @@
+import pytest
+
+from seglab.config import TrainConfig
+from seglab.engine.optim import build_optimizer, lr_factor
+from seglab.models import build_model
+
+
+def test_warmup_then_poly_and_cosine():
+    config = TrainConfig(warmup_iters=10, schedule="poly")
+    assert lr_factor(config, 0, 0.0) == pytest.approx(0.1)
+    assert lr_factor(config, 9, 0.0) == pytest.approx(1.0)
+    assert lr_factor(config, 50, 0.5) == pytest.approx(0.5**0.9)
+    assert lr_factor(config, 100, 1.0) == 0
+    cosine = TrainConfig(schedule="cosine")
+    assert lr_factor(cosine, 50, 0.5) == pytest.approx(0.5)
+    assert lr_factor(TrainConfig(schedule="constant"), 50, 0.7) == 1
+
+
+def test_encoder_and_decoder_learning_rates():
+    model = build_model("mobilenet_v2", 3, encoder_weights=None)
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-3, encoder_lr=1e-4))
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert groups["encoder"]["lr"] == 1e-4 and groups["decoder"]["lr"] == 1e-3
+    n_params = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+    assert n_params == sum(p.numel() for p in model.parameters())
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.9))
+    assert type(sgd).__name__ == "SGD"
