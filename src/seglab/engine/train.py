@@ -115,7 +115,7 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
     # Resume: model, optimizer, scaler, RNG, position and elapsed time, exactly where it stopped
     state = {"step": 0, "epoch": 0, "elapsed": 0.0, "best_miou": -1.0, "best_metrics": {}}
     if resume is not None:
-        state = restore(Path(resume) / "last.pt", model, optimizer, scaler, device)
+        state = restore(Path(resume) / "last.pt", model, optimizer, scaler)
         say(f"resuming {resume} at epoch {state['epoch']}, step {state['step']}")
 
     # Distributed: one model replica per process, gradients averaged across them
@@ -124,7 +124,10 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
         if config.sync_bn:
             train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         train_model = DistributedDataParallel(
-            train_model, device_ids=[device.index] if device.type == "cuda" else None
+            train_model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # a frozen encoder produces no gradients for DDP to wait for
+            find_unused_parameters=config.freeze_encoder_epochs > 0,
         )
     if config.compile:
         train_model = torch.compile(train_model)
@@ -194,7 +197,15 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            step_loss = all_reduce_sum(step_loss, ctx) / ctx.world_size
+            # One all-reduce carries the loss and the time-budget verdict, so every process
+            # logs the same loss and stops at the same step.
+            time_up = (
+                bool(config.time_budget) and time.perf_counter() - start_time >= config.time_budget
+            )
+            shared = all_reduce_sum(
+                torch.stack([step_loss.float(), torch.tensor(float(time_up), device=device)]), ctx
+            )
+            step_loss, time_up = shared[0] / ctx.world_size, bool(shared[1] > 0)
             if not torch.isfinite(step_loss):
                 raise SeglabError(
                     f"training diverged: loss is {step_loss.item()} at epoch {epoch}, step {step}; "
@@ -209,7 +220,7 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
             if writer:
                 writer.add_scalar("train/loss", step_loss.item(), step)
                 writer.add_scalar("train/lr", lr, step)
-            if config.time_budget and time.perf_counter() - start_time >= config.time_budget:
+            if time_up:
                 finished = True
                 break
         bar.close()
@@ -320,7 +331,7 @@ def training_state(optimizer, scaler, state: dict) -> dict:
     }
 
 
-def restore(path: Path, model, optimizer, scaler, device: torch.device) -> dict:
+def restore(path: Path, model, optimizer, scaler) -> dict:
     payload = load_checkpoint(path)
     if "training" not in payload:
         raise SeglabError(f"{path} holds no training state to resume from")
