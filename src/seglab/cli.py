@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from seglab.deployment.benchmark import BACKENDS
 from seglab.errors import SeglabError
 
 EPILOG = "Run 'seglab COMMAND --help' for a command's options."
@@ -116,6 +118,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def add_option(parser: argparse.ArgumentParser, flag: str, kind, help_text: str) -> None:
+    """A training option as a flag whose default None means "not given" (so a file's value or
+    the configuration default applies)."""
+    name = flag.lstrip("-").replace("-", "_")
+    if kind is bool:
+        parser.add_argument(
+            flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+        )
+    else:
+        parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seglab",
@@ -153,13 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped"
     )
     for flag, kind, help_text in TRAIN_OPTIONS:
-        name = flag.lstrip("-").replace("-", "_")
-        if kind is bool:
-            train.add_argument(
-                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
-            )
-        else:
-            train.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+        add_option(train, flag, kind, help_text)
     train.add_argument(
         "--no-progress",
         dest="progress",
@@ -197,6 +205,95 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--workers", type=int, default=2)
     evaluate.set_defaults(run=run_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="segment images with a checkpoint or an exported .onnx model",
+        description="For each input image: NAME.png, the class indices at the input's size with "
+        "the class colours as its palette, and NAME_overlay.png, the image with the prediction "
+        "overlaid. Inputs are files, folders and glob patterns (videos too, with OpenCV). An "
+        "unreadable input is named and skipped; the exit status is then 1.",
+    )
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
+    predict.add_argument("--checkpoint", required=True, help="a checkpoint (.pt) or model (.onnx)")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--batch-size", type=int, default=4)
+    predict.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write NAME_probabilities.npy (classes x H x W, float16)",
+    )
+    predict.add_argument(
+        "--window",
+        type=parse_size,
+        metavar="HxW",
+        help="sliding-window inference with tiles of this size (very large images)",
+    )
+    predict.add_argument("--flip", action="store_true", help="average with the mirror image")
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(run=run_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="export a checkpoint to ONNX",
+        description="Export to ONNX with dynamic batch, height and width, then check the file "
+        "with ONNX Runtime against PyTorch on a sample and print the largest difference.",
+    )
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--format", default="onnx", choices=["onnx"])
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.set_defaults(run=run_export)
+
+    bench = commands.add_parser(
+        "benchmark",
+        help="latency, throughput and memory of each backend on this machine",
+        description="Latency (median and p90), throughput and peak resident memory of a U-Net "
+        "for each backend available here: eager fp32, channels_last, bf16 autocast, "
+        "torch.compile, ONNX Runtime, and INT8 quantisation (ONNX Runtime, static). With --data, "
+        "the mIoU each backend gives on the validation split, so the cost of quantisation shows.",
+    )
+    source = bench.add_mutually_exclusive_group(required=True)
+    source.add_argument("--encoder", help="an untrained U-Net on this encoder")
+    source.add_argument("--checkpoint", help="a trained checkpoint")
+    bench.add_argument("--size", type=parse_size, default=(360, 480), metavar="HxW")
+    bench.add_argument("--batch", type=int, default=1)
+    bench.add_argument("--classes", type=int, default=12, help="with --encoder (default 12)")
+    bench.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help=f"comma-separated subset of {','.join(BACKENDS)}",
+    )
+    bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument("--data", help="dataset for the per-backend mIoU (with --checkpoint)")
+    bench.add_argument("--limit", type=int, help="evaluate on the first N validation images only")
+    bench.add_argument("--json", dest="json_out", help="also write the results as JSON here")
+    bench.set_defaults(run=run_benchmark)
+
+    compare = commands.add_parser(
+        "compare",
+        help="train several encoders the same way and report which is worth it",
+        description="Train one U-Net per encoder with the same data, split, seed, schedule and "
+        "augmentations (or take finished runs with --runs), evaluate them on the same images, "
+        "measure their cost here, and write DIR/report.html, DIR/report.md and DIR/results.json. "
+        "Without --data: the synthetic dataset with a short schedule (the demo).",
+    )
+    compare.add_argument(
+        "--encoders",
+        default="vgg19,mobilenet_v2",
+        help="comma-separated encoders to train (default: vgg19,mobilenet_v2)",
+    )
+    compare.add_argument(
+        "--runs", nargs="+", metavar="RUN_DIR", help="compare finished runs instead of training"
+    )
+    compare.add_argument("--split", default="val", help="split to compare on (default: val)")
+    compare.add_argument("--examples", type=int, default=6, help="rows of the example grid")
+    compare.add_argument("--config", help="YAML experiment file shared by every model")
+    for flag, kind, help_text in TRAIN_OPTIONS:
+        if flag == "--encoder":
+            continue
+        add_option(compare, flag, kind, help_text)
+    compare.add_argument("--no-progress", dest="progress", action="store_const", const=False)
+    compare.set_defaults(run=run_compare)
 
     data = commands.add_parser(
         "data",
@@ -302,6 +399,180 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(format_metrics(metrics))
     print(f"metrics written to {out}")
     return 0
+
+
+DEMO_SCHEDULE = {"time_budget": 120.0, "epochs": 20}  # per model, on the synthetic data
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from seglab.config import load_config
+    from seglab.reporting.compare import compare
+
+    names = [flag.lstrip("-").replace("-", "_") for flag, _, _ in TRAIN_OPTIONS]
+    overrides = {n: getattr(args, n) for n in names if n != "encoder"}
+    overrides["progress"] = args.progress
+    schedule_given = args.config or any(
+        overrides.get(k) is not None for k in ("epochs", "iterations", "time_budget")
+    )
+    if (overrides.get("data") in (None, "synthetic")) and not schedule_given and not args.runs:
+        overrides.update(DEMO_SCHEDULE)
+    out = overrides.pop("out") or "runs/compare"
+    config = load_config(args.config, overrides)
+    encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
+    if not args.runs:
+        from seglab.models.encoders import get_encoder_spec
+
+        for encoder in encoders:
+            get_encoder_spec(encoder)
+    results = compare(
+        config, None if args.runs else encoders, args.runs, out, args.split, args.examples
+    )
+    from seglab.reporting.report import SUMMARY_COLUMNS
+
+    rows = [tuple(f(m) for _, f in SUMMARY_COLUMNS) for m in results["models"]]
+    print(format_table(tuple(c for c, _ in SUMMARY_COLUMNS), rows))
+    for m in results["models"][1:]:
+        b = m["versus_first"]
+        print(
+            f"{m['name']} - {results['models'][0]['name']}: {100 * b['difference']:+.2f} mIoU "
+            f"points, 95% interval [{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}]"
+        )
+    print(f"report: {Path(out) / 'report.html'} (also report.md, results.json)")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from seglab.deployment.predict import expand_inputs, predict_files
+    from seglab.deployment.runtime import load_runtime
+
+    runtime = load_runtime(args.checkpoint, args.device)
+    problems = []
+
+    def report(line: str) -> None:
+        problems.append(line)
+        print(f"seglab: error: {line}", file=sys.stderr)
+
+    paths = expand_inputs(args.inputs, report)
+    written, failed = predict_files(
+        runtime,
+        paths,
+        args.out,
+        batch_size=args.batch_size,
+        probabilities=args.probabilities,
+        window=args.window,
+        flip=args.flip,
+        device=args.device,
+        report=report,
+    )
+    print(
+        f"wrote {written} predictions to {args.out}/"
+        + (f"; {len(problems)} input(s) failed" if problems else "")
+    )
+    return 1 if problems or failed else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from seglab.deployment.export import export_onnx
+
+    difference = export_onnx(args.checkpoint, args.out)
+    print(
+        f"wrote {args.out}; ONNX Runtime vs PyTorch on a 2x256x320 sample: largest logit "
+        f"difference {difference:.2e}"
+    )
+    return 0 if difference < 1e-3 else 1
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from seglab.deployment.benchmark import benchmark
+    from seglab.models import build_model
+    from seglab.models.complexity import forward_gflops
+
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    evaluate_fn, calibration = None, None
+    if args.checkpoint:
+        from seglab.engine.checkpoint import load_model
+
+        model, payload = load_model(args.checkpoint)
+        in_channels, label = model.spec.in_channels, f"{args.checkpoint} ({model.spec.encoder})"
+        if args.data:
+            evaluate_fn, calibration = _benchmark_evaluation(args.data, payload, args.limit)
+    else:
+        if args.data:
+            raise SeglabError(
+                "--data needs --checkpoint: an untrained model has no mIoU to compare"
+            )
+        model = build_model(args.encoder, args.classes, encoder_weights=None).eval()
+        in_channels, label = 3, f"untrained U-Net on {args.encoder}"
+    height, width = args.size
+    gflops = forward_gflops(model, height, width, in_channels)
+    print(
+        f"benchmark: {label}, batch {args.batch} at {height}x{width}, "
+        f"{gflops:.1f} GFLOPs per image, {torch_threads()} threads"
+    )
+    results = benchmark(
+        model, in_channels, args.size, args.batch, backends, args.repeats, evaluate_fn, calibration
+    )
+    header = ("backend", "median ms", "p90 ms", "images/s", "GFLOP/s", "peak RSS MB", "mIoU", "how")
+    rows = [
+        (
+            r.backend,
+            f"{r.median_ms:.1f}",
+            f"{r.p90_ms:.1f}",
+            f"{r.images_per_s:.2f}",
+            f"{gflops * r.images_per_s:.0f}",
+            f"{r.peak_rss_mb:.0f}",
+            "-" if r.miou is None else f"{100 * r.miou:.2f}",
+            r.note,
+        )
+        for r in results
+    ]
+    print(format_table(header, rows))
+    if args.json_out:
+        Path(args.json_out).write_text(
+            json.dumps(
+                {
+                    "model": label,
+                    "size": [height, width],
+                    "batch": args.batch,
+                    "gflops": gflops,
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _benchmark_evaluation(data: str, payload: dict, limit: int | None):
+    """A function runner -> val mIoU, and calibration images for INT8, from ``data``."""
+    import torch
+    from torch.utils.data import Subset
+
+    from seglab.data.dataset import open_data
+    from seglab.data.loading import make_loader
+    from seglab.engine.evaluate import evaluate
+
+    dataset = open_data(data, progress=False)
+    if list(dataset.info.classes) != list(payload["dataset"]["classes"]):
+        raise SeglabError(f"{data} has other classes than the checkpoint was trained on")
+    val = dataset.split("val")
+    if limit:
+        val = Subset(val, range(min(limit, len(val))))
+    loader = make_loader(val, 1, 0, dataset.info.ignore_index, train=False)
+    calibration = torch.stack([val[i][0] for i in range(min(8, len(val)))])
+    device = torch.device("cpu")
+    return (
+        lambda runner: evaluate(runner, loader, dataset.info, device, progress=False)["miou"]
+    ), calibration
 
 
 def run_data_check(args: argparse.Namespace) -> int:

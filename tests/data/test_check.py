@@ -116,8 +116,20 @@ def test_training_refuses_a_broken_dataset_before_it_starts(tmp_path, capsys):
     bad = write_mask(
         tmp_path / "data" / "masks" / "train" / "img002.png", class_mask(size=(41, 30))
     )
-    argv = ["train", "--data", str(tmp_path / "data"), "--weights", "none", "--epochs", "1",
-            "--workers", "0", "--out", str(tmp_path / "run"), "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--data",
+        str(tmp_path / "data"),
+        "--weights",
+        "none",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert f"{bad}: mask is 41x30" in captured.out + captured.err
@@ -143,8 +155,22 @@ def test_the_scan_is_cached_and_redone_for_changed_files(tmp_path, monkeypatch):
 @pytest.mark.parametrize("count", [1, 3])
 def test_data_show_writes_overlays(tmp_path, capsys, count):
     make_camvid(tmp_path / "cv")
-    assert main(["data", "show", str(tmp_path / "cv"), "--out", str(tmp_path / "o"),
-                 "--count", str(count), "--split", "val"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "data",
+                "show",
+                str(tmp_path / "cv"),
+                "--out",
+                str(tmp_path / "o"),
+                "--count",
+                str(count),
+                "--split",
+                "val",
+            ]
+        )
+        == 0
+    )
     written = sorted((tmp_path / "o").glob("*.png"))
     assert len(written) == min(count, 2)
     from PIL import Image

@@ -61,8 +61,12 @@ def test_colour_coded_masks_with_a_yaml_palette(tmp_path):
             write_image(tmp_path / "data" / "images" / split / f"{i}.png", seed=i)
             idx = class_mask(num_classes=3, seed=i)
             write_mask(tmp_path / "data" / "masks" / split / f"{i}.png", np.array(colors)[idx])
-    spec = {"root": "data", "layout": "pairs", "mask_encoding": "rgb",
-            "classes": [{"name": n, "color": list(c)} for n, c in zip("abc", colors)]}  # fmt: skip
+    spec = {
+        "root": "data",
+        "layout": "pairs",
+        "mask_encoding": "rgb",
+        "classes": [{"name": n, "color": list(c)} for n, c in zip("abc", colors)],
+    }
     (tmp_path / "ds.yaml").write_text(yaml.safe_dump(spec))
     data = open_data(str(tmp_path / "ds.yaml"), progress=False)
     assert data.info.classes == ("a", "b", "c") and data.problems == []

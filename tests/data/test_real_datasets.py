@@ -14,8 +14,9 @@ def test_camvid_counts_and_class_frequencies(capsys):
     out = capsys.readouterr().out
     assert "train: 367 pairs; image sizes 480x360 (367)" in out
     assert "val: 101 pairs; image sizes 480x360 (101)" in out
-    train_line = out.splitlines()[out.splitlines().index(
-        "train: 367 pairs; image sizes 480x360 (367)") + 1]  # fmt: skip
+    train_line = out.splitlines()[
+        out.splitlines().index("train: 367 pairs; image sizes 480x360 (367)") + 1
+    ]
     shares = dict(part.rsplit(" ", 1) for part in train_line.split(": ", 1)[1].split(", "))
     assert float(shares["Road"].rstrip("%")) == pytest.approx(31.7, abs=0.06)
     assert float(shares["Building"].rstrip("%")) == pytest.approx(23.3, abs=0.06)
@@ -33,9 +34,24 @@ def test_membrane_counts(capsys):
 
 @needs_membrane
 def test_short_training_on_the_grey_binary_membrane_folder(tmp_path):
-    argv = ["train", "--data", str(SHARED_DATASETS / "isbi2012-membrane"), "--weights", "none",
-            "--epochs", "1", "--crop-size", "128x128", "--batch-size", "4", "--workers", "0",
-            "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+    argv = [
+        "train",
+        "--data",
+        str(SHARED_DATASETS / "isbi2012-membrane"),
+        "--weights",
+        "none",
+        "--epochs",
+        "1",
+        "--crop-size",
+        "128x128",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["per_class"]) == {"background", "foreground"}

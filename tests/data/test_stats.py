@@ -31,8 +31,9 @@ def test_inverse_frequency_has_mean_one_and_unseen_classes_get_zero():
 def test_camvid_median_frequency_weights_follow_segnets():
     # SegNet's published weights (segnet_train.prototxt); computed on its own frame list, so the
     # values differ a little, the ordering and magnitudes must not.
-    segnet = np.array([0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418, 0.6823,
-                       6.2478, 7.3614])  # fmt: skip
+    segnet = np.array(
+        [0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418, 0.6823, 6.2478, 7.3614]
+    )
     train = open_data(str(SHARED_DATASETS / "camvid"), progress=False).report.splits["train"]
     ours = class_weights("median_frequency", train.class_pixels, train.pixels_of_images_with_class)
     assert np.corrcoef(np.log(ours), np.log(segnet))[0, 1] > 0.95

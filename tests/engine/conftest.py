@@ -12,5 +12,18 @@ def tiny_data(tmp_path: Path) -> str:
 
 
 def train_args(data: str, out: Path, *extra: str) -> list[str]:
-    return ["train", "--data", data, "--batch-size", "4", "--workers", "0", "--weights", "none",
-            "--no-progress", "--out", str(out), *extra]  # fmt: skip
+    return [
+        "train",
+        "--data",
+        data,
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--weights",
+        "none",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]

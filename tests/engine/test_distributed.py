@@ -21,10 +21,27 @@ def run(command: list[str]) -> str:
 
 def test_two_processes_match_one_process(tiny_data, tmp_path):
     common = ("--iterations", "3", "--epochs", "1", "--batch-size", "2")
-    run([sys.executable, "-m", "seglab",
-         *train_args(tiny_data, tmp_path / "single", *common, "--accumulate", "2")])  # fmt: skip
-    log = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-               "2", "-m", "seglab", *train_args(tiny_data, tmp_path / "ddp", *common)])  # fmt: skip
+    run(
+        [
+            sys.executable,
+            "-m",
+            "seglab",
+            *train_args(tiny_data, tmp_path / "single", *common, "--accumulate", "2"),
+        ]
+    )
+    log = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "seglab",
+            *train_args(tiny_data, tmp_path / "ddp", *common),
+        ]
+    )
     assert "x 2 processes" in log
 
     one = load_checkpoint(tmp_path / "single" / "last.pt")

@@ -90,8 +90,20 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_data, tmp_path, capsys):
     assert metrics["evaluation"]["split"] == "val"
 
     out_json = tmp_path / "tta.json"
-    argv = ["evaluate", "--checkpoint", str(ckpt), "--flip", "--scales", "0.75,1", "--window",
-            "48x48", "--workers", "0", "--out", str(out_json)]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        str(ckpt),
+        "--flip",
+        "--scales",
+        "0.75,1",
+        "--window",
+        "48x48",
+        "--workers",
+        "0",
+        "--out",
+        str(out_json),
+    ]
     assert main(argv) == 0
     tta = json.loads(out_json.read_text())
     assert tta["evaluation"]["flip"] is True and tta["evaluation"]["scales"] == [0.75, 1.0]

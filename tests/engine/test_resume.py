@@ -60,8 +60,12 @@ def test_interrupted_then_resumed_equals_straight(tiny_data, tmp_path, monkeypat
 def test_a_run_killed_mid_epoch_resumes_and_its_checkpoint_loads(tiny_data, tmp_path):
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "seglab", *train_args(tiny_data, out, "--epochs", "30")]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     deadline = time.time() + 120
     while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -73,8 +77,21 @@ def test_a_run_killed_mid_epoch_resumes_and_its_checkpoint_loads(tiny_data, tmp_
     assert 1 <= epoch < 30
     model, _ = load_model(out / "last.pt")
     assert model(torch.rand(1, 3, 64, 80)).shape == (1, 7, 64, 80)
-    assert main(["train", "--resume", str(out), "--epochs", str(epoch + 1), "--workers", "0",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(out),
+                "--epochs",
+                str(epoch + 1),
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert load_checkpoint(out / "last.pt")["epoch"] == epoch + 1
 
 

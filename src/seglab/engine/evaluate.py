@@ -32,7 +32,8 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
 ) -> dict:
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     confusion = torch.zeros(info.num_classes, info.num_classes, dtype=torch.int64, device=device)
     for images, masks in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)

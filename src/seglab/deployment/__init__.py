@@ -1,0 +1,1 @@
+"""Deployment: predicting on new images, exporting to ONNX, benchmarking backends."""
