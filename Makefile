@@ -18,8 +18,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed
 
+# The founding study on the built-in synthetic data: U-Net VGG19 vs MobileNetV2, 2 minutes of
+# training each, then runs/demo/report.html.
 demo: $(VENV)/.installed
-	$(BIN)/seglab train --data synthetic --encoder mobilenet_v2 --weights none --epochs 3 --out runs/demo
+	$(BIN)/seglab compare --encoders vgg19,mobilenet_v2 --weights none --out runs/demo
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests

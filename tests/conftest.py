@@ -44,3 +44,37 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def seeded() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """Two finished training runs (VGG19 and MobileNetV2 U-Nets) on a small synthetic dataset."""
+    from seglab.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    data = root / "tiny.yaml"
+    data.write_text("layout: synthetic\nsize: [64, 80]\ntrain: 16\nval: 8\n")
+    runs = {}
+    for encoder in ("vgg19", "mobilenet_v2"):
+        runs[encoder] = root / encoder
+        argv = [
+            "train",
+            "--data",
+            str(data),
+            "--encoder",
+            encoder,
+            "--weights",
+            "none",
+            "--iterations",
+            "3",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(runs[encoder]),
+        ]
+        assert main(argv) == 0
+    runs["data"] = data
+    return runs
