@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from seglab.cli import main
@@ -38,10 +39,10 @@ def run(tmp_path_factory):
 
 
 def test_training_writes_the_run_folder(run):
-    assert {"config.json", "metrics.csv", "metrics.json", "best.pt", "last.pt"} <= {
+    assert {"config.yaml", "metrics.csv", "metrics.json", "best.pt", "last.pt"} <= {
         p.name for p in run.iterdir()
     }
-    config = json.loads((run / "config.json").read_text())
+    config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["encoder"] == "mobilenet_v2" and config["epochs"] == 1
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

@@ -119,7 +119,10 @@ def synthetic_options(data: str):
     path = Path(data)
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
         return None
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return None  # open_source reports the file's problem
     if not isinstance(spec, dict) or spec.get("layout") != "synthetic":
         return None
     size = tuple(spec.get("size", (128, 160)))
