@@ -21,8 +21,14 @@ from seglab.models import build_model
 
 def loader_rate(data, workers: int, batch: int, batches: int) -> float:
     dataset = data.split("train", train_transform((256, 256)))
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
-                        collate_fn=pad_collate(data.info.ignore_index), persistent_workers=workers > 0)  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        collate_fn=pad_collate(data.info.ignore_index),
+        persistent_workers=workers > 0,
+    )
     it = iter(loader)
     next(it)  # workers started
     start = time.perf_counter()
