@@ -24,8 +24,8 @@ demo: $(VENV)/.installed
 	$(BIN)/seglab compare --encoders vgg19,mobilenet_v2 --weights none --out runs/demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 format: $(VENV)/.installed-test

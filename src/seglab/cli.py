@@ -201,9 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HxW",
         help="sliding-window inference with tiles of this size (large images)",
     )
-    evaluate.add_argument("--batch-size", type=int, default=4)
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--workers", type=int, default=2)
+    evaluate.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
+    evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    evaluate.add_argument(
+        "--workers", type=int, default=2, help="data-loading processes (default 2)"
+    )
     evaluate.set_defaults(run=run_evaluate)
 
     predict = commands.add_parser(
@@ -217,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
     predict.add_argument("--checkpoint", required=True, help="a checkpoint (.pt) or model (.onnx)")
     predict.add_argument("--out", required=True, help="output folder")
-    predict.add_argument("--batch-size", type=int, default=4)
+    predict.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
     predict.add_argument(
         "--probabilities",
         action="store_true",
@@ -230,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sliding-window inference with tiles of this size (very large images)",
     )
     predict.add_argument("--flip", action="store_true", help="average with the mirror image")
-    predict.add_argument("--device", default="cpu")
+    predict.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     predict.set_defaults(run=run_predict)
 
     export = commands.add_parser(
@@ -239,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export to ONNX with dynamic batch, height and width, then check the file "
         "with ONNX Runtime against PyTorch on a sample and print the largest difference.",
     )
-    export.add_argument("--checkpoint", required=True)
-    export.add_argument("--format", default="onnx", choices=["onnx"])
+    export.add_argument("--checkpoint", required=True, help="a seglab checkpoint (best.pt, ...)")
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="onnx (the only format)")
     export.add_argument("--out", required=True, help="the .onnx file to write")
     export.set_defaults(run=run_export)
 
@@ -255,15 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     source = bench.add_mutually_exclusive_group(required=True)
     source.add_argument("--encoder", help="an untrained U-Net on this encoder")
     source.add_argument("--checkpoint", help="a trained checkpoint")
-    bench.add_argument("--size", type=parse_size, default=(360, 480), metavar="HxW")
-    bench.add_argument("--batch", type=int, default=1)
+    bench.add_argument(
+        "--size",
+        type=parse_size,
+        default=(360, 480),
+        metavar="HxW",
+        help="input size (default 360x480, a CamVid frame)",
+    )
+    bench.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
     bench.add_argument("--classes", type=int, default=12, help="with --encoder (default 12)")
     bench.add_argument(
         "--backends",
         default=",".join(BACKENDS),
         help=f"comma-separated subset of {','.join(BACKENDS)}",
     )
-    bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument(
+        "--repeats", type=int, default=20, help="timed runs per backend (default 20)"
+    )
     bench.add_argument("--data", help="dataset for the per-backend mIoU (with --checkpoint)")
     bench.add_argument("--limit", type=int, help="evaluate on the first N validation images only")
     bench.add_argument("--json", dest="json_out", help="also write the results as JSON here")
@@ -292,7 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
         if flag == "--encoder":
             continue
         add_option(compare, flag, kind, help_text)
-    compare.add_argument("--no-progress", dest="progress", action="store_const", const=False)
+    compare.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        help="no progress bars (for logs)",
+    )
     compare.set_defaults(run=run_compare)
 
     data = commands.add_parser(
@@ -486,7 +502,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from seglab.deployment.benchmark import benchmark
+    import torch
+
+    from seglab.deployment.benchmark import benchmark, validation_evaluator
     from seglab.models import build_model
     from seglab.models.complexity import forward_gflops
 
@@ -498,7 +516,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
         model, payload = load_model(args.checkpoint)
         in_channels, label = model.spec.in_channels, f"{args.checkpoint} ({model.spec.encoder})"
         if args.data:
-            evaluate_fn, calibration = _benchmark_evaluation(args.data, payload, args.limit)
+            evaluate_fn, calibration = validation_evaluator(
+                args.data, payload["dataset"]["classes"], args.checkpoint, args.limit
+            )
     else:
         if args.data:
             raise SeglabError(
@@ -510,7 +530,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     gflops = forward_gflops(model, height, width, in_channels)
     print(
         f"benchmark: {label}, batch {args.batch} at {height}x{width}, "
-        f"{gflops:.1f} GFLOPs per image, {torch_threads()} threads"
+        f"{gflops:.1f} GFLOPs per image, {torch.get_num_threads()} threads"
     )
     results = benchmark(
         model, in_channels, args.size, args.batch, backends, args.repeats, evaluate_fn, calibration
@@ -544,35 +564,6 @@ def run_benchmark(args: argparse.Namespace) -> int:
             )
         )
     return 0
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def _benchmark_evaluation(data: str, payload: dict, limit: int | None):
-    """A function runner -> val mIoU, and calibration images for INT8, from ``data``."""
-    import torch
-    from torch.utils.data import Subset
-
-    from seglab.data.dataset import open_data
-    from seglab.data.loading import make_loader
-    from seglab.engine.evaluate import evaluate
-
-    dataset = open_data(data, progress=False)
-    if list(dataset.info.classes) != list(payload["dataset"]["classes"]):
-        raise SeglabError(f"{data} has other classes than the checkpoint was trained on")
-    val = dataset.split("val")
-    if limit:
-        val = Subset(val, range(min(limit, len(val))))
-    loader = make_loader(val, 1, 0, dataset.info.ignore_index, train=False)
-    calibration = torch.stack([val[i][0] for i in range(min(8, len(val)))])
-    device = torch.device("cpu")
-    return (
-        lambda runner: evaluate(runner, loader, dataset.info, device, progress=False)["miou"]
-    ), calibration
 
 
 def run_data_check(args: argparse.Namespace) -> int:

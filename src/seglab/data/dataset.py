@@ -18,6 +18,7 @@ from seglab.data.layouts import DatasetSource, open_source
 from seglab.data.masks import IGNORE, INVALID
 from seglab.data.scan import scan_source
 from seglab.data.transforms import eval_transform
+from seglab.errors import SeglabError
 
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -90,6 +91,27 @@ class Data:
     @property
     def problems(self) -> list[str]:
         return self.report.problems if self.report else []
+
+    def require_clean(self, name: str, say: Callable[[str], None] | None = None) -> Data:
+        """Raise if the data check found problems (listing them through ``say`` first)."""
+        if self.problems:
+            for problem in self.problems if say else []:
+                say(problem)
+            listed = ", listed above" if say else ""
+            raise SeglabError(
+                f"{name}: {len(self.problems)} problem(s) in the data{listed}; "
+                f"fix them (see 'seglab data check {name}')"
+            )
+        return self
+
+    def require_classes(self, classes: list[str], checkpoint: str, name: str) -> None:
+        """Raise unless a model trained on ``classes`` can be scored on this data."""
+        if list(classes) != list(self.info.classes):
+            raise SeglabError(
+                f"{checkpoint} was trained on {len(classes)} classes "
+                f"({', '.join(classes[:4])}...), {name} has {self.info.num_classes} "
+                f"({', '.join(self.info.classes[:4])}...)"
+            )
 
 
 def open_data(data: str, seed: int = 0, progress: bool = True) -> Data:

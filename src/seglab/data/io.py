@@ -39,10 +39,18 @@ def read_raw_mask(path: Path) -> np.ndarray:
     """H x W int64 of the values the file stores: class indices or ids as they are (palette PNGs
     give their indices), and for colour masks the RGB colour packed as ``r << 16 | g << 8 | b``."""
     with Image.open(path) as im:
-        if im.mode in ("RGB", "RGBA"):
-            rgb = np.asarray(im.convert("RGB"), dtype=np.int64)
-            return rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
-        return np.asarray(im).astype(np.int64)
+        return raw_mask_values(im)
+
+
+def is_colour_mask(im: Image.Image) -> bool:
+    return im.mode in ("RGB", "RGBA")
+
+
+def raw_mask_values(im: Image.Image) -> np.ndarray:
+    if is_colour_mask(im):
+        rgb = np.asarray(im.convert("RGB"), dtype=np.int64)
+        return rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+    return np.asarray(im).astype(np.int64)
 
 
 def pack_rgb(color: tuple[int, int, int] | list[int]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -26,14 +27,18 @@ class MaskEncoding:
     kind: str  # "index" | "rgb"
     mapping: Mapping[int, int] = field(default_factory=dict)
 
+    @cached_property
+    def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Raw values sorted, and their classes: built once, used for every mask decoded."""
+        keys = np.array(sorted(self.mapping), dtype=np.int64)
+        return keys, np.array([self.mapping[k] for k in keys], dtype=np.int64)
+
     def decode(self, raw: np.ndarray) -> np.ndarray:
-        keys = np.fromiter(self.mapping.keys(), dtype=np.int64, count=len(self.mapping))
-        values = np.fromiter(self.mapping.values(), dtype=np.int64, count=len(self.mapping))
-        order = np.argsort(keys)
-        keys, values = keys[order], values[order]
-        pos = np.clip(np.searchsorted(keys, raw), 0, max(len(keys) - 1, 0))
-        found = keys[pos] == raw if len(keys) else np.zeros(raw.shape, bool)
-        return np.where(found, values[pos] if len(keys) else 0, INVALID)
+        keys, values = self._lookup
+        if not len(keys):
+            return np.full(raw.shape, INVALID, dtype=np.int64)
+        pos = np.clip(np.searchsorted(keys, raw), 0, len(keys) - 1)
+        return np.where(keys[pos] == raw, values[pos], INVALID)
 
     def describe(self, raw_value: int) -> str:
         return f"colour {unpack_rgb(raw_value)}" if self.kind == "rgb" else f"value {raw_value}"

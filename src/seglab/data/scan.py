@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from seglab.data.io import image_channels, read_raw_mask
+from seglab.data.io import image_channels, is_colour_mask, raw_mask_values
 from seglab.data.layouts import DatasetSource, resolve_detected_encoding
 
 Record = dict  # JSON-able facts about one file
@@ -87,8 +87,8 @@ def _scan_file(path: str, kind: str, key: str | None) -> Record:
                 record.update(size=list(im.size), channels=image_channels(im.mode))
         else:
             with Image.open(path) as im:
-                record["rgb"] = im.mode in ("RGB", "RGBA")
-            raw = read_raw_mask(Path(path))
+                record["rgb"] = is_colour_mask(im)
+                raw = raw_mask_values(im)
             values, counts = np.unique(raw, return_counts=True)
             record.update(
                 size=[raw.shape[1], raw.shape[0]],

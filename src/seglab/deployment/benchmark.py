@@ -10,7 +10,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,6 @@ class Timing:
     peak_rss_mb: float
     miou: float | None = None
     note: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def rss_mb() -> float:
@@ -226,3 +225,27 @@ def benchmark(
             timing.miou = evaluate(runner)
         results.append(timing)
     return results
+
+
+def validation_evaluator(
+    data: str, classes: list[str], checkpoint: str, limit: int | None = None
+) -> tuple[Callable[[Callable], float], torch.Tensor]:
+    """A function ``runner -> validation mIoU`` on ``data`` (its first ``limit`` images), and
+    calibration images for INT8 quantisation from the same split."""
+    from torch.utils.data import Subset
+
+    from seglab.data.dataset import open_data
+    from seglab.data.loading import make_loader
+    from seglab.engine.evaluate import evaluate
+
+    dataset = open_data(data, progress=False).require_clean(data)
+    dataset.require_classes(classes, checkpoint, data)
+    val = dataset.split("val")
+    if limit:
+        val = Subset(val, range(min(limit, len(val))))
+    loader = make_loader(val, 1, 0, dataset.info.ignore_index, train=False)
+    calibration = torch.stack([val[i][0] for i in range(min(8, len(val)))])
+    cpu = torch.device("cpu")
+    return (
+        lambda runner: evaluate(runner, loader, dataset.info, cpu, progress=False)["miou"]
+    ), calibration

@@ -14,7 +14,6 @@ from seglab.data.info import DatasetInfo
 from seglab.engine.distributed import Dist, all_reduce_sum
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.metrics import confusion_matrix, summarize
-from seglab.errors import SeglabError
 
 
 @torch.inference_mode()
@@ -69,18 +68,9 @@ def evaluate_checkpoint(
 
     model, payload = load_model(checkpoint)
     data = data or payload["config"]["data"]
-    dataset = open_data(data, progress=progress)
-    if dataset.problems:
-        raise SeglabError(
-            f"{data}: {len(dataset.problems)} problem(s); run 'seglab data check {data}'"
-        )
+    dataset = open_data(data, progress=progress).require_clean(data)
+    dataset.require_classes(payload["dataset"]["classes"], str(checkpoint), data)
     info = dataset.info
-    trained = payload["dataset"]
-    if list(info.classes) != list(trained["classes"]):
-        raise SeglabError(
-            f"{checkpoint} was trained on {len(trained['classes'])} classes "
-            f"({', '.join(trained['classes'][:4])}...), {data} has {info.num_classes}"
-        )
     target = pick_device(device)
     loader = make_loader(
         dataset.split(split),

@@ -8,6 +8,7 @@ optimizer and RNG state, for --resume).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -66,13 +67,7 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
 
     # Data: checked before anything trains on it
     data = open_data(config.data, seed=config.seed, progress=config.progress and ctx.is_main)
-    if data.problems:
-        for problem in data.problems:
-            say(problem)
-        raise SeglabError(
-            f"{config.data}: {len(data.problems)} problem(s) in the data, listed above; "
-            "fix them (see 'seglab data check') before training"
-        )
+    data.require_clean(config.data, say)
     info = data.info
     augment = train_transform(config.crop_size, config.scale, config.hflip, config.color_jitter)
     loader_args = {
@@ -119,7 +114,7 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
         say(f"resuming {resume} at epoch {state['epoch']}, step {state['step']}")
 
     # Distributed: one model replica per process, gradients averaged across them
-    train_model = model
+    train_model, ddp = model, None
     if ctx.enabled:
         if config.sync_bn:
             train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
@@ -129,6 +124,7 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
             # a frozen encoder produces no gradients for DDP to wait for
             find_unused_parameters=config.freeze_encoder_epochs > 0,
         )
+        ddp = train_model
     if config.compile:
         train_model = torch.compile(train_model)
 
@@ -177,9 +173,10 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
                 masks = masks.to(device, non_blocking=True)
                 if config.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
-                sync = micro == config.accumulate - 1 or not ctx.enabled
+                # DDP all-reduces gradients only after the last micro-batch of a step
+                sync = ddp is None or micro == config.accumulate - 1
                 with (
-                    _maybe_no_sync(train_model, sync),
+                    contextlib.nullcontext() if sync else ddp.no_sync(),
                     torch.autocast(
                         device.type,
                         dtype=precision.autocast_dtype or torch.float32,
@@ -299,19 +296,6 @@ def _progress(step: int, total_steps: int, elapsed: float, budget: float | None)
     """Fraction of training done: by steps, or by time when a time budget is set."""
     done = step / total_steps
     return max(done, elapsed / budget) if budget else done
-
-
-class _maybe_no_sync:
-    """DDP's no_sync() for micro-batches before the last of an accumulated step."""
-
-    def __init__(self, model: torch.nn.Module, sync: bool):
-        self.context = model.no_sync() if not sync and hasattr(model, "no_sync") else None
-
-    def __enter__(self):
-        return self.context.__enter__() if self.context else None
-
-    def __exit__(self, *exc):
-        return self.context.__exit__(*exc) if self.context else False
 
 
 def training_state(optimizer, scaler, state: dict) -> dict:

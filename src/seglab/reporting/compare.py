@@ -56,15 +56,13 @@ def compare(
 
     checkpoints = [_best_checkpoint(Path(r)) for r in runs]
     data_name = base.data if encoders else load_checkpoint(checkpoints[0])["config"]["data"]
-    data = open_data(data_name, progress=False)
-    if data.problems:
-        raise SeglabError(f"{data_name}: {len(data.problems)} problem(s); run 'seglab data check'")
+    data = open_data(data_name, progress=False).require_clean(data_name)
     dataset = data.split(split)
     info = data.info
 
     models = []
     for run, checkpoint in zip(runs, checkpoints):
-        models.append(_evaluate_run(Path(run), checkpoint, dataset, info))
+        models.append(_evaluate_run(Path(run), checkpoint, dataset, data, data_name))
     height, width = dataset.load(0)[0].shape[-2:]
     for m in models:
         m["cost"] = _cost(m.pop("model"), info.in_channels, (height, width), m["cost"])
@@ -109,10 +107,10 @@ def _best_checkpoint(run: Path) -> Path:
 
 
 @torch.inference_mode()
-def _evaluate_run(run: Path, checkpoint: Path, dataset, info) -> dict:
+def _evaluate_run(run: Path, checkpoint: Path, dataset, data, data_name: str) -> dict:
     model, payload = load_model(checkpoint)
-    if list(payload["dataset"]["classes"]) != list(info.classes):
-        raise SeglabError(f"{checkpoint} was trained on other classes than the compared data")
+    data.require_classes(payload["dataset"]["classes"], str(checkpoint), data_name)
+    info = data.info
     model = model.to(memory_format=torch.channels_last)
     confusions, predictions = [], []
     name = payload["model"]["encoder"]
