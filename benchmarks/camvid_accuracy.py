@@ -1,0 +1,108 @@
+"""Accuracy under a CPU budget: the two seed U-Nets trained from scratch on CamVid with the shipped
+recipes under one wall-time budget, then evaluated on val at the full 360x480.
+
+    .venv/bin/python benchmarks/camvid_accuracy.py [--time-budget 60m] [--reuse]
+
+Each model trains in its own `seglab train` process, one after the other (they would share the CPU
+otherwise), from configs/camvid_unet_<encoder>.yaml with --weights none. The script prints a table
+(mIoU, with flip TTA, pixel accuracy, per-class IoU), writes JSON and the mIoU-over-time plot.
+--reuse evaluates finished runs already in --out instead of training them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from seglab.cli import parse_duration
+from seglab.engine.evaluate import evaluate_checkpoint
+from seglab.reporting.plots import training_curves
+
+RECIPES = {
+    "mobilenet_v2": "configs/camvid_unet_mobilenet_v2.yaml",
+    "vgg19": "configs/camvid_unet_vgg19.yaml",
+}
+
+
+def train(encoder: str, data: str, budget: str, run: Path) -> None:
+    seglab = Path(sys.executable).with_name("seglab")
+    command = [str(seglab), "train", "--config", RECIPES[encoder], "--data", data]
+    command += ["--weights", "none", "--time-budget", budget, "--out", str(run)]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def history(run: Path) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/datasets/camvid")
+    parser.add_argument("--encoders", default="mobilenet_v2,vgg19")
+    parser.add_argument("--time-budget", default="60m")
+    parser.add_argument("--out", default="runs/bench", help="run folders go here")
+    parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out")
+    parser.add_argument("--json", dest="json_out", default="benchmarks/results/accuracy.json")
+    parser.add_argument("--plot", default="benchmarks/results/accuracy_curve.png")
+    args = parser.parse_args()
+    parse_duration(args.time_budget)  # fail before an hour of training, not after
+
+    results = {
+        "date": date.today().isoformat(),
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "time_budget": args.time_budget,
+        "models": {},
+    }
+    for encoder in args.encoders.split(","):
+        run = Path(args.out) / f"camvid_{encoder}"
+        if not (args.reuse and (run / "best.pt").is_file()):
+            train(encoder, args.data, args.time_budget, run)
+        plain = evaluate_checkpoint(run / "best.pt", args.data, "val")
+        flipped = evaluate_checkpoint(run / "best.pt", args.data, "val", flip=True)
+        rows = history(run)
+        results["models"][encoder] = {
+            "recipe": RECIPES[encoder],
+            "run": str(run),
+            "miou": plain["miou"],
+            "miou_flip": flipped["miou"],
+            "pixel_accuracy": plain["pixel_accuracy"],
+            "per_class_iou": {c: v["iou"] for c, v in plain["per_class"].items()},
+            "epochs": int(rows[-1]["epoch"]),
+            "minutes": float(rows[-1]["seconds"]) / 60,
+            "history": rows,
+        }
+
+    models = results["models"]
+    classes = list(next(iter(models.values()))["per_class_iou"])
+    print(f"\nCamVid val, 360x480, trained from scratch for {args.time_budget} on this machine")
+    print(f"{'model':<14}{'mIoU':>7}{'+flip':>7}{'pixacc':>8}{'epochs':>8}{'min':>6}")
+    for name, m in models.items():
+        print(
+            f"{name:<14}{100 * m['miou']:7.2f}{100 * m['miou_flip']:7.2f}"
+            f"{100 * m['pixel_accuracy']:8.2f}{m['epochs']:8d}{m['minutes']:6.1f}"
+        )
+    print(f"\n{'class':<14}" + "".join(f"{name[:12]:>14}" for name in models))
+    for c in classes:
+        print(f"{c:<14}" + "".join(f"{100 * m['per_class_iou'][c]:14.1f}" for m in models.values()))
+
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json_out).write_text(json.dumps(results, indent=2))
+    curves = [{"name": name, "history": m["history"]} for name, m in models.items()]
+    training_curves(curves, Path(args.plot))
+    print(f"\nwrote {args.json_out} and {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
