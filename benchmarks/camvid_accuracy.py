@@ -78,6 +78,7 @@ def main() -> None:
             "miou": plain["miou"],
             "miou_flip": flipped["miou"],
             "pixel_accuracy": plain["pixel_accuracy"],
+            "last_validation_miou": float(rows[-1]["val_miou"]),  # best.pt is the best of these
             "per_class_iou": {c: v["iou"] for c, v in plain["per_class"].items()},
             "epochs": int(rows[-1]["epoch"]),
             "minutes": float(rows[-1]["seconds"]) / 60,
