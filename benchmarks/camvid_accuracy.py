@@ -47,9 +47,9 @@ def history(run: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/datasets/camvid")
-    parser.add_argument("--encoders", default="mobilenet_v2,vgg19")
-    parser.add_argument("--time-budget", default="60m")
+    parser.add_argument("--data", default="../shared/datasets/camvid", help="CamVid folder")
+    parser.add_argument("--encoders", default="mobilenet_v2,vgg19", help="comma-separated")
+    parser.add_argument("--time-budget", default="60m", help="training time per model")
     parser.add_argument("--out", default="runs/bench", help="run folders go here")
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out")
     parser.add_argument("--json", dest="json_out", default="benchmarks/results/accuracy.json")

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from seglab.deployment.benchmark import PeakMemory, make_runner
 from seglab.engine.performance import choose_precision
 from seglab.models import build_model
+from seglab.models.complexity import forward_gflops
 
 CLASSES = 11
 
@@ -105,12 +105,6 @@ def matmul_peak(dtype: torch.dtype, repeats: int, n: int = 2048) -> float:
     a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
     times = alternate({"mm": lambda: a @ b}, repeats, warmup=2)["mm"]
     return 2 * n**3 / statistics.median(times) / 1e9
-
-
-def forward_flops(model: torch.nn.Module, size: tuple[int, int]) -> float:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model.eval()(torch.rand(1, 3, *size))
-    return counter.get_total_flops()
 
 
 def peak_rss_mb(library: str, encoder: str, mode: str, sizes: dict) -> float:
@@ -194,7 +188,7 @@ def main() -> None:
             args.repeats,
         )
         ours = build("seglab", encoder)
-        flops = forward_flops(ours, sizes["infer"])
+        gflops = forward_gflops(ours, *sizes["infer"])
         infer = alternate(
             {
                 "seglab": infer_fn(ours, True, precision.autocast_dtype, sizes["infer"]),
@@ -208,13 +202,13 @@ def main() -> None:
             4 * args.repeats,
             warmup=2,
         )
-        row = {"forward_gflops": flops / 1e9, "inference": {}, "memory_mb": {}}
+        row = {"forward_gflops": gflops, "inference": {}, "memory_mb": {}}
         for name, times in infer.items():
             median = statistics.median(times)
             row["inference"][name] = {
                 "median_ms": 1000 * median,
                 "p90_ms": 1000 * float(np.percentile(times, 90)),
-                "gflops_per_s": flops / median / 1e9,
+                "gflops_per_s": gflops / median,
                 "speedup_vs_smp": statistics.median(infer["smp"]) / median,
             }
         for library in ("seglab", "smp"):
