@@ -78,7 +78,7 @@ TRAIN_OPTIONS = [
         "loss class weighting: none (default), median_frequency, "
         "sqrt_median_frequency or inverse_frequency",
     ),
-    ("--loss", str, "ce (default), dice, focal, or a weighted sum: ce+dice, ce:1,dice:0.5"),
+    ("--loss", str, "ce (default), ohem, dice, focal, or a weighted sum: ce+dice, ce:1,dice:0.5"),
     ("--focal-gamma", float, "focal loss gamma (default 2)"),
     ("--optimizer", str, "adamw (default) or sgd"),
     ("--lr", float, "learning rate (default 1e-3)"),

@@ -31,7 +31,7 @@ class TrainConfig:
     freeze_encoder_epochs: int = 0  # transfer learning: train only the decoder at first
     sync_bn: bool = False  # SyncBatchNorm across GPUs under DDP
     # loss
-    loss: str = "ce"  # ce | dice | focal, or a weighted sum such as "ce+dice" or "ce:1,dice:0.5"
+    loss: str = "ce"  # ce | ohem | dice | focal, or a weighted sum: "ce+dice", "ce:1,dice:0.5"
     class_weights: str = (
         "none"  # none | median_frequency | sqrt_median_frequency | inverse_frequency
     )

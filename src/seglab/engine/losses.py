@@ -1,5 +1,5 @@
-"""Losses for segmentation: cross-entropy, Dice, focal, and weighted sums of them, all ignoring
-the ignore index and (where it makes sense) taking per-class weights."""
+"""Losses for segmentation: cross-entropy, OHEM cross-entropy, Dice, focal, and weighted sums of
+them, all ignoring the ignore index and (where it makes sense) taking per-class weights."""
 
 from __future__ import annotations
 
@@ -38,6 +38,37 @@ def focal(weight: torch.Tensor | None, ignore_index: int, gamma: float = 2.0) ->
     return loss
 
 
+def ohem(
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    threshold: float = 0.7,
+    min_kept: float = 1 / 16,
+) -> Loss:
+    """Cross-entropy over the hard pixels only (online hard example mining, as BiSeNet and
+    MMSegmentation's OHEM sampler use it): pixels whose true-class probability is below
+    ``threshold``, and never fewer than the ``min_kept`` fraction of valid pixels, hardest first.
+    Easy road and sky stop drowning out poles and signs once the model has learnt them."""
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_p_true = -F.cross_entropy(
+            logits.float(), target, ignore_index=ignore_index, reduction="none"
+        ).flatten()
+        target = target.flatten()
+        valid = target != ignore_index
+        if not valid.any():
+            return logits.sum() * 0
+        log_p_true, classes = log_p_true[valid], target[valid]
+        with torch.no_grad():
+            p_true = log_p_true.exp()
+            kept = max(1, int(p_true.numel() * min_kept))
+            cutoff = max(threshold, p_true.kthvalue(kept).values.item())
+            hard = p_true <= cutoff
+        pixel_weight = torch.ones_like(log_p_true) if weight is None else weight[classes]
+        return -(log_p_true * pixel_weight)[hard].sum() / pixel_weight[hard].sum().clamp(min=1e-12)
+
+    return loss
+
+
 def dice(weight: torch.Tensor | None, ignore_index: int, eps: float = 1.0) -> Loss:
     """Soft Dice loss over the batch, 1 - mean over classes of 2|P∩T| / (|P| + |T|), counting only
     pixels that are not ignored; classes absent from the batch's truth are left out."""
@@ -62,7 +93,7 @@ def dice(weight: torch.Tensor | None, ignore_index: int, eps: float = 1.0) -> Lo
     return loss
 
 
-LOSSES = {"ce": cross_entropy, "dice": dice, "focal": focal}
+LOSSES = {"ce": cross_entropy, "ohem": ohem, "dice": dice, "focal": focal}
 
 
 def parse_loss(spec: str) -> list[tuple[str, float]]:
