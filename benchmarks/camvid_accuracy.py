@@ -5,7 +5,8 @@ recipes under one wall-time budget, then evaluated on val at the full 360x480.
 
 Each model trains in its own `seglab train` process, one after the other (they would share the CPU
 otherwise), from configs/camvid_unet_<encoder>.yaml with --weights none. The script prints a table
-(mIoU, with flip TTA, pixel accuracy, per-class IoU), writes JSON and the mIoU-over-time plot.
+(mIoU plain, with flip TTA and with flip + multi-scale TTA, pixel accuracy, per-class IoU), writes
+JSON and the mIoU-over-time plot.
 --reuse evaluates finished runs already in --out instead of training them again.
 """
 
@@ -25,6 +26,8 @@ import torch
 from seglab.cli import parse_duration
 from seglab.engine.evaluate import evaluate_checkpoint
 from seglab.reporting.plots import training_curves
+
+TTA_SCALES = (0.75, 1.0, 1.25)  # with flip: six passes per image
 
 RECIPES = {
     "mobilenet_v2": "configs/camvid_unet_mobilenet_v2.yaml",
@@ -71,15 +74,19 @@ def main() -> None:
             train(encoder, args.data, args.time_budget, run)
         plain = evaluate_checkpoint(run / "best.pt", args.data, "val")
         flipped = evaluate_checkpoint(run / "best.pt", args.data, "val", flip=True)
+        tta = evaluate_checkpoint(run / "best.pt", args.data, "val", flip=True, scales=TTA_SCALES)
         rows = history(run)
         results["models"][encoder] = {
             "recipe": RECIPES[encoder],
             "run": str(run),
             "miou": plain["miou"],
             "miou_flip": flipped["miou"],
+            "miou_tta": tta["miou"],
+            "tta_scales": list(TTA_SCALES),
             "pixel_accuracy": plain["pixel_accuracy"],
             "last_validation_miou": float(rows[-1]["val_miou"]),  # best.pt is the best of these
             "per_class_iou": {c: v["iou"] for c, v in plain["per_class"].items()},
+            "per_class_iou_tta": {c: v["iou"] for c, v in tta["per_class"].items()},
             "epochs": int(rows[-1]["epoch"]),
             "minutes": float(rows[-1]["seconds"]) / 60,
             "history": rows,
@@ -88,15 +95,22 @@ def main() -> None:
     models = results["models"]
     classes = list(next(iter(models.values()))["per_class_iou"])
     print(f"\nCamVid val, 360x480, trained from scratch for {args.time_budget} on this machine")
-    print(f"{'model':<14}{'mIoU':>7}{'+flip':>7}{'pixacc':>8}{'epochs':>8}{'min':>6}")
+    print(f"TTA: flip, and flip at scales {', '.join(map(str, TTA_SCALES))}")
+    print(f"{'model':<14}{'mIoU':>7}{'+flip':>7}{'+ms':>7}{'pixacc':>8}{'epochs':>8}{'min':>6}")
     for name, m in models.items():
         print(
-            f"{name:<14}{100 * m['miou']:7.2f}{100 * m['miou_flip']:7.2f}"
+            f"{name:<14}{100 * m['miou']:7.2f}{100 * m['miou_flip']:7.2f}{100 * m['miou_tta']:7.2f}"
             f"{100 * m['pixel_accuracy']:8.2f}{m['epochs']:8d}{m['minutes']:6.1f}"
         )
-    print(f"\n{'class':<14}" + "".join(f"{name[:12]:>14}" for name in models))
+    print(f"\nper-class IoU{'':<1}" + "".join(f"{name[:12]:>14}{'+ms':>7}" for name in models))
     for c in classes:
-        print(f"{c:<14}" + "".join(f"{100 * m['per_class_iou'][c]:14.1f}" for m in models.values()))
+        print(
+            f"{c:<14}"
+            + "".join(
+                f"{100 * m['per_class_iou'][c]:14.1f}{100 * m['per_class_iou_tta'][c]:7.1f}"
+                for m in models.values()
+            )
+        )
 
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(results, indent=2))
