@@ -39,6 +39,29 @@ def test_dice_is_zero_for_a_perfect_prediction_and_ignores_ignored_pixels():
     assert build_loss("dice", IGNORE)(-perfect, target).item() > 0.9
 
 
+def dice_by_definition(logits, target, weight=None, eps=1.0):
+    """1 - 2|P∩T| / (|P| + |T|) per class present in the truth, with one-hot tensors."""
+    valid = (target != IGNORE).unsqueeze(1)
+    probs = logits.softmax(1) * valid
+    onehot = F.one_hot(target.clamp(max=logits.shape[1] - 1), logits.shape[1])
+    onehot = onehot.permute(0, 3, 1, 2) * valid
+    inter, card = (probs * onehot).sum((0, 2, 3)), (probs + onehot).sum((0, 2, 3))
+    per_class = 1 - (2 * inter + eps) / (card + eps)
+    present = onehot.sum((0, 2, 3)) > 0
+    w = torch.ones(logits.shape[1]) if weight is None else weight
+    return (per_class * w)[present].sum() / w[present].sum()
+
+
+@pytest.mark.parametrize("weight", [None, torch.tensor([1.0, 2.0, 0.5, 3.0])])
+def test_dice_matches_its_definition_with_a_class_absent(weight):
+    logits, target = batch(seed=3)
+    target[target == 2] = 1  # class 2 absent from the truth: left out of the mean
+    expected = dice_by_definition(logits, target, weight)
+    assert build_loss("dice", IGNORE, weight)(logits, target).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
+
+
 def test_weighted_sums_and_their_spelling():
     logits, target = batch()
     ce, dice = build_loss("ce", IGNORE)(logits, target), build_loss("dice", IGNORE)(logits, target)

@@ -25,15 +25,14 @@ def focal(weight: torch.Tensor | None, ignore_index: int, gamma: float = 2.0) ->
     model already gets right count less."""
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
         ce = F.cross_entropy(
-            logits.float(), target, weight=weight, ignore_index=ignore_index, reduction="none"
+            logits, target, weight=weight, ignore_index=ignore_index, reduction="none"
         )
         valid = target != ignore_index
-        log_p = -F.cross_entropy(
-            logits.float(), target, ignore_index=ignore_index, reduction="none"
-        )
-        scaled = (1 - log_p.exp()).pow(gamma) * ce
-        return scaled[valid].sum() / valid.sum().clamp(min=1)
+        log_p = -F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
+        scaled = (1 - log_p.exp()).pow(gamma) * ce  # zero where ignored
+        return scaled.sum() / valid.sum().clamp(min=1)
 
     return loss
 
@@ -50,21 +49,17 @@ def ohem(
     Easy road and sky stop drowning out poles and signs once the model has learnt them."""
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        log_p_true = -F.cross_entropy(
-            logits.float(), target, ignore_index=ignore_index, reduction="none"
-        ).flatten()
-        target = target.flatten()
+        nll = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none")
         valid = target != ignore_index
-        if not valid.any():
-            return logits.sum() * 0
-        log_p_true, classes = log_p_true[valid], target[valid]
         with torch.no_grad():
-            p_true = log_p_true.exp()
-            kept = max(1, int(p_true.numel() * min_kept))
-            cutoff = max(threshold, p_true.kthvalue(kept).values.item())
-            hard = p_true <= cutoff
-        pixel_weight = torch.ones_like(log_p_true) if weight is None else weight[classes]
-        return -(log_p_true * pixel_weight)[hard].sum() / pixel_weight[hard].sum().clamp(min=1e-12)
+            # Masks, not boolean indexing: indexing costs more than the loss itself on CPU.
+            p_true = torch.where(valid, (-nll).exp(), 2.0)  # ignored pixels are never hard
+            kept = max(1, int(valid.sum().item() * min_kept))
+            cutoff = max(threshold, p_true.flatten().kthvalue(kept).values.item())
+            pixel_weight = ((p_true <= cutoff) & valid).float()
+            if weight is not None:
+                pixel_weight *= weight[torch.where(valid, target, 0)]
+        return (nll * pixel_weight).sum() / pixel_weight.sum().clamp(min=1e-12)
 
     return loss
 
@@ -75,15 +70,17 @@ def dice(weight: torch.Tensor | None, ignore_index: int, eps: float = 1.0) -> Lo
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         num_classes = logits.shape[1]
-        valid = (target != ignore_index).unsqueeze(1)
-        probs = logits.float().softmax(1) * valid
-        onehot = F.one_hot(target.clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2)
-        onehot = onehot * valid
-        dims = (0, 2, 3)
-        intersection = (probs * onehot).sum(dims)
-        cardinality = probs.sum(dims) + onehot.sum(dims)
-        score = (2 * intersection + eps) / (cardinality + eps)
-        present = onehot.sum(dims) > 0
+        probs = logits.float().softmax(1)
+        valid = target != ignore_index
+        classes = torch.where(valid, target, 0)
+        # Per-class sums without a one-hot truth tensor, which costs more than the model's last
+        # layers on CPU.
+        p_true = (probs.gather(1, classes.unsqueeze(1)) * valid.unsqueeze(1)).flatten()
+        intersection = p_true.new_zeros(num_classes).index_add(0, classes.flatten(), p_true)
+        truth = torch.bincount(classes.flatten(), valid.flatten().float(), minlength=num_classes)
+        predicted = (probs * valid.unsqueeze(1)).sum((0, 2, 3))
+        score = (2 * intersection + eps) / (predicted + truth + eps)
+        present = truth > 0
         per_class = (1 - score)[present]
         if weight is not None:
             w = weight[present]
