@@ -49,14 +49,18 @@ def history(run: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/datasets/camvid", help="CamVid folder")
     parser.add_argument("--encoders", default="mobilenet_v2,vgg19", help="comma-separated")
     parser.add_argument("--time-budget", default="60m", help="training time per model")
     parser.add_argument("--out", default="runs/bench", help="run folders go here")
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out")
-    parser.add_argument("--json", dest="json_out", default="benchmarks/results/accuracy.json")
-    parser.add_argument("--plot", default="benchmarks/results/accuracy_curve.png")
+    parser.add_argument(
+        "--json", dest="json_out", default="benchmarks/results/accuracy.json", help="results file"
+    )
+    parser.add_argument(
+        "--plot", default="benchmarks/results/accuracy_curve.png", help="mIoU-over-time plot"
+    )
     args = parser.parse_args()
     parse_duration(args.time_budget)  # fail before an hour of training, not after
 
@@ -102,7 +106,7 @@ def main() -> None:
             f"{name:<14}{100 * m['miou']:7.2f}{100 * m['miou_flip']:7.2f}{100 * m['miou_tta']:7.2f}"
             f"{100 * m['pixel_accuracy']:8.2f}{m['epochs']:8d}{m['minutes']:6.1f}"
         )
-    print(f"\nper-class IoU{'':<1}" + "".join(f"{name[:12]:>14}{'+ms':>7}" for name in models))
+    print(f"\n{'per-class IoU':<14}" + "".join(f"{name[:12]:>14}{'+ms':>7}" for name in models))
     for c in classes:
         print(
             f"{c:<14}"

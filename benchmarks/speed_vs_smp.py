@@ -147,7 +147,7 @@ def profile_training(encoder: str, size: tuple[int, int]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoders", default="vgg19,mobilenet_v2")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--train-size", type=int, nargs=2, default=(256, 256))

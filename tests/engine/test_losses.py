@@ -2,8 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seglab.engine.losses import build_loss, parse_loss
-from seglab.engine.losses import ohem as ohem_loss
+from seglab.engine.losses import build_loss, ohem, parse_loss
 from seglab.errors import SeglabError
 
 IGNORE = 255
@@ -86,8 +85,8 @@ def test_ohem_is_weighted_cross_entropy_when_every_pixel_is_hard():
     logits, target = batch()
     weight = torch.tensor([1.0, 2.0, 0.5, 3.0])
     expected = F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
-    ohem = ohem_loss(weight, IGNORE, threshold=1.0)
-    assert ohem(logits, target).item() == pytest.approx(expected.item(), rel=1e-5)
+    loss = ohem(weight, IGNORE, threshold=1.0)
+    assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_ohem_leaves_out_pixels_the_model_already_gets_right():
@@ -98,7 +97,7 @@ def test_ohem_leaves_out_pixels_the_model_already_gets_right():
     logits = torch.where(easy.unsqueeze(1), sure, logits * 0.1)  # elsewhere p_true < 0.7
     hard_only = torch.where(easy, IGNORE, target)
     expected = F.cross_entropy(logits, hard_only, ignore_index=IGNORE)
-    got = ohem_loss(None, IGNORE, threshold=0.7, min_kept=0.01)(logits, target)
+    got = ohem(None, IGNORE, threshold=0.7, min_kept=0.01)(logits, target)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -109,6 +108,6 @@ def test_ohem_keeps_the_hardest_fraction_when_everything_is_easy():
     per_pixel = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
     valid = per_pixel[target != IGNORE]
     hardest = valid.sort(descending=True).values[: valid.numel() // 4]
-    got = ohem_loss(None, IGNORE, threshold=0.7, min_kept=0.25)(logits, target)
+    got = ohem(None, IGNORE, threshold=0.7, min_kept=0.25)(logits, target)
     assert got.item() == pytest.approx(hardest.mean().item(), rel=1e-5)
     assert got > valid.mean()

@@ -25,13 +25,10 @@ def focal(weight: torch.Tensor | None, ignore_index: int, gamma: float = 2.0) ->
     model already gets right count less."""
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        ce = F.cross_entropy(
-            logits, target, weight=weight, ignore_index=ignore_index, reduction="none"
-        )
+        nll = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none")
         valid = target != ignore_index
-        log_p = -F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
-        scaled = (1 - log_p.exp()).pow(gamma) * ce  # zero where ignored
+        ce = nll if weight is None else nll * weight[torch.where(valid, target, 0)]
+        scaled = (1 - (-nll).exp()).pow(gamma) * ce  # zero where ignored
         return scaled.sum() / valid.sum().clamp(min=1)
 
     return loss
@@ -53,9 +50,10 @@ def ohem(
         valid = target != ignore_index
         with torch.no_grad():
             # Masks, not boolean indexing: indexing costs more than the loss itself on CPU.
-            p_true = torch.where(valid, (-nll).exp(), 2.0)  # ignored pixels are never hard
+            # Ignored pixels have nll 0, so p_true 1: last in the order, and masked out below.
+            p_true = (-nll).exp()
             kept = max(1, int(valid.sum().item() * min_kept))
-            cutoff = max(threshold, p_true.flatten().kthvalue(kept).values.item())
+            cutoff = p_true.flatten().kthvalue(kept).values.clamp(min=threshold)
             pixel_weight = ((p_true <= cutoff) & valid).float()
             if weight is not None:
                 pixel_weight *= weight[torch.where(valid, target, 0)]
