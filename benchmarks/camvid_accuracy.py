@@ -1,7 +1,11 @@
 """Accuracy under a CPU budget: the two seed U-Nets trained from scratch on CamVid with the shipped
-recipes under one wall-time budget, then evaluated on val at the full 360x480.
+recipes under one wall-time budget, then evaluated on val at the full 360x480, for each protocol:
+``standard`` (SegNet's val split, 101 frames of sequence 0016E5, which also gives 204 training
+frames) and ``heldout`` (configs/data/camvid_heldout_sequence.yaml: train on 0001TP + 0016E5,
+validate on sequence 0006R0, never seen in training; the figure that carries to new streets).
 
-    .venv/bin/python benchmarks/camvid_accuracy.py [--time-budget 60m] [--reuse]
+    .venv/bin/python benchmarks/camvid_accuracy.py [--time-budget 60m] [--protocols heldout]
+        [--reuse]
 
 Each model trains in its own `seglab train` process, one after the other (they would share the CPU
 otherwise), from configs/camvid_unet_<encoder>.yaml with --weights none. The script prints a table
@@ -23,12 +27,17 @@ from pathlib import Path
 
 import torch
 
-from seglab.cli import parse_duration
+from seglab.config import parse_duration
 from seglab.engine.evaluate import evaluate_checkpoint
 from seglab.reporting.plots import training_curves
+from seglab.reporting.results import read_history
 
 TTA_SCALES = (0.75, 1.0, 1.25)  # with flip: six passes per image
 
+PROTOCOLS = {
+    "standard": "../shared/datasets/camvid",
+    "heldout": "configs/data/camvid_heldout_sequence.yaml",
+}
 RECIPES = {
     "mobilenet_v2": "configs/camvid_unet_mobilenet_v2.yaml",
     "vgg19": "configs/camvid_unet_vgg19.yaml",
@@ -50,7 +59,11 @@ def history(run: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="../shared/datasets/camvid", help="CamVid folder")
+    parser.add_argument(
+        "--protocols",
+        default="standard,heldout",
+        help="comma-separated: standard (SegNet val), heldout (sequence 0006R0 held out)",
+    )
     parser.add_argument("--encoders", default="mobilenet_v2,vgg19", help="comma-separated")
     parser.add_argument("--time-budget", default="60m", help="training time per model")
     parser.add_argument("--out", default="runs/bench", help="run folders go here")
@@ -72,15 +85,24 @@ def main() -> None:
         "time_budget": args.time_budget,
         "models": {},
     }
-    for encoder in args.encoders.split(","):
-        run = Path(args.out) / f"camvid_{encoder}"
+    runs = [(e, p) for p in args.protocols.split(",") for e in args.encoders.split(",")]
+    for encoder, protocol in runs:
+        data = PROTOCOLS[protocol]
+        run = (
+            Path(args.out) / f"camvid_{encoder}"
+            if protocol == "standard"
+            else (Path(args.out) / f"camvid_{encoder}_{protocol}")
+        )
         if not (args.reuse and (run / "best.pt").is_file()):
-            train(encoder, args.data, args.time_budget, run)
-        plain = evaluate_checkpoint(run / "best.pt", args.data, "val")
-        flipped = evaluate_checkpoint(run / "best.pt", args.data, "val", flip=True)
-        tta = evaluate_checkpoint(run / "best.pt", args.data, "val", flip=True, scales=TTA_SCALES)
+            train(encoder, data, args.time_budget, run)
+        plain = evaluate_checkpoint(run / "best.pt", data, "val")
+        flipped = evaluate_checkpoint(run / "best.pt", data, "val", flip=True)
+        tta = evaluate_checkpoint(run / "best.pt", data, "val", flip=True, scales=TTA_SCALES)
         rows = history(run)
-        results["models"][encoder] = {
+        name = encoder if protocol == "standard" else f"{encoder} ({protocol})"
+        results["models"][name] = {
+            "protocol": protocol,
+            "data": data,
             "recipe": RECIPES[encoder],
             "run": str(run),
             "miou": plain["miou"],
@@ -118,7 +140,7 @@ def main() -> None:
 
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(results, indent=2))
-    curves = [{"name": name, "history": m["history"]} for name, m in models.items()]
+    curves = {name: read_history(Path(m["run"]) / "metrics.csv") for name, m in models.items()}
     training_curves(curves, Path(args.plot))
     print(f"\nwrote {args.json_out} and {args.plot}")
 

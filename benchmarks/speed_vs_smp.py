@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import platform
 import statistics
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -27,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seglab.deployment.benchmark import PeakMemory, make_runner
+from seglab.data.classes import default_colors
+from seglab.data.info import DatasetInfo
+from seglab.deployment.benchmark import PeakMemory, backend_segmenter
 from seglab.engine.performance import choose_precision
 from seglab.models import build_model
 from seglab.models.complexity import forward_gflops
@@ -130,9 +133,18 @@ def _peak_rss_child(library: str, encoder: str, mode: str, sizes: dict) -> float
 def deployment_runner(model, backend: str, size: tuple[int, int]):
     """seglab's ONNX Runtime backends, timed on the same image as the eager contenders."""
     image = torch.rand(1, 3, *size)
-    calibration = torch.rand(4, 3, *size)
-    runner, _ = make_runner(backend, model, image, calibration)
-    return lambda: runner(image)
+    calibration = [torch.rand(1, 3, *size) for _ in range(4)]
+    info = DatasetInfo(
+        "random", tuple(f"class{i}" for i in range(CLASSES)), default_colors(CLASSES)
+    )
+    folder = tempfile.TemporaryDirectory()  # the exported files, removed with the runner
+    segmenter = backend_segmenter(backend, model, info, Path(folder.name), calibration=calibration)
+
+    def run():
+        assert folder.name  # holds the folder as long as the runner lives
+        return segmenter(image)
+
+    return run
 
 
 def profile_training(encoder: str, size: tuple[int, int]) -> None:

@@ -10,7 +10,10 @@ from seglab.models import ENCODERS
 def test_unknown_encoder_is_one_line_with_suggestions(capsys, tmp_path):
     assert main(["train", "--encoder", "vgg91", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "seglab: error: unknown encoder 'vgg91'; did you mean vgg19 or vgg19_bn?"
+    assert err.strip() == (
+        "seglab: error: command line: --encoder: unknown encoder 'vgg91'; "
+        "did you mean vgg19 or vgg19_bn?"
+    )
     assert not (tmp_path / "r").exists()
 
 
@@ -28,10 +31,12 @@ def test_required_imagenet_weights_offline_fail_without_traceback(capsys, tmp_pa
         "--no-progress",
     ]
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("seglab: error: ImageNet weights for mobilenet_v2")
-    assert "mobilenet_v2-7ebf99e0.pth" in err and "Traceback" not in err
-    assert len(err.splitlines()) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    # torch.hub announces the download it tries; then one error line, and no traceback
+    errors = [line for line in lines if line.startswith("seglab: error:")]
+    assert len(errors) == 1 and errors == lines[-1:]
+    assert errors[0].startswith("seglab: error: ImageNet weights for mobilenet_v2")
+    assert "mobilenet_v2-7ebf99e0.pth" in errors[0] and not any("Traceback" in x for x in lines)
     assert not (tmp_path / "r" / "best.pt").exists()
 
 
@@ -50,7 +55,7 @@ def test_models_table_lists_every_encoder_and_the_cache(torch_home, capsys):
 
 def test_bad_size_is_a_user_error(capsys):
     assert main(["models", "--size", "big"]) == 2
-    assert "size 'big' is not HEIGHTxWIDTH" in capsys.readouterr().err
+    assert "size: 'big' is not HEIGHTxWIDTH" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["models"]])
@@ -59,3 +64,34 @@ def test_every_command_explains_itself(command):
         [sys.executable, "-m", "seglab", *command, "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "usage: seglab" in result.stdout
+
+
+def test_help_loads_no_torch():
+    """`seglab --help` must answer at once: torch is imported only by commands that run."""
+    code = "import sys, seglab.cli; seglab.cli.build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+BAD_TRAINING_INPUTS = [
+    (["--batch-size", "0"], "--batch-size: 0 must be at least 1"),
+    (["--lr", "nan"], "--lr: 'nan' is not a finite number"),
+    (["--epochs", "0"], "--epochs: 0 must be at least 1"),
+    (["--schedule", "linear"], "--schedule: 'linear' is not one of poly, cosine, constant"),
+    (["--weights", "missing.pth"], "weights: file missing.pth does not exist"),
+    (["--config", "CONFIG"], "exp.yaml: lr: 'fast' is not a number"),
+    (["--resume", "RUN", "--config", "CONFIG"], "give no --config"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_TRAINING_INPUTS)
+def test_bad_training_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv, message):
+    (tmp_path / "exp.yaml").write_text('lr: "fast"\n')
+    argv = [a.replace("CONFIG", str(tmp_path / "exp.yaml")) for a in argv]
+    argv = [a.replace("RUN", str(tmp_path / "run")) for a in argv]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = ["--out", str(tmp_path / "run")] if "--resume" not in argv else []
+    assert main(["train", "--data", "synthetic", "--no-progress", *out, *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written

@@ -1,4 +1,6 @@
-"""The ``seglab`` command: parse, call the library, print. No logic of its own."""
+"""The ``seglab`` command: parse, call the library, print. Training flags are built from the
+configuration's own declarations (seglab.config); each command imports what it needs when it
+runs, so ``seglab --help`` answers without loading torch."""
 
 from __future__ import annotations
 
@@ -6,99 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from seglab.deployment.benchmark import BACKENDS
+from seglab.config import describe_options, parse_scales, parse_size
+from seglab.deployment.backends import BACKENDS  # constants only: no torch
 from seglab.errors import SeglabError
 
 EPILOG = "Run 'seglab COMMAND --help' for a command's options."
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SeglabError(f"size {text!r} is not HEIGHTxWIDTH, e.g. 360x480") from None
-    if height < 1 or width < 1:
-        raise SeglabError(f"size {text!r} must be positive")
-    return height, width
-
-
-def parse_range(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise SeglabError(f"range {text!r} is not MIN,MAX, e.g. 0.75,1.25") from None
-    if not 0 < low <= high:
-        raise SeglabError(f"range {text!r} needs 0 < MIN <= MAX")
-    return low, high
-
-
-def parse_scales(text: str) -> tuple[float, ...]:
-    try:
-        scales = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise SeglabError(f"scales {text!r} are not numbers, e.g. 0.75,1,1.25") from None
-    if not scales or min(scales) <= 0:
-        raise SeglabError(f"scales {text!r} must be positive")
-    return scales
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from '3600', '90s', '60m' or '1.5h'."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        if text[-1:].lower() in units:
-            return float(text[:-1]) * units[text[-1].lower()]
-        return float(text)
-    except ValueError:
-        raise SeglabError(f"duration {text!r} is not e.g. 3600, 90s, 60m or 1.5h") from None
-
-
-# (flag, type, help) of every training option; each maps to the TrainConfig field of its name.
-TRAIN_OPTIONS = [
-    ("--data", str, "'synthetic' (built in, the default), a dataset folder or a dataset YAML file"),
-    ("--encoder", str, "encoder name (see 'seglab models'; default mobilenet_v2)"),
-    (
-        "--weights",
-        str,
-        "encoder weights: imagenet, none, a state-dict path, or auto (the default: "
-        "imagenet when available, otherwise random init with a notice)",
-    ),
-    ("--epochs", int, "training epochs (default 10)"),
-    ("--iterations", int, "optimizer steps instead of epochs"),
-    ("--time-budget", parse_duration, "training time, e.g. 60m; the schedule is fitted to it"),
-    ("--batch-size", int, "images per step per process (default 8)"),
-    ("--accumulate", int, "micro-batches per optimizer step (default 1)"),
-    ("--crop-size", parse_size, "training crop HxW (default: each image's own size)"),
-    ("--scale", parse_range, "random scale range MIN,MAX (default 0.75,1.25; 1,1 turns it off)"),
-    ("--hflip", bool, "random horizontal flips (default on)"),
-    ("--color-jitter", float, "brightness/contrast/saturation jitter (default 0.2; 0 is off)"),
-    (
-        "--class-weights",
-        str,
-        "loss class weighting: none (default), median_frequency, "
-        "sqrt_median_frequency or inverse_frequency",
-    ),
-    ("--loss", str, "ce (default), ohem, dice, focal, or a weighted sum: ce+dice, ce:1,dice:0.5"),
-    ("--focal-gamma", float, "focal loss gamma (default 2)"),
-    ("--optimizer", str, "adamw (default) or sgd"),
-    ("--lr", float, "learning rate (default 1e-3)"),
-    ("--encoder-lr", float, "learning rate of the pretrained encoder (default: --lr)"),
-    ("--momentum", float, "SGD momentum (default 0.9)"),
-    ("--weight-decay", float, "weight decay (default 1e-4)"),
-    ("--schedule", str, "learning-rate decay after warm-up: poly (default), cosine or constant"),
-    ("--warmup-iters", int, "linear warm-up steps (default 0)"),
-    ("--clip-grad", float, "clip the gradient norm to this value"),
-    ("--freeze-encoder-epochs", int, "train only the decoder for this many epochs first"),
-    ("--sync-bn", bool, "SyncBatchNorm across GPUs under torchrun (default off)"),
-    ("--val-interval", int, "epochs between validations (default 1)"),
-    ("--precision", str, "auto (default: the fastest exact choice here), fp32, bf16 or fp16"),
-    ("--channels-last", bool, "channels-last memory format (default on)"),
-    ("--compile", bool, "torch.compile the model (default off)"),
-    ("--device", str, "auto (default), cpu, cuda or cuda:N"),
-    ("--workers", int, "data-loading processes (default 2)"),
-    ("--seed", int, "random seed (default 0)"),
-    ("--out", str, "run folder (default runs/latest)"),
-]
 DATA_HELP = (
     "'synthetic' (built in), a dataset folder (layouts camvid, pairs = images/ + masks/, voc, "
     "cityscapes) or a dataset YAML file"
@@ -116,18 +30,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("seglab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early (| head)
+        sys.stderr.close()
+        return 0
 
 
-def add_option(parser: argparse.ArgumentParser, flag: str, kind, help_text: str) -> None:
-    """A training option as a flag whose default None means "not given" (so a file's value or
-    the configuration default applies)."""
-    name = flag.lstrip("-").replace("-", "_")
-    if kind is bool:
-        parser.add_argument(
-            flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
-        )
-    else:
-        parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+def add_training_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """A flag per configuration option, its help written once in seglab.config. Every default is
+    None, meaning "not given": the file's value or the configuration's default then applies."""
+    for name, help_text, kind in describe_options():
+        if name in skip:
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        if name == "progress":
+            parser.add_argument(
+                "--no-progress", dest=name, action="store_const", const=False, help=help_text
+            )
+        elif kind is bool:
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            parser.add_argument(flag, dest=name, default=None, metavar="VALUE", help=help_text)
+
+
+def training_overrides(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:
+    return {name: getattr(args, name) for name, _, _ in describe_options() if name not in skip}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,15 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped"
     )
-    for flag, kind, help_text in TRAIN_OPTIONS:
-        add_option(train, flag, kind, help_text)
-    train.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_const",
-        const=False,
-        help="no progress bars (for logs)",
-    )
+    add_training_options(train)
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser(
@@ -201,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HxW",
         help="sliding-window inference with tiles of this size (large images)",
     )
-    evaluate.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
+    evaluate.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per batch (default: the run's batch size, as its validation ran)",
+    )
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     evaluate.add_argument(
         "--workers", type=int, default=2, help="data-loading processes (default 2)"
@@ -268,8 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--classes", type=int, default=12, help="with --encoder (default 12)")
     bench.add_argument(
         "--backends",
-        default=",".join(BACKENDS),
-        help=f"comma-separated subset of {','.join(BACKENDS)}",
+        help=f"comma-separated subset of {','.join(BACKENDS)} (default: all available here)",
     )
     bench.add_argument(
         "--repeats", type=int, default=20, help="timed runs per backend (default 20)"
@@ -298,17 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--split", default="val", help="split to compare on (default: val)")
     compare.add_argument("--examples", type=int, default=6, help="rows of the example grid")
     compare.add_argument("--config", help="YAML experiment file shared by every model")
-    for flag, kind, help_text in TRAIN_OPTIONS:
-        if flag == "--encoder":
-            continue
-        add_option(compare, flag, kind, help_text)
-    compare.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_const",
-        const=False,
-        help="no progress bars (for logs)",
-    )
+    add_training_options(compare, skip=("encoder",))
     compare.set_defaults(run=run_compare)
 
     data = commands.add_parser(
@@ -340,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from seglab.models import ENCODERS, build_model
-    from seglab.models.complexity import count_parameters, forward_gflops
+    from seglab.models import ENCODERS
+    from seglab.models.complexity import model_costs
     from seglab.models.weights import hub_checkpoint_dir, is_cached
 
     height, width = parse_size(args.size)
@@ -355,17 +269,10 @@ def run_models(args: argparse.Namespace) -> int:
     )
     rows = []
     for name, spec in ENCODERS.items():
-        model = build_model(name, args.classes, encoder_weights=None)
-        rows.append(
-            (
-                name,
-                f"{count_parameters(model) / 1e6:.1f}",
-                f"{forward_gflops(model, height, width):.1f}",
-                f"{spec.imagenet_top1:.1f}",
-                spec.weights_file,
-                "yes" if is_cached(spec) else "no",
-            )
-        )
+        params, gflops = model_costs(name, args.classes, height, width)
+        cached = "yes" if is_cached(spec) else "no"
+        top1 = f"{spec.imagenet_top1:.1f}"
+        rows.append((name, f"{params / 1e6:.1f}", f"{gflops:.1f}", top1, spec.weights_file, cached))
     print(format_table(header, rows))
     print(f"\nU-Net with {args.classes} classes; weights cache: {hub_checkpoint_dir()}")
     return 0
@@ -374,25 +281,26 @@ def run_models(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from seglab.config import load_config
     from seglab.engine.train import resume_config, train
-    from seglab.models.encoders import get_encoder_spec
 
-    names = [flag.lstrip("-").replace("-", "_") for flag, _, _ in TRAIN_OPTIONS] + ["progress"]
-    overrides = {name: getattr(args, name) for name in names}
+    overrides = training_overrides(args)
     if args.resume:
+        if args.config:
+            raise SeglabError("--resume continues a run as it was configured; give no --config")
         config = resume_config(args.resume, overrides)
     else:
         config = load_config(args.config, overrides)
-    get_encoder_spec(config.encoder)  # fail on a misspelt name before any work starts
     train(config, resume=args.resume)
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
-    from seglab.engine.evaluate import evaluate_checkpoint, format_metrics
+    from seglab.deployment.outputs import check_output_file
+    from seglab.engine.evaluate import default_metrics_path, evaluate_checkpoint, format_metrics
 
+    out = args.out or default_metrics_path(args.checkpoint, args.split)
+    check_output_file(out, "evaluate: --out")
     metrics = evaluate_checkpoint(
         args.checkpoint,
         data=args.data,
@@ -404,74 +312,42 @@ def run_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         workers=args.workers,
     )
-    out = (
-        Path(args.out)
-        if args.out
-        else Path(args.checkpoint).with_name(
-            f"{Path(args.checkpoint).stem}_{args.split}_metrics.json"
-        )
-    )
-    out.write_text(json.dumps(metrics, indent=2))
+    Path(out).write_text(json.dumps(metrics, indent=2))
     print(format_metrics(metrics))
     print(f"metrics written to {out}")
     return 0
 
 
-DEMO_SCHEDULE = {"time_budget": 120.0, "epochs": 20}  # per model, on the synthetic data
-
-
 def run_compare(args: argparse.Namespace) -> int:
     from seglab.config import load_config
-    from seglab.reporting.compare import compare
+    from seglab.reporting.compare import compare, with_demo_schedule
+    from seglab.reporting.report import difference_lines, summary_table
 
-    names = [flag.lstrip("-").replace("-", "_") for flag, _, _ in TRAIN_OPTIONS]
-    overrides = {n: getattr(args, n) for n in names if n != "encoder"}
-    overrides["progress"] = args.progress
-    schedule_given = args.config or any(
-        overrides.get(k) is not None for k in ("epochs", "iterations", "time_budget")
+    overrides = with_demo_schedule(
+        training_overrides(args, skip=("encoder",)), args.config, args.runs
     )
-    if (overrides.get("data") in (None, "synthetic")) and not schedule_given and not args.runs:
-        overrides.update(DEMO_SCHEDULE)
     out = overrides.pop("out") or "runs/compare"
     config = load_config(args.config, overrides)
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
-    if not args.runs:
-        from seglab.models.encoders import get_encoder_spec
-
-        for encoder in encoders:
-            get_encoder_spec(encoder)
-    results = compare(
+    comparison = compare(
         config, None if args.runs else encoders, args.runs, out, args.split, args.examples
     )
-    from seglab.reporting.report import SUMMARY_COLUMNS
-
-    rows = [tuple(f(m) for _, f in SUMMARY_COLUMNS) for m in results["models"]]
-    print(format_table(tuple(c for c, _ in SUMMARY_COLUMNS), rows))
-    for m in results["models"][1:]:
-        b = m["versus_first"]
-        print(
-            f"{m['name']} - {results['models'][0]['name']}: {100 * b['difference']:+.2f} mIoU "
-            f"points, 95% interval [{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}]"
-        )
+    print(format_table(*summary_table(comparison)))
+    for line in difference_lines(comparison):
+        print(line)
     print(f"report: {Path(out) / 'report.html'} (also report.md, results.json)")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from seglab.deployment.predict import expand_inputs, predict_files
-    from seglab.deployment.runtime import load_runtime
-
-    runtime = load_runtime(args.checkpoint, args.device)
-    problems = []
+    from seglab.deployment.predict import predict
 
     def report(line: str) -> None:
-        problems.append(line)
         print(f"seglab: error: {line}", file=sys.stderr)
 
-    paths = expand_inputs(args.inputs, report)
-    written, failed = predict_files(
-        runtime,
-        paths,
+    summary = predict(
+        args.checkpoint,
+        args.inputs,
         args.out,
         batch_size=args.batch_size,
         probabilities=args.probabilities,
@@ -480,11 +356,9 @@ def run_predict(args: argparse.Namespace) -> int:
         device=args.device,
         report=report,
     )
-    print(
-        f"wrote {written} predictions to {args.out}/"
-        + (f"; {len(problems)} input(s) failed" if problems else "")
-    )
-    return 1 if problems or failed else 0
+    failed = f"; {len(summary.problems)} input(s) failed" if summary.problems else ""
+    print(f"wrote {summary.written} predictions to {args.out}/{failed}")
+    return 1 if summary.problems else 0
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -500,69 +374,26 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_benchmark(args: argparse.Namespace) -> int:
     import json
-    from dataclasses import asdict
 
-    import torch
+    from seglab.deployment.benchmark import benchmark_model
+    from seglab.deployment.outputs import check_output_file
 
-    from seglab.deployment.benchmark import benchmark, validation_evaluator
-    from seglab.models import build_model
-    from seglab.models.complexity import forward_gflops
-
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    evaluate_fn, calibration = None, None
-    if args.checkpoint:
-        from seglab.engine.checkpoint import load_model
-
-        model, payload = load_model(args.checkpoint)
-        in_channels, label = model.spec.in_channels, f"{args.checkpoint} ({model.spec.encoder})"
-        if args.data:
-            evaluate_fn, calibration = validation_evaluator(
-                args.data, payload["dataset"]["classes"], args.checkpoint, args.limit
-            )
-    else:
-        if args.data:
-            raise SeglabError(
-                "--data needs --checkpoint: an untrained model has no mIoU to compare"
-            )
-        model = build_model(args.encoder, args.classes, encoder_weights=None).eval()
-        in_channels, label = 3, f"untrained U-Net on {args.encoder}"
-    height, width = args.size
-    gflops = forward_gflops(model, height, width, in_channels)
-    print(
-        f"benchmark: {label}, batch {args.batch} at {height}x{width}, "
-        f"{gflops:.1f} GFLOPs per image, {torch.get_num_threads()} threads"
-    )
-    results = benchmark(
-        model, in_channels, args.size, args.batch, backends, args.repeats, evaluate_fn, calibration
-    )
-    header = ("backend", "median ms", "p90 ms", "images/s", "GFLOP/s", "peak RSS MB", "mIoU", "how")
-    rows = [
-        (
-            r.backend,
-            f"{r.median_ms:.1f}",
-            f"{r.p90_ms:.1f}",
-            f"{r.images_per_s:.2f}",
-            f"{gflops * r.images_per_s:.0f}",
-            f"{r.peak_rss_mb:.0f}",
-            "-" if r.miou is None else f"{100 * r.miou:.2f}",
-            r.note,
-        )
-        for r in results
-    ]
-    print(format_table(header, rows))
     if args.json_out:
-        Path(args.json_out).write_text(
-            json.dumps(
-                {
-                    "model": label,
-                    "size": [height, width],
-                    "batch": args.batch,
-                    "gflops": gflops,
-                    "results": [asdict(r) for r in results],
-                },
-                indent=2,
-            )
-        )
+        check_output_file(args.json_out, "benchmark: --json")
+    result = benchmark_model(
+        args.checkpoint,
+        encoder=args.encoder,
+        classes=args.classes,
+        size=args.size,
+        batch=args.batch,
+        backends=[b.strip() for b in (args.backends or ",".join(BACKENDS)).split(",") if b],
+        repeats=args.repeats,
+        data=args.data,
+        limit=args.limit,
+    )
+    print(format_table(*result.table()))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
     return 0
 
 

@@ -1,11 +1,18 @@
 """The one configuration object that flows from the command line (or a YAML experiment file) to
-the training engine. A YAML file sets options; command-line flags override it; the resolved
-configuration is saved in the run folder as ``config.yaml``."""
+the training engine. Each option is declared once, here: its type, default, allowed values and
+help text. The command line builds its flags from these declarations, and every value (from a
+file or a flag) is checked when the configuration is built, before any work starts.
+
+This module imports neither torch nor torchvision, so ``seglab --help`` answers at once.
+"""
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, fields
+import math
+import re
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -13,53 +20,137 @@ import yaml
 
 from seglab.errors import SeglabError
 
+LOSS_NAMES = ("ce", "ohem", "dice", "focal")
+CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "inverse_frequency")
+# Keys a run's config.yaml adds beside the options: what was resolved, and how the run grew.
+RUN_RECORD_KEYS = ("resolved", "extensions")
 
-@dataclass
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    group: str = "",
+    duration: bool = False,
+    check: Any = None,
+) -> Any:
+    """A configuration field with its help text and the values it allows."""
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "choices": choices,
+            "minimum": minimum,
+            "above": above,
+            "below": below,
+            "group": group,
+            "duration": duration,  # seconds, also written as 90s, 60m, 1.5h
+            "check": check,  # a function (value, where) raising SeglabError
+        },
+    )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     # data
-    data: str = "synthetic"  # "synthetic", a dataset folder or a dataset YAML file
-    crop_size: tuple[int, int] | None = None  # None: crop back to each image's own size
-    scale: tuple[float, float] = (0.75, 1.25)  # random scale range of the augmentation
-    hflip: bool = True
-    color_jitter: float = 0.2
-    workers: int = 2
-    # model
-    encoder: str = "mobilenet_v2"
-    # "imagenet": official weights (error if unobtainable); "auto": imagenet when obtainable,
-    # else random init with a notice; "none": random init; or a path to a state dict.
-    weights: str = "auto"
-    freeze_encoder_epochs: int = 0  # transfer learning: train only the decoder at first
-    sync_bn: bool = False  # SyncBatchNorm across GPUs under DDP
-    # loss
-    loss: str = "ce"  # ce | ohem | dice | focal, or a weighted sum: "ce+dice", "ce:1,dice:0.5"
-    class_weights: str = (
-        "none"  # none | median_frequency | sqrt_median_frequency | inverse_frequency
+    data: str = option(
+        "synthetic",
+        "'synthetic' (built in), a dataset folder or a dataset YAML file",
+        group="data",
     )
-    focal_gamma: float = 2.0
+    crop_size: tuple[int, int] | None = option(
+        None, "training crop HxW, e.g. 256x256 (none: each image's own size)", group="data"
+    )
+    scale: tuple[float, float] = option(
+        (0.75, 1.25), "random scale range MIN,MAX of the augmentation (1,1 turns it off)"
+    )
+    hflip: bool = option(True, "random horizontal flips")
+    color_jitter: float = option(
+        0.2, "brightness/contrast/saturation jitter (0 turns it off)", minimum=0
+    )
+    workers: int = option(2, "data-loading processes", minimum=0)
+    # model
+    encoder: str = option(
+        "mobilenet_v2",
+        "encoder name (see 'seglab models')",
+        group="model",
+        check=lambda v, w: check_encoder(v, w),
+    )
+    weights: str = option(
+        "auto",
+        "encoder weights: imagenet (required), none (random init), a state-dict file, or auto "
+        "(imagenet when obtainable, otherwise random init with a notice)",
+    )
+    freeze_encoder_epochs: int = option(
+        0, "train only the decoder for this many epochs first", minimum=0
+    )
+    sync_bn: bool = option(False, "SyncBatchNorm across GPUs under torchrun")
+    # loss
+    loss: str = option(
+        "ce",
+        "ce, ohem (hard pixels only), dice, focal, or a weighted sum: ce+dice, ce:1,dice:0.5",
+        group="loss",
+        check=lambda value, where: parse_loss(value, where),
+    )
+    class_weights: str = option(
+        "none", "loss class weighting", choices=CLASS_WEIGHTINGS, group="loss"
+    )
+    focal_gamma: float = option(2.0, "focal loss gamma", minimum=0)
     # optimisation
-    epochs: int = 10
-    iterations: int | None = None  # optimizer steps; overrides epochs when set
-    time_budget: float | None = None  # seconds of training; the schedule is fitted to it
-    batch_size: int = 8  # images per step per process (before accumulation)
-    accumulate: int = 1  # micro-batches per optimizer step
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3
-    encoder_lr: float | None = None  # learning rate of the encoder (default: lr)
-    momentum: float = 0.9  # SGD
-    weight_decay: float = 1e-4
-    schedule: str = "poly"  # poly | cosine | constant, after warm-up
-    warmup_iters: int = 0
-    clip_grad: float | None = None  # max gradient norm
+    epochs: int = option(10, "training epochs", minimum=1, group="schedule")
+    iterations: int | None = option(None, "optimizer steps; overrides epochs when set", minimum=1)
+    time_budget: float | None = option(
+        None,
+        "time for the whole run (training, validation and saving), e.g. 60m; the learning-rate "
+        "decay is fitted to it",
+        above=0,
+        duration=True,
+    )
+    batch_size: int = option(8, "images per step per process (before accumulation)", minimum=1)
+    accumulate: int = option(1, "micro-batches per optimizer step", minimum=1)
+    optimizer: str = option("adamw", "optimizer", choices=("adamw", "sgd"))
+    lr: float = option(1e-3, "learning rate", above=0)
+    encoder_lr: float | None = option(
+        None, "learning rate of the pretrained encoder (default: lr)", above=0
+    )
+    momentum: float = option(0.9, "SGD momentum", minimum=0, below=1)
+    weight_decay: float = option(1e-4, "weight decay", minimum=0)
+    schedule: str = option(
+        "poly", "learning-rate decay after warm-up", choices=("poly", "cosine", "constant")
+    )
+    warmup_iters: int = option(0, "linear warm-up steps", minimum=0)
+    clip_grad: float | None = option(None, "clip the gradient norm to this value", above=0)
     # evaluation
-    val_interval: int = 1  # epochs between validations (and always after the last)
+    val_interval: int = option(
+        1, "epochs between validations (always after the last)", minimum=1, group="evaluation"
+    )
     # machine
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    channels_last: bool = True
-    compile: bool = False  # torch.compile the model
-    seed: int = 0
-    out: str = "runs/latest"
-    progress: bool = True
+    device: str = option(
+        "auto", "auto, cpu, cuda or cuda:N", group="machine", check=lambda v, w: check_device(v, w)
+    )
+    precision: str = option(
+        "auto",
+        "auto: the fastest exact choice on this machine",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    channels_last: bool = option(True, "channels-last memory format")
+    compile: bool = option(False, "torch.compile the model")
+    seed: int = option(0, "random seed", minimum=0)
+    out: str | None = option(
+        None, "run folder (default: runs/ENCODER, numbered runs/ENCODER-2, -3, ... if taken)"
+    )
+    progress: bool = option(True, "progress bars")
+
+    def __post_init__(self) -> None:
+        """Every value converted to its option's type and checked, however it was built."""
+        hints = typing.get_type_hints(TrainConfig)
+        for f in fields(self):
+            value = _check(getattr(self, f.name), hints[f.name], f.metadata, f.name)
+            object.__setattr__(self, f.name, value)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -67,38 +158,278 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "configuration") -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean {close[0]}?" if close else ""
-                raise SeglabError(f"{source}: unknown option {key!r}{hint}")
-        values = dict(values)
-        for key in ("crop_size", "scale"):
-            if values.get(key) is not None:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        """A checked configuration: unknown keys are named with a suggestion, every value is
+        converted to its option's type and checked against what the option allows."""
+        return cls(**check_values(values, source))
+
+
+def check_values(values: dict[str, Any], source: str, flags: bool = False) -> dict[str, Any]:
+    """``values`` converted and checked; the first bad one raises a one-line SeglabError naming
+    ``source``, the option (``--batch-size`` with ``flags``), the value and what is allowed."""
+    declared = {f.name: f for f in fields(TrainConfig)}
+    hints = typing.get_type_hints(TrainConfig)
+    checked = {}
+    for key, value in values.items():
+        name = f"--{key.replace('_', '-')}" if flags else key
+        if key not in declared:
+            close = difflib.get_close_matches(str(key), declared, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise SeglabError(f"{source}: unknown option {name!r}{hint}")
+        checked[key] = _check(value, hints[key], declared[key].metadata, f"{source}: {name}")
+    return checked
+
+
+def _check(value: Any, hint: Any, meta: Any, where: str) -> Any:
+    if meta.get("duration") and value is not None:
+        return parse_duration(value, where)
+    kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else ()
+    optional = type(None) in kinds
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        hint = next(k for k in kinds if k is not type(None))
+    if value is None:
+        raise SeglabError(f"{where}: a value is required")
+    converted = _convert(value, hint, where)
+    _check_allowed(converted, meta, where)
+    return converted
+
+
+try:  # X | Y annotations are types.UnionType, typing.Optional[X] is typing.Union
+    from types import UnionType as _UnionType
+except ImportError:  # pragma: no cover (Python < 3.10)
+    _UnionType = typing.Union  # type: ignore[assignment,misc]
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return text in ("true", "yes", "on", "1")
+        raise SeglabError(f"{where}: {value!r} is not true or false")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+            raise SeglabError(f"{where}: {value!r} is not an integer")
+        try:
+            number = float(value)
+        except ValueError:
+            raise SeglabError(f"{where}: {value!r} is not an integer") from None
+        if not number.is_integer():
+            raise SeglabError(f"{where}: {value!r} is not an integer")
+        return int(number)
+    if hint is float:
+        return _number(value, where)
+    if hint is str:
+        if not isinstance(value, str):
+            raise SeglabError(f"{where}: {value!r} is not a text value")
+        return value
+    if hint == tuple[int, int]:
+        return parse_size(value, where)
+    if hint == tuple[float, float]:
+        return parse_range(value, where)
+    raise TypeError(f"no conversion for {hint}")  # a programming error, not a user's
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SeglabError(f"{where}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise SeglabError(f"{where}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise SeglabError(f"{where}: {value!r} is not a finite number")
+    return number
+
+
+def _check_allowed(value: Any, meta: Any, where: str) -> None:
+    if meta.get("check"):
+        meta["check"](value, where)
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SeglabError(f"{where}: {value!r} is not one of {', '.join(choices)}{hint}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if meta.get("minimum") is not None and value < meta["minimum"]:
+            raise SeglabError(f"{where}: {value!r} must be at least {meta['minimum']:g}")
+        if meta.get("above") is not None and value <= meta["above"]:
+            raise SeglabError(f"{where}: {value!r} must be greater than {meta['above']:g}")
+        if meta.get("below") is not None and value >= meta["below"]:
+            raise SeglabError(f"{where}: {value!r} must be less than {meta['below']:g}")
+
+
+# --- values written as text: sizes, ranges, durations, loss sums ------------------------------
+
+
+def parse_size(value: Any, where: str = "size") -> tuple[int, int]:
+    """(height, width) from 'HxW', [H, W] or (H, W)."""
+    try:
+        parts = value.lower().split("x") if isinstance(value, str) else list(value)
+        if len(parts) != 2 or any(isinstance(p, (bool, float)) for p in parts):
+            raise ValueError
+        height, width = (int(p) for p in parts)
+    except (ValueError, TypeError, AttributeError):
+        raise SeglabError(
+            f"{where}: {value!r} is not HEIGHTxWIDTH, e.g. 360x480 or [360, 480]"
+        ) from None
+    if height < 1 or width < 1:
+        raise SeglabError(f"{where}: {value!r} must be positive")
+    return height, width
+
+
+def parse_range(value: Any, where: str = "range") -> tuple[float, float]:
+    """(low, high) from 'MIN,MAX' or [MIN, MAX], with 0 < MIN <= MAX."""
+    try:
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        if len(parts) != 2 or any(isinstance(p, bool) for p in parts):
+            raise ValueError
+        low, high = (float(p) for p in parts)
+    except (ValueError, TypeError):
+        raise SeglabError(f"{where}: {value!r} is not MIN,MAX, e.g. 0.75,1.25") from None
+    if not 0 < low <= high or not math.isfinite(high):
+        raise SeglabError(f"{where}: {value!r} needs 0 < MIN <= MAX")
+    return low, high
+
+
+def parse_scales(text: str, where: str = "scales") -> tuple[float, ...]:
+    try:
+        scales = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SeglabError(f"{where}: {text!r} are not numbers, e.g. 0.75,1,1.25") from None
+    if not scales or min(scales) <= 0 or not all(map(math.isfinite, scales)):
+        raise SeglabError(f"{where}: {text!r} must be positive")
+    return scales
+
+
+def parse_duration(value: Any, where: str = "duration") -> float:
+    """Seconds from 3600, '3600', '90s', '60m' or '1.5h'."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = str(value).strip().lower()
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError):
+        raise SeglabError(
+            f"{where}: {value!r} is not a duration, e.g. 3600, 90s, 60m or 1.5h"
+        ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise SeglabError(f"{where}: {value!r} must be a positive duration")
+    return seconds
+
+
+def parse_loss(spec: str, where: str = "loss") -> list[tuple[str, float]]:
+    """``"ce"``, ``"ce+dice"`` (weights 1) or ``"ce:1,dice:0.5"`` as (name, weight) terms."""
+    terms = []
+    for part in spec.replace("+", ",").split(","):
+        name, _, factor = part.strip().partition(":")
+        if name not in LOSS_NAMES:
+            close = difflib.get_close_matches(name, LOSS_NAMES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SeglabError(
+                f"{where}: unknown loss {name!r} in {spec!r}; choose from "
+                f"{', '.join(LOSS_NAMES)}{hint}"
+            )
+        weight = _number(factor, f"{where}: weight of {name}") if factor else 1.0
+        if weight <= 0:
+            raise SeglabError(f"{where}: weight of {name} in {spec!r} must be positive")
+        terms.append((name, weight))
+    return terms
+
+
+def check_encoder(name: str, where: str = "encoder") -> None:
+    from seglab.models.encoders import get_encoder_spec  # the registry needs torchvision: late
+
+    try:
+        get_encoder_spec(name)
+    except SeglabError as err:
+        raise SeglabError(f"{where}: {err}") from None
+
+
+def check_device(name: str, where: str = "device") -> None:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise SeglabError(f"{where}: {name!r} is not one of auto, cpu, cuda, cuda:N (e.g. cuda:0)")
+
+
+def format_value(value: Any) -> str:
+    """An option's value as a person writes it on the command line."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]}x{value[1]}"
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_options() -> list[tuple[str, str, type | None]]:
+    """(name, help with its default, kind) of every option, for the command line's flags;
+    kind is bool for on/off switches, otherwise None (the value is checked here)."""
+    hints = typing.get_type_hints(TrainConfig)
+    described = []
+    for f in fields(TrainConfig):
+        help_text = f.metadata["help"]
+        if f.metadata["choices"]:
+            help_text += f": {', '.join(f.metadata['choices'])}"
+        if f.name not in ("out", "progress"):
+            help_text += f" (default {format_value(f.default)})"
+        described.append((f.name, help_text, bool if hints[f.name] is bool else None))
+    return described
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file's top-level mapping, or a one-line error naming the file."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise SeglabError(f"cannot read {what} {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise SeglabError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(loaded, dict):
+        raise SeglabError(f"{path}: expected a mapping of options")
+    return loaded
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults, then the YAML file, then the command-line ``overrides`` (None = not given)."""
+    """Defaults, then the YAML file, then the command-line ``overrides`` (None = not given).
+    A run's own config.yaml is a valid file here: its record of what was resolved is skipped."""
     values: dict[str, Any] = {}
-    source = "command line"
     if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise SeglabError(f"cannot read config {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise SeglabError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(loaded, dict):
-            raise SeglabError(f"{path}: expected a mapping of options")
-        values.update(loaded)
-        source = str(path)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig.from_dict(values, source)
+        loaded = read_yaml_mapping(path, "config")
+        values.update(
+            check_values({k: v for k, v in loaded.items() if k not in RUN_RECORD_KEYS}, str(path))
+        )
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(check_values(given, "command line", flags=True))
+    return TrainConfig(**values)
 
 
-def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+def save_config(
+    config: TrainConfig,
+    path: Path,
+    resolved: dict[str, Any] | None = None,
+    extensions: list[dict[str, Any]] | None = None,
+) -> None:
+    """config.yaml: the options, then what was resolved at the start (weights, device,
+    precision and why) and every extension of the run, each with its step."""
+    record = config.to_dict()
+    if resolved:
+        record["resolved"] = resolved
+    if extensions:
+        record["extensions"] = extensions
+    path.write_text(yaml.safe_dump(record, sort_keys=False))
+
+
+def read_run_record(path: Path) -> tuple[TrainConfig, dict[str, Any], list[dict[str, Any]]]:
+    """A run's config.yaml: its configuration, what was resolved and its extensions."""
+    loaded = read_yaml_mapping(path, "run configuration")
+    options = {k: v for k, v in loaded.items() if k not in RUN_RECORD_KEYS}
+    config = TrainConfig.from_dict(options, str(path))
+    return config, loaded.get("resolved") or {}, list(loaded.get("extensions") or [])

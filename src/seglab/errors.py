@@ -2,4 +2,11 @@
 
 
 class SeglabError(Exception):
-    """A user-facing error: the CLI prints its message as one line and exits non-zero."""
+    """A user-facing error: the CLI prints its message as one line and exits non-zero (2)."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty): what
+    a one-line error quotes of a library's failure."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -23,7 +23,7 @@ def test_a_clean_dataset_passes(tmp_path, capsys):
     make_pairs(tmp_path, {"train": 3, "val": 2})
     code, out = check(capsys, tmp_path)
     assert code == 0 and "no problems found" in out
-    assert "train: 3 pairs; image sizes 40x30 (3)" in out
+    assert "train: 3 pairs; image sizes 30x40 (3)" in out
     assert "val: 2 pairs" in out
 
 
@@ -61,7 +61,7 @@ def test_size_mismatch(tmp_path, capsys):
     bad = write_mask(tmp_path / "masks" / "train" / "img002.png", class_mask(size=(41, 30)))
     code, out = check(capsys, tmp_path)
     assert code == 1
-    assert problem_lines(out) == [f"{bad}: mask is 41x30 but its image img002.png is 40x30"]
+    assert problem_lines(out) == [f"{bad}: mask is 30x41 but its image img002.png is 30x40"]
 
 
 def test_mask_values_that_are_no_class(tmp_path, capsys):
@@ -132,7 +132,7 @@ def test_training_refuses_a_broken_dataset_before_it_starts(tmp_path, capsys):
     ]
     assert main(argv) == 2
     captured = capsys.readouterr()
-    assert f"{bad}: mask is 41x30" in captured.out + captured.err
+    assert f"{bad}: mask is 30x41" in captured.out + captured.err
     assert "1 problem(s) in the data" in captured.err
     assert not (tmp_path / "run" / "last.pt").exists()
 

@@ -6,8 +6,9 @@ import torch
 import yaml
 from PIL import Image
 
+from seglab.data.classes import CITYSCAPES_IDS, voc_colors
 from seglab.data.dataset import open_data
-from seglab.data.layouts import CITYSCAPES, detect_layout, voc_colors
+from seglab.data.layouts import detect_layout
 from seglab.data.masks import IGNORE
 from seglab.errors import SeglabError
 from tests.data.helpers import class_mask, make_camvid, make_pairs, write_image, write_mask
@@ -77,8 +78,22 @@ def test_colour_coded_masks_with_a_yaml_palette(tmp_path):
 def test_colour_masks_without_a_palette_ask_for_a_yaml(tmp_path):
     write_image(tmp_path / "images" / "a.png")
     write_mask(tmp_path / "masks" / "a.png", np.zeros((30, 40, 3)))
-    with pytest.raises(SeglabError, match="colour-coded RGB; write a dataset YAML"):
+    with pytest.raises(
+        SeglabError, match=r"colour-coded RGB \(.*a\.png is one\); write a dataset YAML"
+    ):
         open_data(str(tmp_path), progress=False)
+
+
+def test_split_folders_of_a_dataset_file(tmp_path):
+    make_pairs(tmp_path / "data", {"a": 3, "b": 2}, images="pics", masks="labels")
+    (tmp_path / "ds.yaml").write_text(
+        "root: data\nsplits:\n  train: {images: pics/a, masks: labels/a}\n"
+        "  val: {images: pics/b, masks: labels/b}\n"
+    )
+    data = open_data(str(tmp_path / "ds.yaml"), progress=False)
+    assert data.report.source.layout == "pairs" and data.problems == []
+    assert [len(data.split(s)) for s in ("train", "val")] == [3, 2]
+    assert data.split("val").pairs[1][1] == tmp_path / "data" / "labels" / "b" / "img001.png"
 
 
 def test_voc_layout(tmp_path):
@@ -113,7 +128,7 @@ def test_cityscapes_label_ids_map_to_the_19_train_ids(tmp_path):
     _, mask = data.split("val").load(0)
     expected = {7: 0, 8: 1, 26: 13, 0: IGNORE, 33: 18, 4: IGNORE, 23: 10, 24: 11}
     assert mask.tolist() == [[expected[v] for v in row] for row in label_ids.tolist()]
-    assert len(CITYSCAPES) == 19
+    assert len(CITYSCAPES_IDS) == 19
 
 
 @pytest.mark.parametrize("suffix,mode", [(".tif", "I;16"), (".jpg", "L"), (".bmp", "RGB")])

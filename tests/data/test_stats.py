@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from seglab.config import TrainConfig
 from seglab.data.dataset import open_data
 from seglab.data.stats import class_weights
 from seglab.errors import SeglabError
@@ -23,8 +24,10 @@ def test_inverse_frequency_has_mean_one_and_unseen_classes_get_zero():
     assert weights[2] == 0
     assert weights[:2] == pytest.approx(np.array([4 / 3, 4]) / np.mean([4 / 3, 4]))
     assert class_weights("none", np.array([1, 2])) is None
-    with pytest.raises(SeglabError, match="unknown class weighting 'rare'"):
-        class_weights("rare", np.array([1, 2]))
+    with pytest.raises(ValueError, match="unknown class weighting 'rare'"):
+        class_weights("rare", np.array([1, 2]))  # a user's choice is checked by TrainConfig
+    with pytest.raises(SeglabError, match="class_weights: 'rare' is not one of none"):
+        TrainConfig(class_weights="rare")
 
 
 @needs_camvid

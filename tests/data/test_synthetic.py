@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from seglab.data.dataset import open_dataset
+from seglab.data.dataset import open_data
 from seglab.data.synthetic import INFO, SyntheticScenes
 from seglab.errors import SeglabError
 
@@ -46,9 +46,24 @@ def test_textures_not_colours_tell_classes_apart():
     assert np.std(car_colours, axis=0).mean() > 0.1
 
 
-def test_open_dataset_by_name():
-    assert isinstance(open_dataset("synthetic", "test"), SyntheticScenes)
+def test_open_data_by_name():
+    data = open_data("synthetic")
+    assert data.report is None and data.info == INFO
+    test = data.split("test")
+    assert isinstance(test, SyntheticScenes) and len(test) == 96
     with pytest.raises(SeglabError, match="splits"):
-        open_dataset("synthetic", "holdout")
+        data.split("holdout")
     with pytest.raises(SeglabError, match="dataset nowhere does not exist"):
-        open_dataset("nowhere", "train")
+        open_data("nowhere")
+
+
+def test_synthetic_is_a_layout_of_a_dataset_file(tmp_path):
+    (tmp_path / "tiny.yaml").write_text("layout: synthetic\nsize: [24, 40]\ntrain: 5\n")
+    data = open_data(str(tmp_path / "tiny.yaml"), seed=3)
+    train, val = data.split("train"), data.split("val")
+    assert len(train) == 5 and len(val) == 96  # lengths not given keep their defaults
+    assert train[0][0].shape == (3, 24, 40)
+    assert torch.equal(train[1][0], SyntheticScenes("train", (24, 40), seed=3)[1][0])
+    (tmp_path / "odd.yaml").write_text("layout: synthetic\nclasses: [a, b]\n")
+    with pytest.raises(SeglabError, match="classes does not apply to layout synthetic"):
+        open_data(str(tmp_path / "odd.yaml"))

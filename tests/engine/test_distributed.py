@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from seglab.engine.checkpoint import load_checkpoint
+from seglab.engine.checkpoint import Checkpoint
 from tests.engine.conftest import train_args
 
 # Both sides run one thread per process: a different thread count changes the order of float
@@ -44,12 +44,12 @@ def test_two_processes_match_one_process(tiny_data, tmp_path):
     )
     assert "x 2 processes" in log
 
-    one = load_checkpoint(tmp_path / "single" / "last.pt")
-    two = load_checkpoint(tmp_path / "ddp" / "last.pt")
-    assert one["training"]["step"] == two["training"]["step"] == 3
-    params = [k for k in one["state_dict"] if "running_" not in k and "num_batches" not in k]
-    worst = max((one["state_dict"][k] - two["state_dict"][k]).abs().max().item() for k in params)
+    one = Checkpoint.load(tmp_path / "single" / "last.pt")
+    two = Checkpoint.load(tmp_path / "ddp" / "last.pt")
+    assert one.training.step == two.training.step == 3
+    params = [k for k in one.state_dict if "running_" not in k and "num_batches" not in k]
+    worst = max((one.state_dict[k] - two.state_dict[k]).abs().max().item() for k in params)
     assert worst < 1e-6, worst
     # Validation confusion matrices are summed across processes: every pixel counted once.
-    assert two["metrics"]["pixels"] == one["metrics"]["pixels"] == 16 * 64 * 80
-    assert abs(one["metrics"]["miou"] - two["metrics"]["miou"]) < 1e-3
+    assert two.metrics["pixels"] == one.metrics["pixels"] == 16 * 64 * 80
+    assert abs(one.metrics["miou"] - two.metrics["miou"]) < 1e-3

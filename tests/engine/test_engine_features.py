@@ -8,7 +8,7 @@ import torch
 from seglab.cli import main
 from seglab.engine import performance
 from seglab.engine import train as train_module
-from seglab.engine.checkpoint import load_checkpoint
+from seglab.engine.checkpoint import Checkpoint
 from seglab.errors import SeglabError
 from tests.engine.conftest import train_args
 
@@ -19,14 +19,14 @@ def encoder_of(state):
 
 def test_frozen_encoder_phase_then_training_the_encoder(tiny_data, tmp_path, monkeypatch):
     saved = {}
-    real_save = train_module.save_checkpoint
+    real_save = Checkpoint.save
 
-    def keep(path, model, *args, **kwargs):
-        real_save(path, model, *args, **kwargs)
+    def keep(checkpoint, path):
+        real_save(checkpoint, path)
         if path.name == "last.pt":
-            saved[kwargs["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+            saved[checkpoint.epoch] = {k: v.clone() for k, v in checkpoint.state_dict.items()}
 
-    monkeypatch.setattr(train_module, "save_checkpoint", keep)
+    monkeypatch.setattr(train_module.Checkpoint, "save", keep)
     torch.manual_seed(0)
     from seglab.models import build_model
 
@@ -61,21 +61,57 @@ def test_a_diverging_run_stops_clearly_and_keeps_the_last_good_checkpoint(
     assert main(train_args(tiny_data, tmp_path / "run", "--epochs", "3")) == 2
     err = capsys.readouterr().err
     assert "training diverged: loss is nan at epoch 2" in err and "Traceback" not in err
-    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert checkpoint["epoch"] == 1
+    assert f"the last good checkpoint is {tmp_path / 'run' / 'last.pt'}" in err
+    checkpoint = Checkpoint.load(tmp_path / "run" / "last.pt")
+    assert checkpoint.epoch == 1
     assert all(
-        torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point()
+        torch.isfinite(v).all() for v in checkpoint.state_dict.values() if v.is_floating_point()
     )
 
 
-def test_a_time_budget_stops_training_and_still_validates(tiny_data, tmp_path):
-    assert (
-        main(train_args(tiny_data, tmp_path / "run", "--epochs", "50", "--time-budget", "2s")) == 0
+def test_divergence_before_any_checkpoint_says_none_was_written(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    real_build_loss = train_module.build_loss
+    monkeypatch.setattr(
+        train_module,
+        "build_loss",
+        lambda *a, **k: lambda logits, target: real_build_loss(*a, **k)(logits, target) * 0 / 0,
     )
-    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert checkpoint["epoch"] < 50
-    assert checkpoint["metrics"]["miou"] >= 0
-    assert checkpoint["config"]["time_budget"] == 2.0
+    assert main(train_args(tiny_data, tmp_path / "run", "--epochs", "3")) == 2
+    err = capsys.readouterr().err
+    assert "loss is nan at epoch 1, step 1; no checkpoint was written yet" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_time_budget_covers_validation_and_says_what_ran(tiny_data, tmp_path, capsys):
+    budget = 4.0
+    argv = train_args(tiny_data, tmp_path / "run", "--epochs", "50", "--time-budget", "4s")
+    assert main(argv) == 0
+    checkpoint = Checkpoint.load(tmp_path / "run" / "last.pt")
+    assert checkpoint.epoch < 50
+    assert checkpoint.metrics["miou"] >= 0
+    assert checkpoint.config.time_budget == budget
+    # Validation and saving are inside the budget (a run always takes its first step, which
+    # on a busy machine may itself outlast a 4 s budget)
+    assert checkpoint.training.step == 1 or checkpoint.training.elapsed <= budget + 1.0
+    out = capsys.readouterr().out
+    steps, epochs = checkpoint.training.step, checkpoint.training.epoch
+    assert f"ran {steps} of 400 planned steps ({epochs} of 50 epochs)" in out
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_evaluate_reproduces_the_stored_metrics(tiny_data, tmp_path, capsys, precision):
+    """Whatever precision trained the model (bf16 forced here, emulated on CPUs without it),
+    the metrics stored in the checkpoint are the ones `seglab evaluate` reproduces."""
+    argv = train_args(tiny_data, tmp_path / "run", "--epochs", "1", "--precision", precision)
+    assert main(argv) == 0
+    assert f"precision {precision}" in capsys.readouterr().out
+    ckpt = tmp_path / "run" / "best.pt"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--workers", "0"]) == 0
+    metrics = json.loads((tmp_path / "run" / "best_val_metrics.json").read_text())
+    assert metrics["miou"] == Checkpoint.load(ckpt).metrics["miou"]
+    assert metrics["per_class"] == Checkpoint.load(ckpt).metrics["per_class"]
 
 
 def test_evaluate_prints_a_table_and_writes_json(tiny_data, tmp_path, capsys):
@@ -86,7 +122,7 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "class" in out and "sky" in out and "mIoU" in out
     metrics = json.loads((tmp_path / "run" / "best_val_metrics.json").read_text())
-    assert metrics["miou"] == pytest.approx(load_checkpoint(ckpt)["metrics"]["miou"], abs=1e-6)
+    assert metrics["miou"] == pytest.approx(Checkpoint.load(ckpt).metrics["miou"], abs=1e-6)
     assert metrics["evaluation"]["split"] == "val"
 
     out_json = tmp_path / "tta.json"
@@ -135,3 +171,14 @@ def test_precision_is_chosen_for_the_machine(monkeypatch):
     assert performance.choose_precision(cpu, "fp32").name == "fp32"
     with pytest.raises(SeglabError, match="fp16 mixed precision needs a CUDA device"):
         performance.choose_precision(cpu, "fp16")
+
+
+def test_the_clock_keeps_back_time_for_the_last_validation_and_save(monkeypatch):
+    now = {"t": 100.0}
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: now["t"])
+    clock = train_module.Clock(start=100.0, budget=60.0)
+    now["t"] = 140.0
+    assert not clock.time_up(reserve=19.0)  # 40 s used, 19 s to keep back: one more step
+    assert clock.time_up(reserve=20.0)  # 40 + 20 = the whole budget: stop now
+    assert clock.progress(step=10, total_steps=1000) == pytest.approx(40 / 60)
+    assert not train_module.Clock(start=100.0, budget=None).time_up(reserve=1e9)

@@ -37,3 +37,30 @@ def test_flip_averaging_is_mirror_symmetric():
     a = predict_probabilities(model, images, flip=True)
     b = predict_probabilities(model, images.flip(-1), flip=True).flip(-1)
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_torch_segmenter_gives_float32_logits_in_eval_mode_whatever_its_options():
+    from seglab.data.synthetic import INFO
+    from seglab.engine.segmenter import Segmenter, TorchSegmenter
+
+    model = build_model("mobilenet_v2", INFO.num_classes, encoder_weights=None)
+    images = torch.rand(2, 3, 48, 64)
+    model.eval()
+    with torch.no_grad():
+        expected = model(images)
+    model.train()  # a model shared with a training loop: the segmenter evaluates in eval mode
+    plain = TorchSegmenter(model, INFO)
+    assert isinstance(plain, Segmenter) and plain.device == torch.device("cpu")
+    logits = plain(images)
+    assert not model.training and logits.dtype == torch.float32
+    assert torch.allclose(logits, expected, atol=1e-5)
+    fast = TorchSegmenter(model, INFO, channels_last=True)
+    conv = model.decoder[0].convs[0][0].weight  # 3x3: its two layouts differ
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert torch.allclose(fast(images), expected, atol=1e-4)
+    half = TorchSegmenter(model, INFO, autocast_dtype=torch.bfloat16)(images)
+    assert half.dtype == torch.float32 and half.shape == expected.shape
+    assert (half.argmax(1) == expected.argmax(1)).float().mean() > 0.9
+    # back to the default memory format when asked for none
+    TorchSegmenter(model, INFO)
+    assert model.decoder[0].convs[0][0].weight.is_contiguous()

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seglab.engine.losses import build_loss, ohem, parse_loss
+from seglab.config import LOSS_NAMES, parse_loss
+from seglab.engine.losses import LOSSES, build_loss, ohem
 from seglab.errors import SeglabError
 
 IGNORE = 255
@@ -69,6 +70,7 @@ def test_weighted_sums_and_their_spelling():
         (ce + 0.5 * dice).item()
     )
     assert parse_loss("focal:2") == [("focal", 2.0)]
+    assert set(LOSS_NAMES) == set(LOSSES)  # every loss the configuration allows exists
     with pytest.raises(SeglabError, match="unknown loss 'lovasz'"):
         parse_loss("ce+lovasz")
 

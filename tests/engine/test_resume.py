@@ -9,15 +9,16 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from seglab.cli import main
 from seglab.engine import train as train_module
-from seglab.engine.checkpoint import load_checkpoint, load_model
+from seglab.engine.checkpoint import Checkpoint, load_model
 from tests.engine.conftest import train_args
 
 
 def weights(path):
-    return load_checkpoint(path)["state_dict"]
+    return Checkpoint.load(path).state_dict
 
 
 def assert_same_weights(a, b, atol=1e-6):
@@ -30,17 +31,17 @@ def test_interrupted_then_resumed_equals_straight(tiny_data, tmp_path, monkeypat
     extra = ("--epochs", "2", "--loss", "ce+dice", "--class-weights", "median_frequency")
     assert main(train_args(tiny_data, tmp_path / "straight", *extra)) == 0
 
-    real_save = train_module.save_checkpoint
+    real_save = Checkpoint.save
 
-    def save_then_die(path, *args, **kwargs):
-        real_save(path, *args, **kwargs)
-        if path.name == "last.pt" and kwargs.get("epoch") == 1:
+    def save_then_die(checkpoint, path):
+        real_save(checkpoint, path)
+        if path.name == "last.pt" and checkpoint.epoch == 1:
             raise KeyboardInterrupt  # the run is stopped right after epoch 1's checkpoint
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(train_module.Checkpoint, "save", save_then_die)
     assert main(train_args(tiny_data, tmp_path / "resumed", *extra)) == 130
-    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert Checkpoint.load(tmp_path / "resumed" / "last.pt").epoch == 1
+    monkeypatch.setattr(train_module.Checkpoint, "save", real_save)
 
     assert (
         main(["train", "--resume", str(tmp_path / "resumed"), "--workers", "0", "--no-progress"])
@@ -49,10 +50,10 @@ def test_interrupted_then_resumed_equals_straight(tiny_data, tmp_path, monkeypat
     assert_same_weights(
         weights(tmp_path / "straight" / "last.pt"), weights(tmp_path / "resumed" / "last.pt")
     )
-    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
-    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
-    assert straight["training"]["step"] == resumed["training"]["step"] == 16
-    assert straight["metrics"]["miou"] == pytest.approx(resumed["metrics"]["miou"], abs=1e-6)
+    straight = Checkpoint.load(tmp_path / "straight" / "last.pt")
+    resumed = Checkpoint.load(tmp_path / "resumed" / "last.pt")
+    assert straight.training.step == resumed.training.step == 16
+    assert straight.metrics["miou"] == pytest.approx(resumed.metrics["miou"], abs=1e-6)
     rows = (tmp_path / "resumed" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
 
@@ -73,7 +74,7 @@ def test_a_run_killed_mid_epoch_resumes_and_its_checkpoint_loads(tiny_data, tmp_
     time.sleep(0.3)  # well inside a later epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    epoch = load_checkpoint(out / "last.pt")["epoch"]
+    epoch = Checkpoint.load(out / "last.pt").epoch
     assert 1 <= epoch < 30
     model, _ = load_model(out / "last.pt")
     assert model(torch.rand(1, 3, 64, 80)).shape == (1, 7, 64, 80)
@@ -92,9 +93,52 @@ def test_a_run_killed_mid_epoch_resumes_and_its_checkpoint_loads(tiny_data, tmp_
         )
         == 0
     )
-    assert load_checkpoint(out / "last.pt")["epoch"] == epoch + 1
+    assert Checkpoint.load(out / "last.pt").epoch == epoch + 1
+    record = yaml.safe_load((out / "config.yaml").read_text())
+    assert record["epochs"] == 30  # the original configuration is never rewritten
+    assert record["extensions"][0]["changes"] == {"epochs": [30, epoch + 1]}
 
 
 def test_resume_needs_a_run_folder(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "no config.yaml" in capsys.readouterr().err
+
+
+@pytest.fixture
+def finished_run(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    assert main(train_args(tiny_data, out, "--epochs", "2")) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (["--lr", "0.01"], "--lr"),
+        (["--crop-size", "32x32", "--batch-size", "2"], "--crop-size, --batch-size"),
+        (["--encoder", "vgg19"], "--encoder"),
+    ],
+)
+def test_resume_refuses_changes_to_the_run_and_writes_nothing(finished_run, capsys, flags, refused):
+    before = {p.name: p.read_bytes() for p in finished_run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    argv = ["train", "--resume", str(finished_run), "--epochs", "3", "--workers", "0", *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot change {refused} when resuming" in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in finished_run.iterdir() if p.is_file()} == before
+
+
+def test_a_complete_run_is_not_resumed_but_can_be_extended(finished_run, capsys):
+    assert main(["train", "--resume", str(finished_run), "--workers", "0"]) == 2
+    assert "is complete (16 steps" in capsys.readouterr().err
+    argv = ["train", "--resume", str(finished_run), "--epochs", "3", "--workers", "0"]
+    assert main([*argv, "--no-progress"]) == 0
+    record = yaml.safe_load((finished_run / "config.yaml").read_text())
+    assert record["epochs"] == 2
+    assert record["extensions"][0]["changes"] == {"epochs": [2, 3]}
+    assert record["extensions"][0]["at_step"] == 16
+    last = Checkpoint.load(finished_run / "last.pt")
+    assert last.config.epochs == 3 and last.training.step == 24
+    rows = (finished_run / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]

@@ -86,3 +86,9 @@ def test_vgg19_encoder_flops_match_torchvision_metadata():
     expected = spec.weights.meta["_ops"] - classifier_gmacs
     encoder = build_encoder(spec)
     assert forward_gflops(encoder, 224, 224) / 2 == pytest.approx(expected, rel=0.01)
+
+
+def test_an_encoder_built_on_the_meta_device_allocates_nothing():
+    with torch.device("meta"):
+        encoder = build_encoder(ENCODERS["vgg19"])
+    assert all(t.is_meta for t in encoder.state_dict().values())

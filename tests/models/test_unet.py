@@ -3,7 +3,6 @@ import torch
 
 from seglab.errors import SeglabError
 from seglab.models import ENCODERS, build_model
-from seglab.models.complexity import count_parameters, forward_gflops
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))
@@ -45,7 +44,7 @@ def _changed(before, module):
     return [k for k, v in module.state_dict().items() if not torch.equal(before[k], v)]
 
 
-@pytest.mark.parametrize("name", ["vgg19_bn", "mobilenet_v2"])
+@pytest.mark.parametrize("name", list(ENCODERS))
 def test_frozen_encoder_keeps_weights_and_batchnorm_statistics(name):
     model = build_model(name, num_classes=4, encoder_weights=None)
     model.freeze_encoder()
@@ -61,7 +60,8 @@ def test_frozen_encoder_keeps_weights_and_batchnorm_statistics(name):
     _training_step(model)
     changed = _changed(encoder_before, model.encoder)
     assert any(k.endswith("weight") for k in changed)
-    assert any(k.endswith("running_mean") for k in changed)
+    has_batchnorm = any(k.endswith("running_mean") for k in encoder_before)  # not VGG19
+    assert any(k.endswith("running_mean") for k in changed) == has_batchnorm
 
 
 def test_normalisation_travels_with_the_model():
@@ -80,12 +80,3 @@ def test_decoder_width_count_must_match_the_encoder_depth():
 def test_unknown_encoder_from_the_api():
     with pytest.raises(SeglabError, match="did you mean mobilenet_v2"):
         build_model("mobilenet_v22", 2, encoder_weights=None)
-
-
-def test_cost_figures_scale_with_the_input():
-    model = build_model("mobilenet_v2", num_classes=12, encoder_weights=None)
-    small, large = forward_gflops(model, 180, 240), forward_gflops(model, 360, 480)
-    assert large == pytest.approx(4 * small, rel=0.02)
-    vgg = build_model("vgg19", num_classes=12, encoder_weights=None)
-    assert forward_gflops(vgg, 360, 480) > 5 * large
-    assert count_parameters(vgg) > 3 * count_parameters(model)

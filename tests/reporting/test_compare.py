@@ -1,35 +1,38 @@
-"""A report built from two tiny finished runs holds every section, with consistent numbers."""
+"""A comparison of two tiny finished runs: every output and section, numbers that agree with the
+evaluation and across outputs, and mistakes in --out or the models refused before any work."""
 
 import json
 import re
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from seglab.cli import main
+from seglab.config import TrainConfig
+from seglab.data.dataset import open_data
+from seglab.data.show import colorize
 from seglab.engine.evaluate import evaluate_checkpoint
+from seglab.errors import SeglabError
+from seglab.reporting.compare import compare, run_names
+from seglab.reporting.report import difference_lines, summary_table
+from tests.deployment.helpers import unwritable_folder
+
+BASE = TrainConfig(workers=0, progress=False)
 
 
 @pytest.fixture(scope="module")
-def report(tiny_runs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("compare")
-    argv = [
-        "compare",
-        "--runs",
-        str(tiny_runs["vgg19"]),
-        str(tiny_runs["mobilenet_v2"]),
-        "--out",
-        str(out),
-        "--examples",
-        "3",
-        "--no-progress",
-    ]
-    assert main(argv) == 0
-    return out
+def compared(tiny_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    runs = [tiny_runs["vgg19"], tiny_runs["mobilenet_v2"]]
+    return out, compare(BASE, runs=runs, out=out, examples=3, report=lambda line: None)
 
 
-def test_every_output_and_section_is_there(report):
-    assert {"report.html", "report.md", "results.json"} <= {p.name for p in report.iterdir()}
-    html = (report / "report.html").read_text()
+def test_every_output_and_section_is_there(compared):
+    out, _ = compared
+    assert {"report.html", "report.md", "results.json", "examples.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    html = (out / "report.html").read_text()
     for section in (
         "Summary",
         "Per-class IoU",
@@ -41,33 +44,112 @@ def test_every_output_and_section_is_there(report):
     ):
         assert f"<h2>{section}" in html, section
     assert html.count("src='data:image/png;base64,") == 4  # self-contained: no external files
-    assert "<img" in html and "src='per_class" not in html
+    assert "**" not in html
 
 
-def test_numbers_are_consistent_across_outputs(report, tiny_runs):
-    results = json.loads((report / "results.json").read_text())
+def test_numbers_agree_with_the_evaluation_and_across_outputs(compared, tiny_runs):
+    out, comparison = compared
+    results = json.loads((out / "results.json").read_text())
+    assert results == json.loads(json.dumps(comparison.to_dict()))
     vgg, mobilenet = results["models"]
     assert (vgg["name"], mobilenet["name"]) == ("vgg19", "mobilenet_v2")
     for model, run in ((vgg, tiny_runs["vgg19"]), (mobilenet, tiny_runs["mobilenet_v2"])):
         independent = evaluate_checkpoint(run / "best.pt", workers=0, progress=False)
-        assert model["metrics"]["miou"] == pytest.approx(independent["miou"], abs=1e-9)
+        assert model["metrics"]["miou"] == independent["miou"]
+        assert model["metrics"]["per_class"] == independent["per_class"]
         assert model["cost"]["gflops"] > 0 and model["cost"]["latency_ms"] > 0
         assert model["cost"]["peak_memory_mb"] > model["cost"]["model_memory_mb"] > 0
+        assert model["cost"]["training_minutes"] > 0
+        assert [p["step"] for p in model["history"]] == [3]
     assert vgg["cost"]["gflops"] > 5 * mobilenet["cost"]["gflops"]
     difference = mobilenet["versus_first"]["difference"]
     assert difference == pytest.approx(
         mobilenet["metrics"]["miou"] - vgg["metrics"]["miou"], abs=1e-9
     )
-    markdown = (report / "report.md").read_text()
-    for model in (vgg, mobilenet):
-        row = next(
-            line for line in markdown.splitlines() if line.startswith(f"| {model['name']} |")
-        )
-        assert f"{100 * model['metrics']['miou']:.2f}" in row
+    assert vgg["versus_first"] is None
+    markdown = (out / "report.md").read_text()
+    header, rows = summary_table(comparison)
+    for model, row in zip((vgg, mobilenet), rows):
+        line = next(x for x in markdown.splitlines() if x.startswith(f"| {model['name']} |"))
+        assert line == "| " + " | ".join(row) + " |"
+        assert row[header.index("mIoU %")] == f"{100 * model['metrics']['miou']:.2f}"
     assert f"{100 * difference:+.2f}" in markdown
+    assert difference_lines(comparison)[0].startswith(
+        f"mobilenet_v2 - vgg19: {100 * difference:+.2f}"
+    )
     assert re.search(r"\| sky \| [\d.*]+ \| [\d.*]+ \|", markdown)
 
 
-def test_compare_needs_two_models(tiny_runs, tmp_path, capsys):
-    assert main(["compare", "--runs", str(tiny_runs["vgg19"]), "--out", str(tmp_path)]) == 2
-    assert "at least two models" in capsys.readouterr().err
+def test_the_example_grid_shows_image_truth_and_predictions(compared, tiny_runs):
+    out, comparison = compared
+    picture = np.array(Image.open(out / "examples.png").convert("RGB"))
+    scale, gap, (height, width) = 2, 6, comparison.eval_size  # 64-pixel images drawn twice as big
+    assert picture.shape[1] == scale * (4 * width + 3 * gap)  # image, truth, 2 models
+    assert picture.shape[0] > scale * (3 * height + 2 * gap)  # 3 rows, then the legend
+    image, mask = open_data(str(tiny_runs["data"])).split("val")[comparison.examples[0]]
+    cell = picture[: scale * height : scale, : scale * width : scale]
+    assert np.abs(cell.astype(int) - (image.permute(1, 2, 0).numpy() * 255).round()).max() <= 1
+    left = scale * (width + gap)
+    truth = picture[: scale * height : scale, left : left + scale * width : scale]
+    assert (truth == colorize(mask.numpy(), open_data("synthetic").info)).all()
+
+
+def test_runs_are_named_by_their_folders_told_apart_when_alike(tmp_path):
+    a, b, c = tmp_path / "a" / "mobilenet_v2", tmp_path / "b" / "mobilenet_v2", tmp_path / "vgg19"
+    assert run_names([a, b, c]) == ["a/mobilenet_v2", "b/mobilenet_v2", "vgg19"]
+    deep = [tmp_path / "x" / "same" / "run", tmp_path / "y" / "same" / "run"]
+    assert run_names(deep) == ["x/same/run", "y/same/run"]
+    with pytest.raises(SeglabError, match=r"names .*vgg19 twice"):
+        run_names([c, a, tmp_path / "b" / ".." / "vgg19"])
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def train(config):
+        raise AssertionError("compare trained before checking what it was given")
+
+    import seglab.engine.train
+
+    monkeypatch.setattr(seglab.engine.train, "train", train)
+
+
+def test_an_out_with_an_earlier_comparison_is_refused_before_training(compared, no_training):
+    out, _ = compared
+    with pytest.raises(SeglabError) as error:
+        compare(BASE, encoders=["vgg19", "mobilenet_v2"], out=out)
+    assert str(error.value) == (
+        f"compare: --out {out} already holds a comparison (report.html, report.md, "
+        "results.json); choose another --out"
+    )
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_training(tmp_path, no_training):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    with pytest.raises(SeglabError, match=rf"^compare: --out {taken} is a file"):
+        compare(BASE, encoders=["vgg19", "mobilenet_v2"], out=taken)
+    locked = unwritable_folder(tmp_path)
+    with pytest.raises(SeglabError, match=rf"^compare: --out {locked / 'cmp'} cannot be written"):
+        compare(BASE, encoders=["vgg19", "mobilenet_v2"], out=locked / "cmp")
+    runs_only = tmp_path / "old"
+    (runs_only / "runs" / "vgg19").mkdir(parents=True)
+    with pytest.raises(SeglabError, match=r"already holds a comparison \(runs\)"):
+        compare(BASE, encoders=["vgg19", "mobilenet_v2"], out=runs_only)
+
+
+def test_the_models_are_checked_before_training(tmp_path, tiny_runs, no_training):
+    out = tmp_path / "cmp"
+    for encoders, message in (
+        (["vgg19"], "at least two models"),
+        (["vgg19", "vgg19"], "--encoders names vgg19 twice"),
+        (["vgg19", "vgg91"], "unknown encoder 'vgg91'"),
+    ):
+        with pytest.raises(SeglabError, match=message):
+            compare(BASE, encoders=encoders, out=out)
+    with pytest.raises(SeglabError, match=r"has splits train, val, test, not 'tset'"):
+        compare(BASE, encoders=["vgg19", "mobilenet_v2"], out=out, split="tset")
+    with pytest.raises(SeglabError, match=r"at least two models"):
+        compare(BASE, runs=[tiny_runs["vgg19"]], out=out)
+    with pytest.raises(SeglabError, match=rf"{tmp_path}: no best.pt or last.pt"):
+        compare(BASE, runs=[tiny_runs["vgg19"], tmp_path], out=out)
+    assert not out.exists()

@@ -25,15 +25,16 @@ def test_miou_of_agrees_with_the_metrics():
 def test_a_model_against_itself_differs_by_nothing():
     a = confusions()
     result = bootstrap_miou_difference(a, a)
-    assert result["difference"] == 0 and result["ci_low"] == 0 and result["ci_high"] == 0
+    assert result.difference == 0 and result.ci_low == 0 and result.ci_high == 0
+    assert not result.excludes_zero
 
 
 def test_a_clearly_better_model_has_an_interval_above_zero():
     better, worse = confusions(accuracy=0.9, seed=1), confusions(accuracy=0.5, seed=1)
     result = bootstrap_miou_difference(better, worse)
-    assert result["difference"] == pytest.approx(miou_of(better.sum(0)) - miou_of(worse.sum(0)))
-    assert 0 < result["ci_low"] <= result["difference"] <= result["ci_high"]
-    assert result["p_a_better"] == 1.0
+    assert result.difference == pytest.approx(miou_of(better.sum(0)) - miou_of(worse.sum(0)))
+    assert 0 < result.ci_low <= result.difference <= result.ci_high and result.excludes_zero
+    assert result.p_a_better == 1.0 and result.images == 30
 
 
 def test_two_equally_good_models_on_the_same_images_give_an_interval_around_zero():
@@ -45,5 +46,5 @@ def test_two_equally_good_models_on_the_same_images_give_an_interval_around_zero
             pred = np.where(rng.random(500) < 0.7, truth, rng.integers(0, 4, 500))
             np.add.at(cm[i], (truth, pred), 1)
     result = bootstrap_miou_difference(a, b)
-    assert result["ci_low"] < 0 < result["ci_high"]
-    assert 0.05 < result["p_a_better"] < 0.95
+    assert result.ci_low < 0 < result.ci_high
+    assert 0.05 < result.p_a_better < 0.95

@@ -1,4 +1,6 @@
-"""The data check: every problem in a dataset, one line each naming the file, and what it holds."""
+"""The data check: every problem in a dataset, one line each naming the file, and what it holds.
+
+Problems stop training; warnings (a validation group also seen in training) only inform."""
 
 from __future__ import annotations
 
@@ -8,19 +10,25 @@ from pathlib import Path
 
 import numpy as np
 
-from seglab.data.layouts import DatasetSource
+from seglab.data.files import Pair
+from seglab.data.io import unpack_rgb
 from seglab.data.masks import IGNORE, INVALID
 from seglab.data.scan import Record
+from seglab.data.source import DatasetSource
+from seglab.data.splits import group_of
+
+SHOWN_GROUPS = 8  # groups listed per split before "and N more"
+SHOWN_LEAKS = 5  # leakage warnings before one line sums up the rest
 
 
 @dataclass
 class SplitSummary:
     pairs: int
-    image_sizes: Counter  # (width, height) -> count
+    image_sizes: Counter  # (height, width) -> count
     class_pixels: np.ndarray  # per class
     ignored_pixels: int
-    class_images: np.ndarray  # images in which each class occurs
     pixels_of_images_with_class: np.ndarray  # total pixels of those images (median frequency)
+    groups: Counter = field(default_factory=Counter)  # group -> images, when groups are given
 
 
 @dataclass
@@ -28,21 +36,16 @@ class CheckReport:
     source: DatasetSource
     splits: dict[str, SplitSummary]
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def check_source(source: DatasetSource, records: dict[str, Record]) -> CheckReport:
-    assert source.info is not None and source.encoding is not None
     num_classes = source.info.num_classes
     problems = list(source.listing_problems)
     splits = {}
     for split, pairs in source.splits.items():
         summary = SplitSummary(
-            0,
-            Counter(),
-            np.zeros(num_classes, np.int64),
-            0,
-            np.zeros(num_classes, np.int64),
-            np.zeros(num_classes, np.int64),
+            0, Counter(), np.zeros(num_classes, np.int64), 0, np.zeros(num_classes, np.int64)
         )
         complete = [(i, m) for i, m in pairs if i is not None and m is not None]
         if not complete:
@@ -52,8 +55,46 @@ def check_source(source: DatasetSource, records: dict[str, Record]) -> CheckRepo
             problems += _pair_problems(
                 image, mask, records[str(image)], records[str(mask)], source, summary
             )
+        problems += _count_groups(complete, source, summary)
         splits[split] = summary
-    return CheckReport(source, splits, problems)
+    return CheckReport(source, splits, problems, leakage_warnings(source, splits))
+
+
+def _count_groups(pairs: list[Pair], source: DatasetSource, summary: SplitSummary) -> list[str]:
+    if source.groups is None:
+        return []
+    problems = []
+    for pair in pairs:
+        group = group_of(pair, source.groups)
+        if group is None:
+            problems.append(
+                f"{pair[0]}: name has no group (groups: '{source.groups.pattern}' "
+                f"in {source.where} does not match it)"
+            )
+        else:
+            summary.groups[group] += 1
+    return problems
+
+
+def leakage_warnings(source: DatasetSource, splits: dict[str, SplitSummary]) -> list[str]:
+    """One line per group found both in training and in another split."""
+    train = splits.get("train")
+    if train is None:
+        return []
+    leaks = [
+        f"{split} group {group} also in train ({train.groups[group]} train / {n} {split} "
+        f"images); {split} measures fit to seen groups, not new ones"
+        for split, s in splits.items()
+        if split != "train"
+        for group, n in sorted(s.groups.items())
+        if group in train.groups
+    ]
+    warnings = leaks[:SHOWN_LEAKS]
+    if len(leaks) > SHOWN_LEAKS:
+        warnings.append(f"{len(leaks) - SHOWN_LEAKS} more groups are in train and another split")
+    if leaks and not source.grouped_split:
+        warnings.append(f"to keep each group in one split, add split_by: groups to {source.where}")
+    return warnings
 
 
 def _pair_problems(
@@ -70,39 +111,59 @@ def _pair_problems(
             problems.append(f"{path}: unreadable or truncated {what} ({rec['error']})")
     if problems:
         return problems
-    summary.image_sizes[tuple(irec["size"])] += 1
+    summary.image_sizes[_height_width(irec["size"])] += 1
     if irec["size"] != mrec["size"]:
         problems.append(
-            f"{mask}: mask is {_wh(mrec['size'])} but its image {image.name} is {_wh(irec['size'])}"
+            f"{mask}: mask is {_hw(mrec['size'])} but its image {image.name} is {_hw(irec['size'])}"
         )
     raw = np.array([int(v) for v in mrec["values"]], dtype=np.int64)
     counts = np.array(list(mrec["values"].values()), dtype=np.int64)
     decoded = source.encoding.decode(raw)
     bad = decoded == INVALID
     if bad.any():
-        what = ", ".join(source.encoding.describe(int(v)) for v in raw[bad][:5])
-        if source.encoding.kind == "rgb":
-            problems.append(
-                f"{mask}: {int(counts[bad].sum())} pixels of colours not in the palette: {what}"
-            )
-        else:
-            problems.append(
-                f"{mask}: {int(counts[bad].sum())} pixels with {what}: neither a class "
-                f"(0-{source.info.num_classes - 1} after decoding) nor the ignore value"
-            )
+        problems.append(_invalid_values(mask, mrec, raw[bad], int(counts[bad].sum()), source))
     classes = decoded[(decoded != INVALID) & (decoded != IGNORE)]
     class_counts = counts[(decoded != INVALID) & (decoded != IGNORE)]
     per_class = np.bincount(classes, weights=class_counts, minlength=source.info.num_classes)
     summary.class_pixels += per_class.astype(np.int64)
     summary.ignored_pixels += int(counts[decoded == IGNORE].sum())
     present = per_class > 0
-    summary.class_images += present
     summary.pixels_of_images_with_class += present * int(counts.sum())
     return problems
 
 
-def _wh(size: list[int]) -> str:
-    return f"{size[0]}x{size[1]}"
+def _invalid_values(
+    mask: Path, mrec: Record, values: np.ndarray, pixels: int, source: DatasetSource
+) -> str:
+    """The problem line for mask values that are no class: for an RGB file in a dataset of
+    class-number masks, say so (its packed colours mean nothing as numbers)."""
+    encoding = source.encoding
+    if encoding.kind == "rgb":
+        what = ", ".join(encoding.describe(int(v)) for v in values[:5])
+        return f"{mask}: {pixels} pixels of colours not in the palette: {what}"
+    if mrec.get("rgb"):
+        colours = [unpack_rgb(int(v)) for v in values[:3]]
+        grey = all(r == g == b for r, g, b in colours)
+        return (
+            f"{mask}: a colour (RGB) mask, but this dataset's masks hold class numbers "
+            f"({pixels} pixels of colours {', '.join(map(str, colours))}); for colour masks set "
+            "mask_encoding: rgb in a dataset YAML with the classes' colours"
+            + ("; for class numbers stored as grey, save the mask with one channel" if grey else "")
+        )
+    what = ", ".join(encoding.describe(int(v)) for v in values[:5])
+    return (
+        f"{mask}: {pixels} pixels with {what}: neither a class "
+        f"(0-{source.info.num_classes - 1} after decoding) nor the ignore value"
+    )
+
+
+def _height_width(size: list[int]) -> tuple[int, int]:
+    return size[1], size[0]  # records hold Pillow's (width, height)
+
+
+def _hw(size: list[int]) -> str:
+    """HxW, as every size flag takes it."""
+    return "{}x{}".format(*_height_width(size))
 
 
 def format_report(report: CheckReport) -> str:
@@ -112,9 +173,11 @@ def format_report(report: CheckReport) -> str:
         f"{info.num_classes} classes, {info.in_channels}-channel images)"
     ]
     for split, s in report.splits.items():
-        sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in s.image_sizes.most_common(3))
+        sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in s.image_sizes.most_common(3))
         more = f" and {len(s.image_sizes) - 3} more" if len(s.image_sizes) > 3 else ""
         lines.append(f"{split}: {s.pairs} pairs; image sizes {sizes or '-'}{more}")
+        if s.groups:
+            lines.append(_groups_line(s.groups))
         total = s.class_pixels.sum() + s.ignored_pixels
         if total:
             shares = [
@@ -122,9 +185,17 @@ def format_report(report: CheckReport) -> str:
             ]
             shares.append(f"ignored {100 * s.ignored_pixels / total:.2f}%")
             lines.append("  pixels: " + ", ".join(shares))
+    lines += [f"warning: {w}" for w in report.warnings]
     if report.problems:
         lines.append(f"{len(report.problems)} problem(s):")
         lines += [f"  {p}" for p in report.problems]
     else:
         lines.append("no problems found")
     return "\n".join(lines)
+
+
+def _groups_line(groups: Counter) -> str:
+    names = sorted(groups)
+    shown = ", ".join(f"{g} ({groups[g]})" for g in names[:SHOWN_GROUPS])
+    more = f" and {len(names) - SHOWN_GROUPS} more" if len(names) > SHOWN_GROUPS else ""
+    return f"  {len(names)} group{'s' if len(names) > 1 else ''}: {shown}{more}"

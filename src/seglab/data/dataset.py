@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import Dataset
 
 from seglab.data.check import CheckReport, check_source
+from seglab.data.dataset_file import DatasetFile, dataset_file
 from seglab.data.info import DatasetInfo
 from seglab.data.io import read_image, read_raw_mask
-from seglab.data.layouts import DatasetSource, open_source
+from seglab.data.layouts import list_files
 from seglab.data.masks import IGNORE, INVALID
-from seglab.data.scan import scan_source
+from seglab.data.scan import scan_files
+from seglab.data.source import DatasetSource, describe
 from seglab.data.transforms import eval_transform
 from seglab.errors import SeglabError
 
@@ -43,7 +43,6 @@ class FolderDataset(SegmentationDataset):
     """One split of a dataset on disk."""
 
     def __init__(self, source: DatasetSource, split: str, transform: Transform | None = None):
-        assert source.info is not None and source.encoding is not None, "scan the source first"
         self.info, self.encoding = source.info, source.encoding
         self.pairs = [(i, m) for i, m in source.pairs(split) if i is not None and m is not None]
         self.transform = transform
@@ -117,43 +116,26 @@ class Data:
 def open_data(data: str, seed: int = 0, progress: bool = True) -> Data:
     """``synthetic``, a dataset folder whose layout is recognised, or a dataset YAML file; folders
     are scanned and checked (cached per file) before anything trains on them."""
-    from seglab.data.synthetic import SyntheticScenes
-
-    options = synthetic_options(data)
-    if options is not None:
-        return Data(
-            SyntheticScenes.info,
-            lambda split, t: SyntheticScenes(split, seed=seed, transform=t, **options(split)),
-        )
-    source = open_source(data)
-    records = scan_source(source, progress=progress)
+    spec = dataset_file(data)
+    if spec.layout == "synthetic":
+        return _synthetic(spec, seed)
+    listing = list_files(spec)
+    records = scan_files(listing.root, listing.splits, progress=progress)
+    source = describe(listing, spec, records)
     report = check_source(source, records)
-    assert source.info is not None
     return Data(source.info, lambda split, t: FolderDataset(source, split, t), report)
 
 
-def synthetic_options(data: str):
-    """For ``synthetic`` or a YAML file with ``layout: synthetic`` (keys ``size: [H, W]`` and
-    ``train``/``val``/``test`` lengths): a function of the split giving SyntheticScenes options.
-    None for any other dataset."""
-    if data == "synthetic":
-        return lambda split: {}
-    path = Path(data)
-    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
-        return None
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        return None  # open_source reports the file's problem
-    if not isinstance(spec, dict) or spec.get("layout") != "synthetic":
-        return None
-    size = tuple(spec.get("size", (128, 160)))
-    return lambda split: {"size": size, "length": spec.get(split)}
+def _synthetic(spec: DatasetFile, seed: int) -> Data:
+    """The generated dataset: no files, nothing to check."""
+    from seglab.data.synthetic import SyntheticScenes
 
+    def make_split(split: str, transform: Transform | None) -> SegmentationDataset:
+        return SyntheticScenes(
+            split, spec.size, seed=seed, length=spec.lengths.get(split), transform=transform
+        )
 
-def open_dataset(data: str, split: str, seed: int = 0) -> SegmentationDataset:
-    """One split, untransformed (evaluation view)."""
-    return open_data(data, seed).split(split)
+    return Data(SyntheticScenes.info, make_split)
 
 
 def pad_collate(ignore_index: int) -> Callable[[list], tuple[torch.Tensor, torch.Tensor]]:

@@ -1,235 +1,161 @@
-"""Dataset layouts on disk: which files pair up into (image, mask) per split, the classes, and how
-the masks encode them. A folder is recognised by its layout; a YAML file can say it all instead.
+"""Dataset layouts on disk: how a folder is recognised, and which files pair up into (image, mask)
+per split. A dataset file's ``splits`` (folders or list files) and ``split_by: groups`` apply over
+any layout.
 
 Layouts: ``camvid`` (SegNet tutorial), ``pairs`` (images/ + masks/), ``voc`` (Pascal VOC 2012),
-``cityscapes`` (leftImg8bit/ + gtFine/).
+``cityscapes`` (leftImg8bit/ + gtFine/). ``synthetic`` is generated, not listed (see dataset.py).
 """
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from seglab.data.info import DatasetInfo
-from seglab.data.io import IMAGE_SUFFIXES
-from seglab.data.masks import IGNORE, MaskEncoding, binary_encoding, index_encoding, rgb_encoding
+from seglab.data.classes import CAMVID, CITYSCAPES, VOC, ClassTable
+from seglab.data.dataset_file import DatasetFile, FolderSplit
+from seglab.data.files import (
+    Pair,
+    files_by_stem,
+    match_by_stem,
+    pair_up,
+    pairs_from_list,
+    stem_of,
+)
+from seglab.data.splits import split_by_groups, split_by_ratio
 from seglab.errors import SeglabError
 
-Pair = tuple[Path | None, Path | None]  # (image, mask); None where one has no partner
 
-
-@dataclass
-class DatasetSource:
-    """A dataset on disk, listed: its pairs per split and what its masks mean."""
+@dataclass(frozen=True)
+class Listing:
+    """A dataset's files, paired up per split, with the problems met while pairing them."""
 
     root: Path
     layout: str
     splits: dict[str, list[Pair]]
-    info: DatasetInfo | None  # None until an auto-detected encoding is resolved from a scan
-    encoding: MaskEncoding | None
-    listing_problems: list[str] = field(default_factory=list)
-
-    def pairs(self, split: str) -> list[Pair]:
-        if split not in self.splits:
-            raise SeglabError(f"{self.root}: no {split!r} split (has {', '.join(self.splits)})")
-        return self.splits[split]
+    problems: tuple[str, ...]
+    classes: ClassTable | None  # the layout's own classes; None: from the YAML or the masks
 
 
-# --- built-in class tables ------------------------------------------------------------------
-
-CAMVID_CLASSES = (
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-)
-CAMVID_COLORS = (
-    (128, 128, 128),
-    (128, 0, 0),
-    (192, 192, 128),
-    (128, 64, 128),
-    (60, 40, 222),
-    (128, 128, 0),
-    (192, 128, 128),
-    (64, 64, 128),
-    (64, 0, 128),
-    (64, 64, 0),
-    (0, 128, 192),
-)
-CAMVID_VOID = 11
-
-VOC_CLASSES = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+@dataclass(frozen=True)
+class Layout:
+    recognise: Callable[[Path], bool]
+    splits: Callable[[DatasetFile, list[str]], dict[str, list[Pair]]]  # the layout's own
+    classes: ClassTable | None = None
+    # every pair by stem, for split lists; None: all the pairs of the layout's own splits
+    pool: Callable[[DatasetFile], dict[str, Pair]] | None = None
 
 
-def voc_colors(n: int = 21) -> tuple[tuple[int, int, int], ...]:
-    """The Pascal VOC palette: class bits spread over the high bits of R, G and B."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append((r, g, b))
-    return tuple(colors)
-
-
-# Cityscapes: (label id, train id name, colour) of the 19 evaluated classes; every other id of
-# 0..33 (and -1, licence plate) is ignored.
-CITYSCAPES = (
-    (7, "road", (128, 64, 128)),
-    (8, "sidewalk", (244, 35, 232)),
-    (11, "building", (70, 70, 70)),
-    (12, "wall", (102, 102, 156)),
-    (13, "fence", (190, 153, 153)),
-    (17, "pole", (153, 153, 153)),
-    (19, "traffic light", (250, 170, 30)),
-    (20, "traffic sign", (220, 220, 0)),
-    (21, "vegetation", (107, 142, 35)),
-    (22, "terrain", (152, 251, 152)),
-    (23, "sky", (70, 130, 180)),
-    (24, "person", (220, 20, 60)),
-    (25, "rider", (255, 0, 0)),
-    (26, "car", (0, 0, 142)),
-    (27, "truck", (0, 0, 70)),
-    (28, "bus", (0, 60, 100)),
-    (31, "train", (0, 80, 100)),
-    (32, "motorcycle", (0, 0, 230)),
-    (33, "bicycle", (119, 11, 32)),
-)
-
-
-def default_colors(n: int) -> tuple[tuple[int, int, int], ...]:
-    """Colours for classes that come without any: the VOC palette (class 0 black)."""
-    return voc_colors(n)
-
-
-# --- opening a dataset -----------------------------------------------------------------------
-
-
-def open_source(data: str | Path) -> DatasetSource:
-    """The dataset named by a folder (layout recognised) or a YAML file."""
-    path = Path(data)
-    if not path.exists():
-        raise SeglabError(
-            f"dataset {path} does not exist (give a folder, a YAML file or 'synthetic')"
+def list_files(spec: DatasetFile) -> Listing:
+    """The dataset's pairs per split: the layout's own splits, or the ``splits`` of its dataset
+    file, then re-split by group where ``split_by: groups`` asks for it."""
+    name = spec.layout or recognise_layout(spec)
+    layout = LAYOUTS[name]
+    problems: list[str] = []
+    given = spec.splits  # a dataset file's splits replace the layout's own
+    splits = _given_splits(spec, layout, problems) if given else layout.splits(spec, problems)
+    if spec.split_by == "groups":
+        assert spec.groups is not None  # the dataset file checks this
+        splits = split_by_groups(
+            splits, spec.groups, spec.val_groups, spec.val_ratio, spec.seed, spec.where
         )
-    if path.is_file():
-        if path.suffix.lower() not in (".yaml", ".yml"):
-            raise SeglabError(f"{path}: a dataset file must be YAML (.yaml or .yml)")
-        return _from_yaml(path)
-    layout = detect_layout(path)
+    return Listing(spec.root, name, splits, tuple(problems), layout.classes)
+
+
+def recognise_layout(spec: DatasetFile) -> str:
+    """The layout of a folder given without one; a dataset file's own ``splits`` need none."""
+    layout = detect_layout(spec.root) or ("pairs" if spec.splits else None)
     if layout is None:
+        describe = f"set layout: in {spec.path}" if spec.path else "describe it in a dataset YAML"
         raise SeglabError(
-            f"{path}: layout not recognised; expected camvid (train/ trainannot/ ...), pairs "
+            f"{spec.root}: layout not recognised; expected camvid (train/ trainannot/ ...), pairs "
             "(images/ + masks/), voc (JPEGImages/ + SegmentationClass/) or cityscapes "
-            "(leftImg8bit/ + gtFine/), or describe it in a dataset YAML file"
+            f"(leftImg8bit/ + gtFine/), or {describe}"
         )
-    return LAYOUTS[layout](path, {})
+    return layout
 
 
 def detect_layout(root: Path) -> str | None:
-    if (root / "train").is_dir() and (root / "trainannot").is_dir():
-        return "camvid"
-    if _voc_root(root) is not None:
-        return "voc"
-    if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
-        return "cityscapes"
-    if _pair_dirs(root) is not None:
-        return "pairs"
-    return None
+    """The first layout whose folders ``root`` has (None: none)."""
+    return next((name for name, layout in LAYOUTS.items() if layout.recognise(root)), None)
 
 
-def _from_yaml(path: Path) -> DatasetSource:
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SeglabError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(spec, dict):
-        raise SeglabError(f"{path}: expected a mapping of keys (root, layout, classes, ...)")
-    root = (path.parent / spec.get("root", ".")).resolve()
-    if not root.is_dir():
-        raise SeglabError(f"{path}: root {root} is not a folder")
-    layout = spec.get("layout") or detect_layout(root)
-    if layout not in LAYOUTS:
-        raise SeglabError(f"{path}: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    return LAYOUTS[layout](root, spec)
+def _given_splits(spec: DatasetFile, layout: Layout, problems: list[str]) -> dict[str, list[Pair]]:
+    pool: dict[str, Pair] | None = None
+    splits = {}
+    for split, where in spec.splits.items():
+        if isinstance(where, FolderSplit):
+            splits[split] = match_by_stem(where.images, where.masks, problems)
+        else:
+            pool = _pool(spec, layout) if pool is None else pool
+            splits[split] = pairs_from_list(where.path, pool, problems)
+    return splits
 
 
-# --- layouts -----------------------------------------------------------------------------------
+def _pool(spec: DatasetFile, layout: Layout) -> dict[str, Pair]:
+    if layout.pool is not None:
+        return layout.pool(spec)
+    unlisted: list[str] = []  # problems of files that no list names are no concern here
+    return {stem_of(p): p for pairs in layout.splits(spec, unlisted).values() for p in pairs}
 
 
-def _camvid(root: Path, spec: dict) -> DatasetSource:
-    splits, problems = {}, []
-    for split in ("train", "val", "test"):
-        if (root / split).is_dir() or split != "test":
-            splits[split] = _match_by_stem(root / split, root / f"{split}annot", problems)
-    info = DatasetInfo("camvid", CAMVID_CLASSES, CAMVID_COLORS, 3, IGNORE)
-    encoding = index_encoding(len(CAMVID_CLASSES), ignore_values=[CAMVID_VOID])
-    return _with_spec(DatasetSource(root, "camvid", splits, info, encoding, problems), spec)
+# --- the layouts -------------------------------------------------------------------------------
 
 
-def _voc(root: Path, spec: dict) -> DatasetSource:
-    base = _voc_root(root) or root
-    problems: list[str] = []
+def _camvid(spec: DatasetFile, problems: list[str]) -> dict[str, list[Pair]]:
+    root = spec.root
+    return {
+        split: match_by_stem(root / split, root / f"{split}annot", problems)
+        for split in ("train", "val", "test")
+        if (root / split).is_dir() or split != "test"
+    }
+
+
+def _pairs(spec: DatasetFile, problems: list[str]) -> dict[str, list[Pair]]:
+    image_dir, mask_dir = _required_pair_dirs(spec)
+    split_names = [s for s in ("train", "val", "test") if (image_dir / s).is_dir()]
+    if split_names:
+        return {s: match_by_stem(image_dir / s, mask_dir / s, problems) for s in split_names}
+    pairs = match_by_stem(image_dir, mask_dir, problems)
+    return split_by_ratio(pairs, spec.val_ratio, spec.seed)
+
+
+def _required_pair_dirs(spec: DatasetFile) -> tuple[Path, Path]:
+    dirs = pair_dirs(spec.root, spec.images, spec.masks)
+    if dirs is None:
+        if spec.images or spec.masks:
+            wanted = f"{spec.images or 'images'}/ and {spec.masks or 'masks'}/ folders"
+        else:
+            wanted = "images/ and masks/ (or image/ and label/) folders"
+        raise SeglabError(f"{spec.root}: no {wanted}")
+    return dirs
+
+
+def _voc(spec: DatasetFile, problems: list[str]) -> dict[str, list[Pair]]:
+    base = voc_root(spec.root) or spec.root
+    pool = _voc_pool(spec)
     splits = {}
     for split in ("train", "val"):
         listing = base / "ImageSets" / "Segmentation" / f"{split}.txt"
-        if not listing.is_file():
+        if listing.is_file():
+            splits[split] = pairs_from_list(listing, pool, problems)
+        else:
             problems.append(f"{listing}: missing split list")
             splits[split] = []
-            continue
-        ids = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
-        splits[split] = [
-            (
-                _existing(base / "JPEGImages" / f"{i}.jpg", listing, problems),
-                _existing(base / "SegmentationClass" / f"{i}.png", listing, problems),
-            )
-            for i in ids
-        ]
-    info = DatasetInfo("voc", VOC_CLASSES, voc_colors(21), 3, IGNORE)
-    encoding = index_encoding(21, ignore_values=[IGNORE])
-    return _with_spec(DatasetSource(root, "voc", splits, info, encoding, problems), spec)
+    return splits
 
 
-def _cityscapes(root: Path, spec: dict) -> DatasetSource:
+def _voc_pool(spec: DatasetFile) -> dict[str, Pair]:
+    """VOC's JPEGImages holds many images without masks: only the lists say which count."""
+    base = voc_root(spec.root) or spec.root
     problems: list[str] = []
-    splits = {}
+    images = files_by_stem(base / "JPEGImages", problems)
+    masks = files_by_stem(base / "SegmentationClass", problems)
+    return {stem: (images.get(stem), masks.get(stem)) for stem in images.keys() | masks.keys()}
+
+
+def _cityscapes(spec: DatasetFile, problems: list[str]) -> dict[str, list[Pair]]:
+    root, splits = spec.root, {}
     for split in ("train", "val", "test"):
         image_dir = root / "leftImg8bit" / split
         if not image_dir.is_dir() and split == "test":
@@ -242,137 +168,17 @@ def _cityscapes(root: Path, spec: dict) -> DatasetSource:
             p.name.removesuffix("_gtFine_labelIds.png"): p
             for p in sorted((root / "gtFine" / split).glob("*/*_gtFine_labelIds.png"))
         }
-        splits[split] = _pair_up(images, masks, problems)
-    names = tuple(name for _, name, _ in CITYSCAPES)
-    info = DatasetInfo("cityscapes", names, tuple(c for *_, c in CITYSCAPES), 3, IGNORE)
-    mapping = {label_id: IGNORE for label_id in range(34)}
-    mapping.update({label_id: train_id for train_id, (label_id, _, _) in enumerate(CITYSCAPES)})
-    encoding = MaskEncoding("index", mapping)
-    return _with_spec(DatasetSource(root, "cityscapes", splits, info, encoding, problems), spec)
+        splits[split] = pair_up(images, masks, problems)
+    return splits
 
 
-def _pairs(root: Path, spec: dict) -> DatasetSource:
-    dirs = _pair_dirs(root, spec.get("images"), spec.get("masks"))
-    if dirs is None:
-        raise SeglabError(f"{root}: no images/ and masks/ (or image/ and label/) folders")
-    image_dir, mask_dir = dirs
-    problems: list[str] = []
-    split_names = [s for s in ("train", "val", "test") if (image_dir / s).is_dir()]
-    if split_names:
-        splits = {s: _match_by_stem(image_dir / s, mask_dir / s, problems) for s in split_names}
-    else:
-        pairs = _match_by_stem(image_dir, mask_dir, problems)
-        splits = split_by_ratio(pairs, float(spec.get("val_ratio", 0.2)), int(spec.get("seed", 0)))
-    source = DatasetSource(root, "pairs", splits, None, None, problems)
-    return _with_spec(source, spec)
-
-
-LAYOUTS = {"camvid": _camvid, "pairs": _pairs, "voc": _voc, "cityscapes": _cityscapes}
-
-
-def split_by_ratio(pairs: list[Pair], val_ratio: float, seed: int) -> dict[str, list[Pair]]:
-    """A reproducible train/val split: the same files and seed give the same split anywhere."""
-    complete = sorted((p for p in pairs if p[0] and p[1]), key=lambda p: p[0].name)
-    order = list(range(len(complete)))
-    random.Random(seed).shuffle(order)
-    n_val = round(len(complete) * val_ratio) if complete else 0
-    val = {*order[:n_val]}
-    orphans = [p for p in pairs if not (p[0] and p[1])]
-    return {
-        "train": [p for i, p in enumerate(complete) if i not in val] + orphans,
-        "val": [p for i, p in enumerate(complete) if i in val],
-    }
-
-
-def _with_spec(source: DatasetSource, spec: dict) -> DatasetSource:
-    """Apply what a YAML file says about classes, colours and mask encoding over the defaults."""
-    if "splits" in spec:
-        source.splits = {
-            s: _match_by_stem(
-                source.root / d["images"], source.root / d["masks"], source.listing_problems
-            )
-            for s, d in spec["splits"].items()
-        }
-    if "classes" not in spec and "mask_encoding" not in spec:
-        return source
-    names, colors = _classes_from_spec(spec, source)
-    ignore = int(spec.get("ignore_index", IGNORE))
-    kind = spec.get("mask_encoding", "index")
-    if kind == "rgb":
-        ignore_colors = [tuple(c) for c in spec.get("ignore_colors", [])]
-        encoding = rgb_encoding(colors, ignore_colors)
-    elif kind == "binary":
-        encoding = binary_encoding()
-    elif kind == "index":
-        encoding = index_encoding(len(names), ignore_values=[ignore])
-    else:
-        raise SeglabError(f"mask_encoding must be index, rgb or binary, got {kind!r}")
-    channels = source.info.in_channels if source.info else 3
-    source.info = DatasetInfo(spec.get("name", source.root.name), names, colors, channels, IGNORE)
-    source.encoding = encoding
-    return source
-
-
-def _classes_from_spec(spec: dict, source: DatasetSource):
-    classes = spec.get("classes")
-    if classes is None:
-        if spec.get("mask_encoding") == "binary":
-            classes = ["background", "foreground"]
-        elif source.info is not None:
-            return source.info.classes, source.info.colors
-        else:
-            raise SeglabError(f"{source.root}: the dataset YAML must list its classes")
-    names, colors = [], []
-    for i, entry in enumerate(classes):
-        if isinstance(entry, dict):
-            names.append(str(entry["name"]))
-            colors.append(tuple(entry.get("color", default_colors(len(classes))[i])))
-        else:
-            names.append(str(entry))
-            colors.append(None)
-    given = spec.get("colors")
-    fallback = default_colors(len(names))
-    colors = [tuple(given[i]) if given else c or fallback[i] for i, c in enumerate(colors)]
-    return tuple(names), tuple(colors)
-
-
-def resolve_detected_encoding(
-    source: DatasetSource, raw_values: set[int], channels: int, colour_masks: bool
-) -> None:
-    """For a pairs folder without YAML: 0/255 masks are binary; otherwise values 0..K are classes
-    (255 ignored). Colour masks need their colours from a YAML file."""
-    if source.encoding is not None:
-        if source.info and source.info.in_channels != channels:
-            source.info = DatasetInfo(
-                source.info.name,
-                source.info.classes,
-                source.info.colors,
-                channels,
-                source.info.ignore_index,
-            )
-        return
-    if colour_masks:
-        raise SeglabError(
-            f"{source.root}: masks are colour-coded RGB; write a dataset YAML with "
-            "mask_encoding: rgb and the classes' colours"
-        )
-    if raw_values <= {0, 255} and 255 in raw_values:
-        names, encoding = ("background", "foreground"), binary_encoding()
-    else:
-        top = max((v for v in raw_values if v != IGNORE), default=0)
-        names = tuple(f"class{i}" for i in range(top + 1))
-        encoding = index_encoding(len(names), ignore_values=[IGNORE])
-    source.info = DatasetInfo(source.root.name, names, default_colors(len(names)), channels, IGNORE)
-    source.encoding = encoding
-
-
-# --- matching files --------------------------------------------------------------------------
-
-
-def _pair_dirs(root: Path, images: str | None = None, masks: str | None = None):
-    for image_name, mask_name in (
-        [(images, masks)]
-        if images
+def pair_dirs(
+    root: Path, images: str | None = None, masks: str | None = None
+) -> tuple[Path, Path] | None:
+    """The image and mask folders of a ``pairs`` dataset: those named, or the usual names."""
+    candidates = (
+        [(images or "images", masks or "masks")]
+        if images or masks
         else [
             ("images", "masks"),
             ("image", "label"),
@@ -381,53 +187,32 @@ def _pair_dirs(root: Path, images: str | None = None, masks: str | None = None):
             ("images", "annotations"),
             ("img", "gt"),
         ]
-    ):
+    )
+    for image_name, mask_name in candidates:
         if (root / image_name).is_dir() and (root / mask_name).is_dir():
             return root / image_name, root / mask_name
     return None
 
 
-def _voc_root(root: Path) -> Path | None:
+def voc_root(root: Path) -> Path | None:
     for base in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
         if (base / "JPEGImages").is_dir() and (base / "SegmentationClass").is_dir():
             return base
     return None
 
 
-def _files_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
-    if not folder.is_dir():
-        problems.append(f"{folder}: folder missing")
-        return {}
-    by_stem: dict[str, list[Path]] = defaultdict(list)
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            by_stem[p.stem].append(p)
-    for stem, paths in by_stem.items():
-        if len(paths) > 1:
-            problems.append(f"{paths[1]}: duplicate stem {stem!r} (also {paths[0].name})")
-    return {stem: paths[0] for stem, paths in by_stem.items()}
-
-
-def _match_by_stem(image_dir: Path, mask_dir: Path, problems: list[str]) -> list[Pair]:
-    return _pair_up(
-        _files_by_stem(image_dir, problems), _files_by_stem(mask_dir, problems), problems
-    )
-
-
-def _pair_up(images: dict[str, Path], masks: dict[str, Path], problems: list[str]) -> list[Pair]:
-    pairs: list[Pair] = []
-    for stem in sorted(images.keys() | masks.keys()):
-        image, mask = images.get(stem), masks.get(stem)
-        if mask is None:
-            problems.append(f"{image}: image without a mask")
-        if image is None:
-            problems.append(f"{mask}: mask without an image")
-        pairs.append((image, mask))
-    return pairs
-
-
-def _existing(path: Path, listing: Path, problems: list[str]) -> Path | None:
-    if path.is_file():
-        return path
-    problems.append(f"{path}: listed in {listing.name} but missing")
-    return None
+# Detection tries them in this order.
+LAYOUTS = {
+    "camvid": Layout(
+        lambda root: (root / "train").is_dir() and (root / "trainannot").is_dir(),
+        _camvid,
+        CAMVID,
+    ),
+    "voc": Layout(lambda root: voc_root(root) is not None, _voc, VOC, pool=_voc_pool),
+    "cityscapes": Layout(
+        lambda root: (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir(),
+        _cityscapes,
+        CITYSCAPES,
+    ),
+    "pairs": Layout(lambda root: pair_dirs(root) is not None, _pairs),
+}

@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from seglab.data.files import Pair
 from seglab.data.io import image_channels, is_colour_mask, raw_mask_values
-from seglab.data.layouts import DatasetSource, resolve_detected_encoding
+from seglab.errors import first_line
 
 Record = dict  # JSON-able facts about one file
 
@@ -31,20 +32,20 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def scan_source(source: DatasetSource, progress: bool = True) -> dict[str, Record]:
-    """A record per file path of the dataset; also settles an auto-detected mask encoding."""
+def scan_files(
+    root: Path, splits: dict[str, list[Pair]], progress: bool = True
+) -> dict[str, Record]:
+    """A record per file path of the dataset at ``root`` (cached per file)."""
     files = sorted(
         {
             (str(p), kind)
-            for pairs in source.splits.values()
+            for pairs in splits.values()
             for pair in pairs
             for p, kind in zip(pair, ("image", "mask"))
             if p is not None
         }
     )
-    cache_file = (
-        cache_dir() / "scans" / f"{hashlib.sha1(str(source.root).encode()).hexdigest()}.json"
-    )
+    cache_file = cache_dir() / "scans" / f"{hashlib.sha1(str(root).encode()).hexdigest()}.json"
     cached = _read_cache(cache_file)
     records: dict[str, Record] = {}
     todo = []
@@ -61,20 +62,13 @@ def scan_source(source: DatasetSource, progress: bool = True) -> dict[str, Recor
             for (path, _, _), record in tqdm(
                 zip(todo, jobs),
                 total=len(todo),
-                desc=f"checking {source.root.name}",
+                desc=f"checking {root.name}",
                 unit="file",
                 disable=not progress,
                 leave=False,
             ):
                 records[path] = record
         _write_cache(cache_file, records)
-    channels = max(
-        (r["channels"] for r in records.values() if r["kind"] == "image" and "channels" in r),
-        default=3,
-    )
-    masks = [r for r in records.values() if r["kind"] == "mask"]
-    raw_values = {int(v) for r in masks for v in r.get("values", {})}
-    resolve_detected_encoding(source, raw_values, channels, any(r.get("rgb") for r in masks))
     return records
 
 
@@ -95,8 +89,7 @@ def _scan_file(path: str, kind: str, key: str | None) -> Record:
                 values={str(v): int(c) for v, c in zip(values, counts)},
             )
     except Exception as err:  # any decoder failure means the file is unusable
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        record["error"] = reason
+        record["error"] = first_line(err)
     return record
 
 

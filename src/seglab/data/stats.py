@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seglab.errors import SeglabError
-
-WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "inverse_frequency")
+from seglab.config import CLASS_WEIGHTINGS as WEIGHTINGS
 
 
 def class_weights(
@@ -39,8 +37,6 @@ def class_weights(
     elif method == "inverse_frequency":
         inverse = pixels.sum() / pixels[seen]
         weights[seen] = inverse / inverse.mean()
-    else:
-        raise SeglabError(
-            f"unknown class weighting {method!r}; choose from {', '.join(WEIGHTINGS)}"
-        )
+    else:  # the configuration allows only these
+        raise ValueError(f"unknown class weighting {method!r}; choose from {', '.join(WEIGHTINGS)}")
     return weights

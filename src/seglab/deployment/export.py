@@ -1,9 +1,8 @@
 """Export to ONNX with dynamic batch, height and width; the export checks itself against PyTorch
-with ONNX Runtime. The file carries the class names, colours and normalisation as metadata."""
+with ONNX Runtime. The file carries the class names, colours and architecture as metadata."""
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -11,26 +10,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seglab.deployment.runtime import ONNX_METADATA_KEY, OnnxModel
+from seglab.data.info import DatasetInfo
+from seglab.deployment.outputs import check_output_file
+from seglab.deployment.runtime import ONNX_METADATA_KEY, OnnxSegmenter, onnx_metadata
 from seglab.engine.checkpoint import load_model
 from seglab.errors import SeglabError
+from seglab.models.unet import UNet
+
+DYNAMIC_AXES = {
+    "images": {0: "batch", 2: "height", 3: "width"},
+    "logits": {0: "batch", 2: "height", 3: "width"},
+}
 
 
-def export_onnx(
-    checkpoint: str | os.PathLike,
-    out: str | os.PathLike,
-    sample_size: tuple[int, int] = (256, 320),
-    opset: int = 17,
-) -> float:
-    """Write ``out`` and return the largest |ONNX Runtime - PyTorch| logit difference on a sample
-    of a size other than the one traced, so the dynamic axes are exercised too."""
+def write_onnx(model: UNet, info: DatasetInfo, out: str | os.PathLike, opset: int = 17) -> Path:
+    """``model`` as an ONNX graph in ``out``: input "images" (N x C x H x W in [0, 1]), output
+    "logits", every N, H and W dynamic, and seglab's metadata (classes, colours, architecture).
+    The one ONNX export of seglab."""
     import onnx
 
-    model, payload = load_model(checkpoint)
-    channels = model.spec.in_channels
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    trace_input = torch.rand(1, channels, 64, 96)
+    model = model.eval()
+    trace_input = torch.rand(1, model.spec.in_channels, 64, 96)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python values
         # The TorchScript-based exporter: exact for this model and 10x faster than dynamo here.
@@ -42,25 +43,32 @@ def export_onnx(
             opset_version=opset,
             input_names=["images"],
             output_names=["logits"],
-            dynamic_axes={
-                "images": {0: "batch", 2: "height", 3: "width"},
-                "logits": {0: "batch", 2: "height", 3: "width"},
-            },
+            dynamic_axes=DYNAMIC_AXES,
         )
     proto = onnx.load(str(out))
-    meta = {
-        "dataset": payload["dataset"],
-        "model": payload["model"],
-        "input": "N x C x H x W float32 images in [0, 1]; normalisation is inside the graph",
-    }
     entry = proto.metadata_props.add()
-    entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(meta)
+    entry.key, entry.value = ONNX_METADATA_KEY, onnx_metadata(info, model.spec)
     onnx.save(proto, str(out))
+    return out
 
-    sample = torch.rand(2, channels, *sample_size)
-    with torch.no_grad():
+
+def export_onnx(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    sample_size: tuple[int, int] = (256, 320),
+    opset: int = 17,
+) -> float:
+    """Write ``out`` from ``checkpoint`` and return the largest |ONNX Runtime - PyTorch| logit
+    difference on a batch of 2 samples of ``sample_size``, a size other than the one traced, so
+    the dynamic axes are exercised too. ``out`` is checked writable before any work."""
+    out = check_output_file(out, "export: --out")
+    model, checkpoint = load_model(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_onnx(model, checkpoint.dataset, out, opset)
+    sample = torch.rand(2, model.spec.in_channels, *sample_size)
+    with torch.inference_mode():
         expected = model(sample).numpy()
-    got = OnnxModel(out)(sample).numpy()
+    got = OnnxSegmenter(out, checkpoint.dataset)(sample).numpy()
     if got.shape != expected.shape:
         raise SeglabError(f"exported {out} gives shape {got.shape}, PyTorch {expected.shape}")
     return float(np.abs(got - expected).max())

@@ -1,28 +1,91 @@
 """Predicting on new images: for each input, a class-index PNG of the input's size with the class
-palette embedded, a colour overlay, and optionally the class probabilities."""
+palette embedded, a colour overlay, and optionally the class probabilities. Output locations are
+checked before any work, and an output never replaces an input."""
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
+from seglab.data.info import DatasetInfo
 from seglab.data.io import IMAGE_SUFFIXES, read_image
-from seglab.data.show import overlay_panel
-from seglab.deployment.runtime import Runtime, palette_png
+from seglab.data.show import overlay_panel, palette
+from seglab.deployment.outputs import check_output_folder as check_writable_folder
 from seglab.engine.inference import predict_probabilities
+from seglab.engine.segmenter import Segmenter
+from seglab.errors import SeglabError, first_line
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+OUTPUT_SUFFIXES = (".png", "_overlay.png")  # per image (or video frame), always
+PROBABILITIES_SUFFIX = "_probabilities.npy"  # with probabilities=True
 
 
-def expand_inputs(inputs: Sequence[str], report: Callable[[str], None]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns; what matches nothing is reported."""
+@dataclass
+class PredictSummary:
+    """What :func:`predict` did: predictions written, and each problem it reported (an input
+    that matched nothing or could not be read)."""
+
+    written: int
+    problems: list[str] = field(default_factory=list)
+
+
+def predict(
+    model: str | os.PathLike,
+    inputs: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    batch_size: int = 4,
+    probabilities: bool = False,
+    window: tuple[int, int] | None = None,
+    flip: bool = False,
+    device: str = "cpu",
+    report: Callable[[str], None] = print,
+    progress: bool = True,
+) -> PredictSummary:
+    """``seglab predict``: the inputs (files, folders, glob patterns) found, ``out`` checked
+    (writable, no input overwritten: one-line SeglabError otherwise), then ``model`` (a
+    checkpoint or an .onnx file) loaded and run on every readable input. Each problem with an
+    input is passed to ``report`` as one line, and the rest are still written."""
+    from seglab.deployment.runtime import load_segmenter
+
+    if batch_size < 1:
+        raise SeglabError(f"predict: --batch-size {batch_size} must be at least 1")
+    problems: list[str] = []
+
+    def note(line: str) -> None:
+        problems.append(line)
+        report(line)
+
+    paths = expand_inputs(inputs, note)
+    check_output_folder(out, paths, probabilities)
+    segmenter = load_segmenter(model, device)
+    written, _ = predict_files(
+        segmenter,
+        paths,
+        out,
+        batch_size=batch_size,
+        probabilities=probabilities,
+        window=window,
+        flip=flip,
+        report=note,
+        progress=progress,
+    )
+    return PredictSummary(written, problems)
+
+
+def expand_inputs(inputs: Sequence[str], report: Callable[[str], None] = print) -> list[Path]:
+    """Files, folders (their images and videos, sorted) and glob patterns, each file once; what
+    matches nothing is reported."""
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -42,11 +105,68 @@ def expand_inputs(inputs: Sequence[str], report: Callable[[str], None]) -> list[
             paths += found
         else:
             report(f"{path}: no such file or folder")
-    return paths
+    unique = {p.resolve(): p for p in reversed(paths)}  # the first mention of each file
+    return [p for p in paths if unique[p.resolve()] is p]
+
+
+def output_names(path: Path, probabilities: bool = False) -> list[str]:
+    """The files an image input ``path`` gives in the output folder."""
+    suffixes = OUTPUT_SUFFIXES + ((PROBABILITIES_SUFFIX,) if probabilities else ())
+    return [path.stem + suffix for suffix in suffixes]
+
+
+def _video_outputs(path: Path) -> re.Pattern:
+    """The files a video input gives in the output folder (one set per frame)."""
+    suffixes = "|".join(re.escape(s) for s in (*OUTPUT_SUFFIXES, PROBABILITIES_SUFFIX))
+    return re.compile(rf"{re.escape(path.stem)}_\d{{6}}({suffixes})")
+
+
+def check_output_folder(
+    out: str | os.PathLike, inputs: Sequence[Path], probabilities: bool = False
+) -> Path:
+    """Before any work: ``out`` is a folder that is or can be made writable, no output would
+    replace an input, and no two inputs would write the same output. One-line SeglabError
+    naming the file otherwise. Returns ``out`` as a Path."""
+    out = check_writable_folder(out, "predict: --out")
+    inputs_at = {p.resolve(): p for p in inputs}
+    writers: dict[str, Path] = {}
+    images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
+    for path in images:
+        for name in output_names(path, probabilities):
+            if (out / name).resolve() in inputs_at:
+                raise SeglabError(
+                    f"predict: output {out / name} would overwrite the input image; "
+                    "choose another --out"
+                )
+            if name in writers:
+                raise SeglabError(
+                    f"predict: inputs {writers[name]} and {path} would both write {out / name}; "
+                    "rename one or predict them into separate folders"
+                )
+            writers[name] = path
+    # A video's frames give NAME_000000.png, ...: never an input (an input image there would
+    # already be refused above, as its own output), but maybe another input's output.
+    videos: dict[str, Path] = {}
+    for video in (p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES):
+        frames = _video_outputs(video)
+        for name, path in writers.items():
+            if frames.fullmatch(name):
+                raise SeglabError(
+                    f"predict: inputs {path} and {video} would both write {out / name}; "
+                    "rename one or predict them into separate folders"
+                )
+        if video.stem in videos:
+            raise SeglabError(
+                f"predict: inputs {videos[video.stem]} and {video} would both write "
+                f"{out / video.stem}_000000.png, ...; rename one or predict them into separate "
+                "folders"
+            )
+        videos[video.stem] = video
+    return out
 
 
 def predict_files(
-    runtime: Runtime,
+    segmenter: Segmenter,
     inputs: Iterable[Path],
     out: str | os.PathLike,
     *,
@@ -54,48 +174,62 @@ def predict_files(
     probabilities: bool = False,
     window: tuple[int, int] | None = None,
     flip: bool = False,
-    device: str = "cpu",
     report: Callable[[str], None] = print,
     progress: bool = True,
 ) -> tuple[int, int]:
-    """Writes outputs for every readable input; returns (written, failed)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    images: dict[tuple, list[tuple[Path, torch.Tensor]]] = defaultdict(list)
-    failed, written = 0, 0
+    """Writes the outputs of every readable input into ``out`` (checked first, see
+    :func:`check_output_folder`); images are batched by size. Returns (written, unreadable)."""
     paths = list(inputs)
-    frames = _frames(paths, runtime.in_channels, report)
+    out = check_output_folder(out, paths, probabilities)
+    out.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple, list[tuple[str, torch.Tensor]]] = defaultdict(list)
+    failed, written = 0, 0
     bar = tqdm(desc="predict", unit="image", total=len(paths), disable=not progress)
-    for name, image in frames:
+
+    def flush(group: list[tuple[str, torch.Tensor]]) -> int:
+        count = _predict_batch(segmenter, group, out, probabilities, window, flip)
+        bar.update(len(group))
+        group.clear()
+        return count
+
+    for name, image in _frames(paths, segmenter.info.in_channels, report):
         if image is None:
             failed += 1
             continue
-        group = images[tuple(image.shape)]
+        group = groups[(tuple(image.shape), image.dtype)]
         group.append((name, image))
         if len(group) == batch_size:
-            written += _predict_batch(runtime, group, out, probabilities, window, flip, device)
-            bar.update(len(group))
-            group.clear()
-    for group in images.values():
+            written += flush(group)
+    for group in groups.values():
         if group:
-            written += _predict_batch(runtime, group, out, probabilities, window, flip, device)
-            bar.update(len(group))
+            written += flush(group)
     bar.close()
     return written, failed
 
 
-def _frames(paths: list[Path], channels: int, report: Callable[[str], None]):
-    """(output name, image tensor or None) for each image file and each video frame."""
+def _frames(
+    paths: list[Path], channels: int, report: Callable[[str], None]
+) -> Iterator[tuple[str, torch.Tensor | None]]:
+    """(output name, C x H x W image or None) for each image file and each video frame."""
     for path in paths:
         if path.suffix.lower() in VIDEO_SUFFIXES:
             yield from _video_frames(path, channels, report)
             continue
         try:
-            yield path.stem, read_image(path, channels)
+            image = read_image(path, channels)
         except Exception as err:  # any decoder failure: name the file, go on with the rest
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            report(f"{path}: cannot read image ({reason}); skipped")
+            report(f"{path}: cannot read image ({first_line(err)}); skipped")
             yield path.stem, None
+            continue
+        yield path.stem, _channels(image, channels)
+
+
+def _channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """A colour image for a grey model becomes grey (the mean of its channels)."""
+    if channels == 1 and image.shape[0] != 1:
+        mean = image.float().mean(0, keepdim=True)
+        return mean.round().to(torch.uint8) if image.dtype == torch.uint8 else mean
+    return image
 
 
 def _video_frames(path: Path, channels: int, report: Callable[[str], None]):
@@ -116,26 +250,36 @@ def _video_frames(path: Path, channels: int, report: Callable[[str], None]):
         if not ok:
             break
         rgb = torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)
-        yield (
-            f"{path.stem}_{index:06d}",
-            rgb.float().mean(0, keepdim=True).byte() if channels == 1 else rgb,
-        )
+        yield f"{path.stem}_{index:06d}", _channels(rgb, channels)
         index += 1
     capture.release()
 
 
-@torch.inference_mode()
-def _predict_batch(runtime, group, out: Path, probabilities: bool, window, flip, device) -> int:
+def _predict_batch(
+    segmenter: Segmenter,
+    group: list[tuple[str, torch.Tensor]],
+    out: Path,
+    probabilities: bool,
+    window: tuple[int, int] | None,
+    flip: bool,
+) -> int:
     batch = torch.stack([image for _, image in group])
-    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
-    probs = predict_probabilities(runtime.model, batch.to(device), flip=flip, window=window).cpu()
-    classes = probs.argmax(1).numpy()
-    for k, (name, image) in enumerate(group):
-        palette_png(classes[k], runtime.info).save(out / f"{name}.png")
-        image01 = image.float() / 255 if image.dtype == torch.uint8 else image
-        overlay_panel(image01, torch.from_numpy(classes[k]), runtime.info).save(
-            out / f"{name}_overlay.png"
-        )
+    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()  # in [0, 1]
+    probs = predict_probabilities(
+        segmenter, batch.to(segmenter.device), flip=flip, window=window
+    ).cpu()
+    classes = probs.argmax(1)
+    for k, (name, _) in enumerate(group):
+        palette_png(classes[k].numpy(), segmenter.info).save(out / f"{name}.png")
+        overlay_panel(batch[k], classes[k], segmenter.info).save(out / f"{name}_overlay.png")
         if probabilities:
-            np.save(out / f"{name}_probabilities.npy", probs[k].numpy().astype(np.float16))
+            np.save(out / f"{name}{PROBABILITIES_SUFFIX}", probs[k].numpy().astype(np.float16))
     return len(group)
+
+
+def palette_png(classes: np.ndarray, info: DatasetInfo) -> Image.Image:
+    """A PIL 'P' image of class indices whose palette holds the class colours (ignored pixels
+    black), so any image viewer shows the colours and any reader gets the indices back."""
+    image = Image.fromarray(classes.astype(np.uint8), mode="P")
+    image.putpalette(palette(info).flatten().tolist())
+    return image

@@ -1,91 +1,93 @@
-"""A trained model ready to run, from a checkpoint (PyTorch) or an exported .onnx file (ONNX
-Runtime), behind one interface: images in, logits out, and the dataset facts it was trained on."""
+"""Trained models ready to run from a file: a checkpoint (.pt, PyTorch) or an exported model
+(.onnx, ONNX Runtime fp32 or INT8), each a segmenter (seglab.engine.segmenter)."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from seglab.data.info import DatasetInfo
-from seglab.errors import SeglabError
+from seglab.engine.segmenter import Segmenter, checkpoint_segmenter
+from seglab.errors import SeglabError, first_line
+from seglab.models.unet import ModelSpec
 
 ONNX_METADATA_KEY = "seglab"
 
 
-@dataclass
-class Runtime:
-    """``model(images)`` maps N x C x H x W float images in [0, 1] to N x K x H x W logits."""
+class OnnxSegmenter:
+    """An ONNX Runtime session on the CPU as a segmenter: images in [0, 1] (the normalisation is
+    inside the graph), logits out. ``kind`` is "onnxruntime" (fp32) or "int8"."""
 
-    model: Any  # a torch.nn.Module, or OnnxModel
-    info: DatasetInfo
-    source: str
-    kind: str  # "torch" | "onnx"
+    device = torch.device("cpu")
 
-    @property
-    def in_channels(self) -> int:
-        return self.info.in_channels
-
-
-class OnnxModel:
-    """An ONNX Runtime session called like a torch module."""
-
-    def __init__(self, path: str | os.PathLike, session_options: Any = None):
+    def __init__(
+        self, path: str | os.PathLike, info: DatasetInfo, *, name: str = "", kind: str = ""
+    ):
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(
-            str(path), session_options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.info, self.name = info, name or str(path)
+        self.kind = kind or "onnxruntime"
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         array = images.detach().cpu().float().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
-    def eval(self) -> OnnxModel:
-        return self
+    def __repr__(self) -> str:
+        return f"OnnxSegmenter({self.name!r}, {self.kind})"
 
 
-def load_runtime(path: str | os.PathLike, device: str = "cpu") -> Runtime:
-    """A checkpoint (.pt) or an exported model (.onnx)."""
+def read_onnx_metadata(path: str | os.PathLike) -> tuple[DatasetInfo, ModelSpec]:
+    """The dataset facts and architecture that seglab's export wrote into an .onnx file."""
+    import onnx
+
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        if not path.is_file():
-            raise SeglabError(f"model {path} does not exist")
-        try:
-            import onnx
-
-            metadata = {
-                p.key: p.value
-                for p in onnx.load(str(path), load_external_data=False).metadata_props
-            }
-            info = DatasetInfo.from_dict(json.loads(metadata[ONNX_METADATA_KEY])["dataset"])
-            model = OnnxModel(path)
-        except KeyError:
-            raise SeglabError(f"{path} was not exported by seglab (no class metadata)") from None
-        except Exception as err:
-            raise SeglabError(
-                f"cannot load ONNX model {path}: {str(err).splitlines()[0]}"
-            ) from None
-        return Runtime(model, info, str(path), "onnx")
-    from seglab.engine.checkpoint import load_model
-
-    model, payload = load_model(path)
-    return Runtime(model.to(device), DatasetInfo.from_dict(payload["dataset"]), str(path), "torch")
+    if not path.is_file():
+        raise SeglabError(f"model {path} does not exist")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # a damaged or foreign file: whatever onnx raises
+        raise SeglabError(f"cannot load ONNX model {path}: {first_line(err)}") from None
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    if ONNX_METADATA_KEY not in metadata:
+        raise SeglabError(f"{path} was not exported by seglab (no class metadata)")
+    try:
+        meta = json.loads(metadata[ONNX_METADATA_KEY])
+        return DatasetInfo.from_dict(meta["dataset"]), ModelSpec.from_dict(meta["model"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise SeglabError(f"{path}: damaged seglab metadata ({first_line(err)})") from None
 
 
-def palette_png(classes: np.ndarray, info: DatasetInfo):
-    """A PIL 'P' image of class indices whose palette holds the class colours (ignored = black),
-    so any image viewer shows the colours and any reader gets the indices back."""
-    from PIL import Image
+def onnx_metadata(info: DatasetInfo, spec: ModelSpec) -> str:
+    """The metadata value :func:`read_onnx_metadata` reads back."""
+    meta: dict[str, Any] = {
+        "dataset": info.to_dict(),
+        "model": spec.to_dict(),
+        "input": "N x C x H x W float32 images in [0, 1]; normalisation is inside the graph",
+    }
+    return json.dumps(meta)
 
-    image = Image.fromarray(classes.astype(np.uint8), mode="P")
-    palette = np.zeros((256, 3), np.uint8)
-    palette[: info.num_classes] = np.array(info.colors, np.uint8)
-    image.putpalette(palette.flatten().tolist())
-    return image
+
+def load_segmenter(
+    path: str | os.PathLike, device: str = "cpu", *, precision: str = "fp32"
+) -> Segmenter:
+    """The model in ``path``: a seglab checkpoint (PyTorch on ``device``: "auto", "cpu",
+    "cuda", "cuda:N"; fp32 unless ``precision`` says "auto", "bf16" or "fp16") or an .onnx file
+    exported by seglab (ONNX Runtime on the CPU). One-line SeglabError for anything else."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        return checkpoint_segmenter(path, device, precision=precision)
+    if device.startswith("cuda"):
+        raise SeglabError(
+            f"device {device!r}: an .onnx model runs on the CPU here (ONNX Runtime); use cpu"
+        )
+    info, _ = read_onnx_metadata(path)
+    try:
+        return OnnxSegmenter(path, info)
+    except Exception as err:  # onnxruntime's own failures (invalid graph, ...)
+        raise SeglabError(f"cannot load ONNX model {path}: {first_line(err)}") from None

@@ -1,75 +1,148 @@
-"""Self-describing checkpoints: the model spec, its weights, the dataset facts (classes,
-colours, ignore index), the configuration and the metrics; written atomically, loaded
-without running pickled code."""
+"""Self-describing checkpoints: one typed record of a trained model (its architecture, weights,
+the dataset facts it was trained on, the configuration, the metrics and, in last.pt, the state
+needed to continue training). Written atomically, loaded without running pickled code, and
+checked field by field on loading. No other module reads a checkpoint's keys."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from seglab.config import TrainConfig
 from seglab.data.info import DatasetInfo
-from seglab.errors import SeglabError
+from seglab.errors import SeglabError, first_line
 from seglab.models.unet import ModelSpec, UNet
+from seglab.models.weights import load_weights_only
 
 FORMAT = "seglab-checkpoint"
-VERSION = 1
+VERSION = 2
 
 
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: UNet,
-    info: DatasetInfo,
-    config: dict[str, Any],
-    metrics: dict[str, Any],
-    **extra: Any,
-) -> None:
-    """Write to a temporary file and rename it over ``path``: a kill while saving never leaves a
-    truncated checkpoint, and the previous one stays intact until the new one is complete."""
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": model.spec.to_dict(),
-        "state_dict": model.state_dict(),
-        "dataset": info.to_dict(),
-        "config": config,
-        "metrics": metrics,
-        **extra,
-    }
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+@dataclass
+class TrainingState:
+    """Where a run stands, enough to continue it exactly: position, clock, the best validation so
+    far, and the optimizer, grad-scaler and random-number states."""
+
+    step: int = 0
+    epoch: int = 0
+    elapsed: float = 0.0  # seconds of the run so far (training, validation and saving)
+    best_miou: float = -1.0
+    best_metrics: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    scaler: dict[str, Any] = field(default_factory=dict)
+    rng: dict[str, Any] = field(default_factory=dict)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's contents; ``weights_only`` loading, so a file can hold no code to run."""
-    path = Path(path)
+@dataclass
+class Checkpoint:
+    spec: ModelSpec
+    state_dict: dict[str, torch.Tensor]
+    dataset: DatasetInfo
+    config: TrainConfig
+    metrics: dict[str, Any]  # the validation metrics of these weights ({} before any)
+    epoch: int = 0
+    step: int = 0
+    # What the run resolved: weights file or random init, device, precision and why
+    resolved: dict[str, Any] = field(default_factory=dict)
+    training: TrainingState | None = None  # last.pt only
+
+    def build_model(self) -> UNet:
+        """The model, with these weights, in eval mode."""
+        model = UNet(self.spec)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to a temporary file of this process and rename it over ``path``: a kill while
+        saving never leaves a truncated checkpoint, the previous one stays intact until the new
+        one is complete, and two processes never share a temporary file."""
+        payload = {
+            "format": FORMAT,
+            "version": VERSION,
+            "model": self.spec.to_dict(),
+            "state_dict": self.state_dict,
+            "dataset": self.dataset.to_dict(),
+            "config": self.config.to_dict(),
+            "metrics": self.metrics,
+            "epoch": self.epoch,
+            "step": self.step,
+            "resolved": self.resolved,
+            "training": None if self.training is None else vars(self.training),
+        }
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Checkpoint:
+        """The checkpoint in ``path``; ``weights_only`` loading, so a file can hold no code to
+        run, and every field checked, so a damaged or foreign file is one clear error."""
+        path = Path(path)
+        payload = _read(path)
+        try:
+            training = payload.get("training")
+            return cls(
+                spec=ModelSpec.from_dict(payload["model"]),
+                state_dict=_state_dict(payload["state_dict"]),
+                dataset=DatasetInfo.from_dict(payload["dataset"]),
+                config=TrainConfig.from_dict(payload["config"], f"{path}: config"),
+                metrics=_mapping(payload["metrics"], "metrics"),
+                epoch=int(payload.get("epoch", 0)),
+                step=int(payload.get("step", 0)),
+                resolved=_mapping(payload.get("resolved") or {}, "resolved"),
+                training=None if training is None else TrainingState(**training),
+            )
+        except SeglabError:
+            raise
+        except KeyError as err:
+            raise SeglabError(
+                f"{path}: seglab checkpoint without its {err.args[0]!r} field"
+            ) from None
+        except (TypeError, ValueError, AttributeError) as err:
+            raise SeglabError(
+                f"{path}: seglab checkpoint with an invalid field ({first_line(err)})"
+            ) from None
+
+
+def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SeglabError(f"checkpoint {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, foreign pickle, ...: all mean "not readable"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SeglabError(f"checkpoint {path} is damaged or not a checkpoint ({reason})") from None
+    payload = load_weights_only(path, "a seglab checkpoint")  # no pickled code ever runs
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SeglabError(f"{path} is not a seglab checkpoint")
-    if payload.get("version", 0) > VERSION:
-        raise SeglabError(f"checkpoint {path} needs a newer seglab (format {payload['version']})")
+    version = payload.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise SeglabError(f"checkpoint {path} needs a newer seglab (format {version!r})")
     return payload
 
 
-def load_model(path: str | os.PathLike) -> tuple[UNet, dict[str, Any]]:
-    """The model a checkpoint holds, in eval mode, and the checkpoint's contents."""
-    payload = load_checkpoint(path)
-    model = UNet(ModelSpec.from_dict(payload["model"]))
-    model.load_state_dict(payload["state_dict"])
-    return model.eval(), payload
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} is {type(value).__name__}, not a mapping")
+    return value
+
+
+def _state_dict(value: Any) -> dict[str, torch.Tensor]:
+    if not isinstance(value, dict) or not all(isinstance(v, torch.Tensor) for v in value.values()):
+        raise TypeError("state_dict is not a mapping of tensors")
+    return value
+
+
+def load_model(path: str | os.PathLike) -> tuple[UNet, Checkpoint]:
+    """The model a checkpoint holds, in eval mode, and the checkpoint."""
+    checkpoint = Checkpoint.load(path)
+    try:
+        return checkpoint.build_model(), checkpoint
+    except RuntimeError as err:  # weights that do not fit the architecture the file names
+        raise SeglabError(f"{path}: weights do not match its model ({first_line(err)})") from None

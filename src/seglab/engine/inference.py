@@ -1,27 +1,29 @@
 """Inference beyond one forward pass: sliding windows for large images, and test-time
-augmentation by horizontal flip and several scales. Used by evaluation and prediction alike."""
+augmentation by horizontal flip and several scales. Used by evaluation and prediction alike,
+with any segmenter (see seglab.engine.segmenter)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+Logits = Callable[[torch.Tensor], torch.Tensor]  # N x C x H x W images -> N x K x H x W logits
 
 
 @torch.inference_mode()
 def predict_probabilities(
-    model: nn.Module,
+    model: Logits,
     images: torch.Tensor,
     *,
     flip: bool = False,
     scales: Sequence[float] = (1.0,),
     window: tuple[int, int] | None = None,
     overlap: float = 1 / 3,
-    autocast_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """N x C x H x W class probabilities, averaged over every scale (and its mirror image)."""
+    """N x K x H x W class probabilities (float32), averaged over every scale (and its mirror
+    image); ``model`` is any callable from images to logits, such as a segmenter."""
     height, width = images.shape[-2:]
     total, count = None, 0
     for scale in scales:
@@ -31,12 +33,7 @@ def predict_probabilities(
             x = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         for mirrored in (False, True) if flip else (False,):
             xi = x.flip(-1) if mirrored else x
-            with torch.autocast(
-                images.device.type,
-                dtype=autocast_dtype or torch.float32,
-                enabled=autocast_dtype is not None,
-            ):
-                logits = sliding_window(model, xi, window, overlap) if window else model(xi)
+            logits = sliding_window(model, xi, window, overlap) if window else model(xi)
             logits = logits.float()
             if mirrored:
                 logits = logits.flip(-1)
@@ -51,7 +48,7 @@ def predict_probabilities(
 
 
 def sliding_window(
-    model: nn.Module, images: torch.Tensor, window: tuple[int, int], overlap: float = 1 / 3
+    model: Logits, images: torch.Tensor, window: tuple[int, int], overlap: float = 1 / 3
 ) -> torch.Tensor:
     """Logits of an image of any size from ``window``-sized tiles overlapping by ``overlap``;
     where tiles overlap their logits are averaged."""

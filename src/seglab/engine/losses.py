@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from seglab.errors import SeglabError
+from seglab.config import parse_loss
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -91,25 +91,11 @@ def dice(weight: torch.Tensor | None, ignore_index: int, eps: float = 1.0) -> Lo
 LOSSES = {"ce": cross_entropy, "ohem": ohem, "dice": dice, "focal": focal}
 
 
-def parse_loss(spec: str) -> list[tuple[str, float]]:
-    """``"ce"``, ``"ce+dice"`` (weights 1) or ``"ce:1,dice:0.5"``."""
-    terms = []
-    for part in spec.replace("+", ",").split(","):
-        name, _, factor = part.strip().partition(":")
-        if name not in LOSSES:
-            raise SeglabError(f"unknown loss {name!r} in {spec!r}; choose from {', '.join(LOSSES)}")
-        try:
-            terms.append((name, float(factor) if factor else 1.0))
-        except ValueError:
-            raise SeglabError(f"loss weight {factor!r} in {spec!r} is not a number") from None
-    return terms
-
-
 def build_loss(
     spec: str, ignore_index: int, weight: torch.Tensor | None = None, focal_gamma: float = 2.0
 ) -> Loss:
     parts = []
-    for name, factor in parse_loss(spec):
+    for name, factor in parse_loss(spec):  # names checked against LOSSES by the tests
         kwargs = {"gamma": focal_gamma} if name == "focal" else {}
         parts.append((LOSSES[name](weight, ignore_index, **kwargs), factor))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -34,8 +35,6 @@ def choose_precision(device: torch.device, requested: str = "auto") -> Precision
         if device.type != "cuda":
             raise SeglabError("fp16 mixed precision needs a CUDA device; use bf16 or fp32 on CPU")
         return Precision("fp16", torch.float16, True, "requested")
-    if requested != "auto":
-        raise SeglabError(f"unknown precision {requested!r}; choose auto, fp32, bf16 or fp16")
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return Precision("bf16", torch.bfloat16, False, "auto: GPU supports bf16")
@@ -47,6 +46,13 @@ def choose_precision(device: torch.device, requested: str = "auto") -> Precision
     return Precision(
         "fp32", None, False, "auto: CPU has no native bf16 (it would be emulated, slower)"
     )
+
+
+def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision in ``dtype`` on ``device_type``, or plain fp32 when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
 
 
 def configure_backends(device: torch.device) -> None:

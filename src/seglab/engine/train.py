@@ -1,46 +1,66 @@
-"""The training loop, read top to bottom: configuration, data, model, optimizer, then steps with
-periodic validation and checkpoints. DDP, mixed precision and exact resume are a few marked lines.
+"""The training loop, read top to bottom: set-up (everything checked before any file is written),
+then steps with periodic validation and checkpoints. DDP, mixed precision, the time budget and
+exact resume are a few marked lines; the step and the validate-and-save are functions beside it.
 
-A run folder holds config.yaml (the resolved configuration), metrics.csv (a row per validation),
-metrics.json (the best validation's metrics), best.pt (by validation mIoU) and last.pt (with the
-optimizer and RNG state, for --resume).
+A run folder belongs to one run (engine/run_folder.py): config.yaml (the options, what was
+resolved, and every extension), metrics.csv (a row per validation), metrics.json (the best
+validation's metrics), best.pt (by validation mIoU) and last.pt (with the state for --resume).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from seglab.config import TrainConfig, load_config, save_config
+from seglab.config import TrainConfig, format_value, read_run_record, save_config
 from seglab.data.dataset import open_data
+from seglab.data.info import DatasetInfo
 from seglab.data.loading import make_loader
 from seglab.data.stats import class_weights
 from seglab.data.transforms import train_transform
-from seglab.engine.checkpoint import load_checkpoint, save_checkpoint
+from seglab.engine.checkpoint import Checkpoint, TrainingState
 from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
-from seglab.engine.evaluate import evaluate
+from seglab.engine.evaluate import evaluate, format_metrics
 from seglab.engine.losses import build_loss
 from seglab.engine.optim import build_optimizer, lr_factor, set_lr
-from seglab.engine.performance import choose_precision, configure_backends, pick_device
+from seglab.engine.performance import (
+    Precision,
+    autocast,
+    choose_precision,
+    configure_backends,
+    pick_device,
+)
+from seglab.engine.run_folder import claim_run_folder, default_run_folder
+from seglab.engine.segmenter import TorchSegmenter
 from seglab.errors import SeglabError
 from seglab.models.encoders import get_encoder_spec
-from seglab.models.unet import build_model
+from seglab.models.unet import UNet, build_model
 from seglab.models.weights import fetch_imagenet_weights
 
 CSV_FIELDS = ["epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds"]
+# Options a resumed run may change: how long it runs (recorded as an extension), and how its
+# data is loaded (which never changes a result).
+SCHEDULE_OPTIONS = ("epochs", "iterations", "time_budget")
+MACHINE_OPTIONS = ("workers", "progress")
 
 
 def train(config: TrainConfig, resume: str | Path | None = None) -> dict:
-    """Train as ``config`` says (or continue the run in ``resume``); returns the best metrics."""
+    """Train as ``config`` says, or continue the run in ``resume`` (``config`` then holds its
+    changes, see resume_config); returns the best validation metrics."""
     ctx = init_distributed(config.device)
     try:
         return _train(config, ctx, resume)
@@ -48,347 +68,516 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> dict:
         shutdown(ctx)
 
 
-def resume_config(run_dir: str | Path, overrides: dict) -> TrainConfig:
-    """The configuration a run was started with, with ``overrides`` (e.g. more epochs)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise SeglabError(f"cannot resume {run_dir}: no config.yaml (is it a seglab run folder?)")
-    return load_config(path, {**overrides, "out": str(run_dir)})
+@dataclass
+class Session:
+    """Everything the loop needs, built and checked before anything is written."""
+
+    config: TrainConfig
+    ctx: Dist
+    device: torch.device
+    precision: Precision
+    info: DatasetInfo
+    train_loader: Any
+    val_loader: Any
+    model: UNet
+    train_model: torch.nn.Module  # the model wrapped for DDP and torch.compile
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    resolved: dict[str, Any]
+    out: Path
+
+    @property
+    def global_batch(self) -> int:
+        return self.config.batch_size * self.config.accumulate * self.ctx.world_size
+
+    def say(self, text: str) -> None:
+        if self.ctx.is_main:
+            tqdm.write(text)
 
 
 def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
-    out = Path(config.out)
-    say = tqdm.write if ctx.is_main else (lambda *_: None)
+    started = time.perf_counter()  # the time budget covers set-up, validation and saving too
+    out = Path(resume or config.out or default_run_folder(config.encoder))
+    claim = claim_run_folder(out, resume is not None) if ctx.is_main else contextlib.nullcontext()
+    with claim:  # checked and held before any work; a failed start leaves nothing behind
+        s = prepare(config, ctx, out, fresh=resume is None)
+        state, original, extensions = TrainingState(), s.config, []
+        if resume is not None:
+            state, original, extensions = restore(s, out)
+        if ctx.is_main:  # the options as the run started, and how it has grown since
+            save_config(original, out / "config.yaml", s.resolved, extensions)
+        announce(s)
+        log = RunLog(out, append=resume is not None) if ctx.is_main else None
+        clock = Clock(started - state.elapsed, s.config.time_budget)
+        reserve = estimate_validation_seconds(s)  # the last validation and save fit the budget
+        lr, finished = s.optimizer.param_groups[-1]["lr"], False
+        for epoch in range(state.epoch + 1, s.epochs + 1):
+            frozen = epoch <= s.config.freeze_encoder_epochs
+            s.model.freeze_encoder() if frozen else s.model.unfreeze_encoder()
+            s.train_model.train()
+            s.train_loader.batch_sampler.set_epoch(epoch)
+            batches = iter(s.train_loader)
+            todo = min(s.steps_per_epoch, s.total_steps - state.step)
+            bar = progress_bar(s, todo, f"epoch {epoch}/{s.epochs}")
+            loss_sum, steps, epoch_start = 0.0, 0, time.perf_counter()
+            for _ in range(todo):
+                lr = set_lr(
+                    s.optimizer,
+                    lr_factor(s.config, state.step, clock.progress(state.step, s.total_steps)),
+                )
+                loss, time_up = train_step(s, batches, clock, reserve)
+                if not math.isfinite(loss):
+                    raise diverged(s, loss, epoch, state.step + 1)
+                state.step, steps, loss_sum = state.step + 1, steps + 1, loss_sum + loss
+                rate = steps * s.global_batch / (time.perf_counter() - epoch_start)
+                bar.set_postfix(loss=f"{loss_sum / steps:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+                bar.update()
+                if log:
+                    log.step(state.step, loss, lr)
+                if time_up:
+                    finished = True
+                    break
+            bar.close()
+            finished = finished or state.step >= s.total_steps
+            state.epoch = epoch
+            if epoch % s.config.val_interval == 0 or finished:
+                spent = validate_and_save(s, state, clock, loss_sum / max(steps, 1), lr, log)
+                reserve = max(reserve, spent)
+            state.elapsed = clock.elapsed()
+            if ctx.is_main:
+                checkpoint(s, state, state.best_metrics, training=True).save(out / "last.pt")
+            if finished:
+                break
+        if ctx.is_main:
+            (out / "metrics.json").write_text(json.dumps(state.best_metrics, indent=2))
+            s.say(format_summary(s, state, clock.elapsed()))
+        if log:
+            log.close()
+    return state.best_metrics
+
+
+def progress_bar(s: Session, total: int, title: str) -> tqdm:
+    return tqdm(
+        total=total, desc=title, unit="step", disable=not (s.config.progress and s.ctx.is_main)
+    )
+
+
+def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Session:
+    """Device, precision, data, model, loss and optimizer, every check that can fail, before the
+    run writes anything. A resumed run (not ``fresh``) needs no pretrained weights."""
     device = pick_device(config.device, ctx.local_rank)
     configure_backends(device)
     precision = choose_precision(device, config.precision)
     torch.manual_seed(config.seed + ctx.rank)
     random.seed(config.seed + ctx.rank)
+    say = tqdm.write if ctx.is_main else (lambda *_: None)
 
-    # Data: checked before anything trains on it
     data = open_data(config.data, seed=config.seed, progress=config.progress and ctx.is_main)
     data.require_clean(config.data, say)
     info = data.info
     augment = train_transform(config.crop_size, config.scale, config.hflip, config.color_jitter)
-    loader_args = {
-        "seed": config.seed,
-        "ignore_index": info.ignore_index,
-        "workers": config.workers,
-        "rank": ctx.rank,
-        "world_size": ctx.world_size,
-        "pin_memory": device.type == "cuda",
-    }
-    train_loader = make_loader(
-        data.split("train", augment), config.batch_size, train=True, **loader_args
+    loader = dict(
+        seed=config.seed,
+        ignore_index=info.ignore_index,
+        workers=config.workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        pin_memory=device.type == "cuda",
     )
-    val_loader = make_loader(data.split("val"), config.batch_size, train=False, **loader_args)
+    train_loader = make_loader(
+        data.split("train", augment), config.batch_size, train=True, **loader
+    )
+    val_loader = make_loader(data.split("val"), config.batch_size, train=False, **loader)
     steps_per_epoch = len(train_loader) // config.accumulate
-    global_batch = config.batch_size * config.accumulate * ctx.world_size
     if steps_per_epoch == 0:
         raise SeglabError(
             f"{config.data}: {len(train_loader.dataset)} training images, fewer than one step of "
-            f"{global_batch}"
+            f"{config.batch_size * config.accumulate * ctx.world_size}"
         )
     total_steps = config.iterations or config.epochs * steps_per_epoch
-    epochs = math.ceil(total_steps / steps_per_epoch)
 
-    # Model, loss, optimizer
-    weights = resolve_weights(config.weights, config.encoder, say)
+    weights, weights_record = None, {"weights": config.weights}
+    if fresh:
+        weights, weights_record = resolve_weights(config.weights, config.encoder, say)
     model = build_model(config.encoder, info.num_classes, info.in_channels, weights).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     per_class = None
     if config.class_weights != "none":
-        per_class = class_weights(config.class_weights, *data.train_statistics())
-    loss_weight = (
-        None if per_class is None else torch.tensor(per_class, dtype=torch.float32, device=device)
-    )
-    criterion = build_loss(config.loss, info.ignore_index, loss_weight, config.focal_gamma)
-    optimizer = build_optimizer(model, config)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
-
-    # Resume: model, optimizer, scaler, RNG, position and elapsed time, exactly where it stopped
-    state = {"step": 0, "epoch": 0, "elapsed": 0.0, "best_miou": -1.0, "best_metrics": {}}
-    if resume is not None:
-        state = restore(Path(resume) / "last.pt", model, optimizer, scaler)
-        say(f"resuming {resume} at epoch {state['epoch']}, step {state['step']}")
-
-    # Distributed: one model replica per process, gradients averaged across them
-    train_model, ddp = model, None
-    if ctx.enabled:
+        per_class = torch.tensor(
+            class_weights(config.class_weights, *data.train_statistics()),
+            dtype=torch.float32,
+            device=device,
+        )
+    train_model = model
+    if ctx.enabled:  # one replica per process, gradients averaged across them
         if config.sync_bn:
             train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
         train_model = DistributedDataParallel(
             train_model,
             device_ids=[device.index] if device.type == "cuda" else None,
-            # a frozen encoder produces no gradients for DDP to wait for
-            find_unused_parameters=config.freeze_encoder_epochs > 0,
+            find_unused_parameters=config.freeze_encoder_epochs > 0,  # a frozen encoder
         )
-        ddp = train_model
     if config.compile:
         train_model = torch.compile(train_model)
 
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
-    say(
-        f"training {config.encoder} U-Net ({weights or 'random'} encoder weights) on {info.name}: "
-        f"{len(train_loader.dataset)} train / {len(val_loader.dataset)} val images, "
-        f"{info.num_classes} classes, {total_steps} steps of {global_batch} images "
-        f"({epochs} epochs)" + (f" within {config.time_budget:.0f}s" if config.time_budget else "")
+    resolved_config = dataclasses.replace(
+        config,
+        out=str(out),
+        weights=weights_record["weights"],
+        device=str(device),
+        precision=precision.name,
     )
-    say(
-        f"device {device}{f' x {ctx.world_size} processes' if ctx.enabled else ''}; precision "
-        f"{precision.name} ({precision.reason}); channels_last {config.channels_last}; "
-        f"compile {config.compile}; loss {config.loss}, class weights {config.class_weights}"
-    )
-
-    # The loop
-    log = MetricsLog(out / "metrics.csv", append=resume is not None) if ctx.is_main else None
-    writer = _tensorboard(out) if ctx.is_main else None
-    start_time = time.perf_counter() - state["elapsed"]
-    step, finished = state["step"], False
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        frozen = epoch <= config.freeze_encoder_epochs
-        model.freeze_encoder() if frozen else model.unfreeze_encoder()
-        train_model.train()
-        train_loader.batch_sampler.set_epoch(epoch)
-        epoch_start, loss_sum, loss_count, images_seen = time.perf_counter(), 0.0, 0, 0
-        bar = tqdm(
-            total=min(steps_per_epoch, total_steps - step),
-            desc=f"epoch {epoch}/{epochs}",
-            unit="step",
-            disable=not (config.progress and ctx.is_main),
-        )
-        batches = iter(train_loader)
-        for _ in range(min(steps_per_epoch, total_steps - step)):
-            progress = _progress(
-                step, total_steps, time.perf_counter() - start_time, config.time_budget
-            )
-            lr = set_lr(optimizer, lr_factor(config, step, progress))
-            step_loss = torch.zeros((), device=device)
-            for micro in range(config.accumulate):
-                images, masks = next(batches)
-                images = images.to(device, non_blocking=True)
-                masks = masks.to(device, non_blocking=True)
-                if config.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                # DDP all-reduces gradients only after the last micro-batch of a step
-                sync = ddp is None or micro == config.accumulate - 1
-                with (
-                    contextlib.nullcontext() if sync else ddp.no_sync(),
-                    torch.autocast(
-                        device.type,
-                        dtype=precision.autocast_dtype or torch.float32,
-                        enabled=precision.autocast_dtype is not None,
-                    ),
-                ):
-                    loss = criterion(train_model(images), masks) / config.accumulate
-                scaler.scale(loss).backward()
-                step_loss += loss.detach()
-                images_seen += images.shape[0] * ctx.world_size
-            if config.clip_grad:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            # One all-reduce carries the loss and the time-budget verdict, so every process
-            # logs the same loss and stops at the same step.
-            time_up = (
-                bool(config.time_budget) and time.perf_counter() - start_time >= config.time_budget
-            )
-            shared = all_reduce_sum(
-                torch.stack([step_loss.float(), torch.tensor(float(time_up), device=device)]), ctx
-            )
-            step_loss, time_up = shared[0] / ctx.world_size, bool(shared[1] > 0)
-            if not torch.isfinite(step_loss):
-                raise SeglabError(
-                    f"training diverged: loss is {step_loss.item()} at epoch {epoch}, step {step}; "
-                    f"the last good checkpoint is {out / 'last.pt'}; lower the learning rate"
-                )
-            loss_sum, loss_count = loss_sum + step_loss.item(), loss_count + 1
-            rate = images_seen / (time.perf_counter() - epoch_start)
-            bar.set_postfix(
-                loss=f"{loss_sum / loss_count:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}"
-            )
-            bar.update()
-            if writer:
-                writer.add_scalar("train/loss", step_loss.item(), step)
-                writer.add_scalar("train/lr", lr, step)
-            if time_up:
-                finished = True
-                break
-        bar.close()
-        finished = finished or step >= total_steps
-        train_loss = loss_sum / max(loss_count, 1)
-
-        if epoch % config.val_interval == 0 or finished:
-            metrics = evaluate(
-                model,
-                val_loader,
-                info,
-                device,
-                progress=config.progress and ctx.is_main,
-                dist=ctx,
-                autocast_dtype=precision.autocast_dtype,
-                channels_last=config.channels_last,
-            )
-            elapsed = time.perf_counter() - start_time
-            say(
-                f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {metrics['miou']:.4f}, "
-                f"pixel accuracy {metrics['pixel_accuracy']:.4f} ({elapsed:.0f}s elapsed)"
-            )
-            if metrics["miou"] > state["best_miou"]:
-                state["best_miou"], state["best_metrics"] = metrics["miou"], metrics
-                if ctx.is_main:
-                    save_checkpoint(
-                        out / "best.pt",
-                        model,
-                        info,
-                        config.to_dict(),
-                        metrics,
-                        epoch=epoch,
-                        step=step,
-                        encoder_weights=weights,
-                    )
-            if log:
-                log.write(
-                    [
-                        epoch,
-                        step,
-                        f"{train_loss:.5f}",
-                        f"{metrics['miou']:.5f}",
-                        f"{metrics['pixel_accuracy']:.5f}",
-                        f"{lr:.4g}",
-                        f"{elapsed:.1f}",
-                    ]
-                )
-            if writer:
-                writer.add_scalar("val/miou", metrics["miou"], step)
-        if ctx.is_main:
-            state.update(step=step, epoch=epoch, elapsed=time.perf_counter() - start_time)
-            save_checkpoint(
-                out / "last.pt",
-                model,
-                info,
-                config.to_dict(),
-                state["best_metrics"],
-                epoch=epoch,
-                step=step,
-                encoder_weights=weights,
-                training=training_state(optimizer, scaler, state),
-            )
-        if finished:
-            break
-
-    if ctx.is_main:
-        (out / "metrics.json").write_text(json.dumps(state["best_metrics"], indent=2))
-        say(format_summary(state["best_metrics"], out, time.perf_counter() - start_time))
-    for closeable in (log, writer):
-        if closeable:
-            closeable.close()
-    return state["best_metrics"]
-
-
-def _progress(step: int, total_steps: int, elapsed: float, budget: float | None) -> float:
-    """Fraction of training done: by steps, or by time when a time budget is set."""
-    done = step / total_steps
-    return max(done, elapsed / budget) if budget else done
-
-
-def training_state(optimizer, scaler, state: dict) -> dict:
-    return {
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
-        "step": state["step"],
-        "epoch": state["epoch"],
-        "elapsed": state["elapsed"],
-        "best_miou": state["best_miou"],
-        "best_metrics": state["best_metrics"],
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(),
-        },
+    resolved = {
+        **weights_record,
+        "device": str(device),
+        "precision": precision.name,
+        "precision_reason": precision.reason,
+        "processes": ctx.world_size,
+        "torch": str(torch.__version__),
     }
+    return Session(
+        config=resolved_config,
+        ctx=ctx,
+        device=device,
+        precision=precision,
+        info=info,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        model=model,
+        train_model=train_model,
+        criterion=build_loss(config.loss, info.ignore_index, per_class, config.focal_gamma),
+        optimizer=build_optimizer(model, config),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision.grad_scaler),
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        epochs=math.ceil(total_steps / steps_per_epoch),
+        resolved=resolved,
+        out=out,
+    )
 
 
-def restore(path: Path, model, optimizer, scaler) -> dict:
-    payload = load_checkpoint(path)
-    if "training" not in payload:
-        raise SeglabError(f"{path} holds no training state to resume from")
-    training = payload["training"]
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(training["optimizer"])
-    scaler.load_state_dict(training["scaler"])
-    torch.set_rng_state(training["rng"]["torch"])
-    if training["rng"]["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(training["rng"]["cuda"])
-    random.setstate(training["rng"]["python"])
-    return {k: training[k] for k in ("step", "epoch", "elapsed", "best_miou", "best_metrics")}
+def train_step(s: Session, batches, clock: Clock, reserve: float) -> tuple[float, bool]:
+    """One optimizer step over ``accumulate`` micro-batches; returns the loss (the same on every
+    process) and whether the time budget is used up (the same verdict on every process)."""
+    began = time.perf_counter()
+    step_loss = torch.zeros((), device=s.device)
+    ddp = s.train_model if isinstance(s.train_model, DistributedDataParallel) else None
+    for micro in range(s.config.accumulate):
+        images, masks = next(batches)
+        images = images.to(s.device, non_blocking=True)
+        masks = masks.to(s.device, non_blocking=True)
+        if s.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        # DDP all-reduces gradients only after the last micro-batch of a step
+        sync = ddp is None or micro == s.config.accumulate - 1
+        with (
+            contextlib.nullcontext() if sync else ddp.no_sync(),
+            autocast(s.device.type, s.precision.autocast_dtype),
+        ):
+            loss = s.criterion(s.train_model(images), masks) / s.config.accumulate
+        s.scaler.scale(loss).backward()
+        step_loss += loss.detach()
+    if s.config.clip_grad:
+        s.scaler.unscale_(s.optimizer)
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.config.clip_grad)
+    s.scaler.step(s.optimizer)
+    s.scaler.update()
+    s.optimizer.zero_grad(set_to_none=True)
+    # One all-reduce carries the loss and the time-budget verdict, so every process logs the
+    # same loss and stops at the same step.
+    # Training stops when one more step would leave no time for the last validation and save.
+    next_step = time.perf_counter() - began
+    verdict = torch.tensor(float(clock.time_up(reserve + next_step)), device=s.device)
+    shared = all_reduce_sum(torch.stack([step_loss.float(), verdict]), s.ctx)
+    return shared[0].item() / s.ctx.world_size, bool(shared[1] > 0)
 
 
-class MetricsLog:
-    """metrics.csv: one row per validation, flushed at once so a killed run keeps its history."""
+def validate_and_save(
+    s: Session,
+    state: TrainingState,
+    clock: Clock,
+    train_loss: float,
+    lr: float,
+    log: RunLog | None,
+) -> float:
+    """Validate (fp32, as `seglab evaluate` does, so the stored metrics are what it reproduces),
+    log, and keep best.pt; returns the seconds it took."""
+    began = time.perf_counter()
+    segmenter = TorchSegmenter(
+        s.model, s.info, device=s.device, channels_last=s.config.channels_last
+    )
+    progress = s.config.progress and s.ctx.is_main
+    metrics = evaluate(segmenter, s.val_loader, progress=progress, dist=s.ctx).metrics
+    s.say(
+        f"epoch {state.epoch}: train loss {train_loss:.4f}, val mIoU {100 * metrics['miou']:.2f}, "
+        f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f} ({clock.elapsed():.0f}s elapsed)"
+    )
+    if metrics["miou"] > state.best_miou:
+        state.best_miou, state.best_metrics = metrics["miou"], metrics
+        if s.ctx.is_main:
+            checkpoint(s, state, metrics).save(s.out / "best.pt")
+    if log:
+        log.validation(state, train_loss, metrics, lr, clock.elapsed())
+    return time.perf_counter() - began
 
-    def __init__(self, path: Path, append: bool):
+
+def checkpoint(s: Session, state: TrainingState, metrics: dict, training: bool = False):
+    """The current model as a checkpoint; with ``training``, the state to resume from."""
+    resume_state = None
+    if training:
+        resume_state = dataclasses.replace(
+            state,
+            optimizer=s.optimizer.state_dict(),
+            scaler=s.scaler.state_dict(),
+            rng={
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "python": random.getstate(),
+            },
+        )
+    return Checkpoint(
+        s.model.spec,
+        s.model.state_dict(),
+        s.info,
+        s.config,
+        metrics,
+        state.epoch,
+        state.step,
+        s.resolved,
+        resume_state,
+    )
+
+
+class Clock:
+    """The run's time: elapsed seconds since it started (across resumes), and the budget."""
+
+    def __init__(self, start: float, budget: float | None):
+        self.start, self.budget = start, budget
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def time_up(self, reserve: float) -> bool:
+        """Whether training must stop now so that ``reserve`` seconds (the last validation and
+        save) still fit the budget."""
+        return bool(self.budget) and self.elapsed() + reserve >= self.budget
+
+    def progress(self, step: int, total_steps: int) -> float:
+        """Fraction of training done: by steps, or by time when a time budget is set."""
+        done = step / total_steps
+        return max(done, self.elapsed() / self.budget) if self.budget else done
+
+
+def estimate_validation_seconds(s: Session) -> float:
+    """Seconds a validation and the checkpoint saves will take, from one timed batch: what the
+    time budget keeps back for the end. Zero without a budget."""
+    if not s.config.time_budget or len(s.val_loader) == 0:
+        return 0.0
+    images, _ = next(iter(s.val_loader))
+    began = time.perf_counter()
+    with torch.inference_mode():
+        s.model.eval()(images.to(s.device))
+    per_batch = time.perf_counter() - began
+    parameters_mb = sum(p.numel() for p in s.model.parameters()) * 4 / 1e6
+    return per_batch * len(s.val_loader) + 2 * parameters_mb / 200  # two saves at ~200 MB/s
+
+
+def diverged(s: Session, loss: float, epoch: int, step: int) -> SeglabError:
+    last = s.out / "last.pt"
+    kept = (
+        f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+    )
+    return SeglabError(
+        f"training diverged: loss is {loss} at epoch {epoch}, step {step}; {kept}; "
+        "lower the learning rate"
+    )
+
+
+# --- resume -----------------------------------------------------------------------------------
+
+
+def resume_config(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
+    """The configuration of the run in ``run_dir`` with ``changes`` (flags given with --resume,
+    None = not given). Only its length (epochs, iterations, time budget) and how data is loaded
+    may change; anything else is refused with one line naming the options."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise SeglabError(f"cannot resume {run_dir}: no config.yaml (is it a seglab run folder?)")
+    stored, _, extensions = read_run_record(path)
+    current = _extended(stored, extensions)
+    given = {k: v for k, v in changes.items() if v is not None}
+    candidate = TrainConfig.from_dict({**current.to_dict(), **given}, "command line")
+    refused = [
+        k
+        for k in given
+        if k not in SCHEDULE_OPTIONS + MACHINE_OPTIONS + ("out",)
+        and getattr(candidate, k) != getattr(current, k)
+    ]
+    if refused:
+        was = ", ".join(f"{k} {format_value(getattr(current, k))}" for k in refused)
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in refused)
+        raise SeglabError(
+            f"cannot change {flags} when resuming {run_dir} (the run uses {was}); only "
+            "--epochs, --iterations, --time-budget and --workers may change; start a new run "
+            "with another --out instead"
+        )
+    return dataclasses.replace(candidate, out=str(run_dir))
+
+
+def _extended(config: TrainConfig, extensions: list[dict[str, Any]]) -> TrainConfig:
+    """The configuration as the run now uses it: the original with its extensions applied."""
+    for extension in extensions:
+        changes = {k: new for k, (_, new) in extension.get("changes", {}).items()}
+        config = dataclasses.replace(config, **changes)
+    return config
+
+
+def restore(s: Session, run_dir: Path) -> tuple[TrainingState, TrainConfig, list[dict[str, Any]]]:
+    """The run's last.pt loaded into the model, optimizer, scaler and random-number generators;
+    returns its training state, its original configuration and its extensions, with this
+    resume's one appended."""
+    stored, resolved, extensions = read_run_record(run_dir / "config.yaml")
+    saved = Checkpoint.load(run_dir / "last.pt")
+    state = saved.training
+    if state is None:
+        raise SeglabError(f"{run_dir / 'last.pt'} holds no training state to resume from")
+    budget = s.config.time_budget
+    if state.step >= s.total_steps or (budget and state.elapsed >= budget):
+        raise SeglabError(
+            f"{run_dir} is complete ({state.step} steps, {state.elapsed / 60:.1f} min); extend it "
+            "with a larger --epochs, --iterations or --time-budget"
+        )
+    s.model.load_state_dict(saved.state_dict)
+    s.optimizer.load_state_dict(state.optimizer)
+    s.scaler.load_state_dict(state.scaler)
+    torch.set_rng_state(state.rng["torch"])
+    if state.rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state.rng["cuda"])
+    random.setstate(state.rng["python"])
+    current = _extended(stored, extensions)
+    changes = {
+        k: [getattr(current, k), getattr(s.config, k)]
+        for k in SCHEDULE_OPTIONS
+        if getattr(current, k) != getattr(s.config, k)
+    }
+    if changes:
+        extensions.append(
+            {
+                "at_step": state.step,
+                "at_epoch": state.epoch,
+                "changes": changes,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+    s.resolved = resolved
+    s.say(f"resuming {run_dir} at epoch {state.epoch}, step {state.step}")
+    return state, stored, extensions
+
+
+# --- what the run says and writes ------------------------------------------------------------
+
+
+def announce(s: Session) -> None:
+    c, ctx = s.config, s.ctx
+    budget = f", or until the {c.time_budget / 60:.1f} min budget ends" if c.time_budget else ""
+    s.say(
+        f"training {c.encoder} U-Net ({s.resolved['weights_source']}) on {s.info.name}: "
+        f"{len(s.train_loader.dataset)} train / {len(s.val_loader.dataset)} val images, "
+        f"{s.info.num_classes} classes; up to {s.total_steps} steps of {s.global_batch} images "
+        f"({s.epochs} epochs){budget}; run folder {s.out}"
+    )
+    s.say(
+        f"device {s.device}{f' x {ctx.world_size} processes' if ctx.enabled else ''}; precision "
+        f"{s.precision.name} ({s.precision.reason}); channels_last {c.channels_last}; "
+        f"compile {c.compile}; loss {c.loss}, class weights {c.class_weights}"
+    )
+
+
+def format_summary(s: Session, state: TrainingState, seconds: float) -> str:
+    budget = f" of the {s.config.time_budget / 60:.1f} min budget" if s.config.time_budget else ""
+    ran = (
+        f"ran {state.step} of {s.total_steps} planned steps ({state.epoch} of {s.epochs} epochs) "
+        f"in {seconds / 60:.1f} min{budget}"
+    )
+    if not state.best_metrics:
+        return f"{ran}; no validation ran; checkpoint: {s.out / 'last.pt'}"
+    return "\n".join(
+        [
+            ran,
+            "best validation:",
+            format_metrics(state.best_metrics),
+            f"checkpoints: {s.out / 'best.pt'}, {s.out / 'last.pt'}",
+        ]
+    )
+
+
+class RunLog:
+    """metrics.csv, a row per validation flushed at once (a killed run keeps its history), and
+    TensorBoard events when the tensorboard package is installed."""
+
+    def __init__(self, out: Path, append: bool):
+        path = out / "metrics.csv"
         exists = append and path.is_file()
         self.file = open(path, "a" if exists else "w", newline="")  # noqa: SIM115
-        self.writer = csv.writer(self.file)
+        self.csv = csv.writer(self.file)
         if not exists:
-            self.write(CSV_FIELDS)
+            self.csv.writerow(CSV_FIELDS)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional
+            self.board = None
+        else:
+            self.board = SummaryWriter(str(out / "tensorboard"))
 
-    def write(self, row: list) -> None:
-        self.writer.writerow(row)
+    def step(self, step: int, loss: float, lr: float) -> None:
+        if self.board:
+            self.board.add_scalar("train/loss", loss, step)
+            self.board.add_scalar("train/lr", lr, step)
+
+    def validation(
+        self, state: TrainingState, loss: float, metrics: dict, lr: float, seconds: float
+    ) -> None:
+        miou, accuracy = metrics["miou"], metrics["pixel_accuracy"]
+        row = [state.epoch, state.step, f"{loss:.5f}", f"{miou:.5f}", f"{accuracy:.5f}"]
+        self.csv.writerow([*row, f"{lr:.4g}", f"{seconds:.1f}"])
         self.file.flush()
+        if self.board:
+            self.board.add_scalar("val/miou", miou, state.step)
 
     def close(self) -> None:
         self.file.close()
+        if self.board:
+            self.board.close()
 
 
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(out / "tensorboard"))
-
-
-def resolve_weights(weights: str, encoder: str, say=print) -> str | None:
-    """The ``encoder_weights`` for build_model. ``auto`` means ImageNet weights when this machine
-    has them or can download them, and random initialisation, said out loud, when it cannot."""
+def resolve_weights(weights: str, encoder: str, say=print) -> tuple[str | None, dict[str, Any]]:
+    """The ``encoder_weights`` for build_model, and what to record of them. ``auto`` means
+    ImageNet weights when this machine has them or can download them, and random
+    initialisation, said out loud, when it cannot."""
     spec = get_encoder_spec(encoder)
     if weights == "none":
-        return None
-    if weights != "auto":
-        return weights
+        return None, {"weights": "none", "weights_source": "random initialisation"}
+    if weights not in ("auto", "imagenet"):
+        if not Path(weights).is_file():
+            raise SeglabError(f"weights: file {weights} does not exist")
+        return weights, {"weights": weights, "weights_source": f"weights from {weights}"}
     try:
-        fetch_imagenet_weights(spec)
+        path = fetch_imagenet_weights(spec)
     except SeglabError:
+        if weights == "imagenet":
+            raise
         say(
             f"note: ImageNet weights for {encoder} ({spec.weights_file}) are not available here; "
             "training from random initialisation (use --weights imagenet to require them)"
         )
-        return None
-    return "imagenet"
-
-
-def format_summary(metrics: dict, out: Path, seconds: float | None = None) -> str:
-    if not metrics:
-        return f"no validation ran; checkpoint: {out / 'last.pt'}"
-    head = f"best val mIoU {metrics['miou']:.4f}  pixel accuracy {metrics['pixel_accuracy']:.4f}"
-    if seconds is not None:
-        head += f"  (training took {seconds / 60:.1f} min)"
-    lines = [head]
-    for name, scores in metrics["per_class"].items():
-        iou = "absent" if scores["iou"] is None else f"{scores['iou']:.4f}"
-        lines.append(f"  {name:<16} IoU {iou}")
-    if metrics["absent_classes"]:
-        lines.append(
-            "  (absent from truth and prediction, excluded from mIoU: "
-            f"{', '.join(metrics['absent_classes'])})"
-        )
-    lines.append(f"checkpoints: {out / 'best.pt'}, {out / 'last.pt'}")
-    return "\n".join(lines)
+        return None, {
+            "weights": "none",
+            "weights_source": "random initialisation (auto: ImageNet weights not available)",
+        }
+    return "imagenet", {"weights": "imagenet", "weights_source": f"ImageNet weights {path}"}

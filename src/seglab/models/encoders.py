@@ -169,15 +169,19 @@ def build_encoder(spec: EncoderSpec, in_channels: int = 3) -> nn.Module:
     """A randomly initialised feature extractor returning ``{tap.node: tensor}``, shallow to deep.
 
     The torchvision model is built on the meta device and cut after its deepest tap, so the
-    parts a U-Net never runs (VGG19's 400 MB classifier) are never allocated.
+    parts a U-Net never runs (VGG19's 400 MB classifier) are never allocated. The encoder then
+    lives on the default device: the CPU, or under ``with torch.device("meta")`` shapes only
+    (what counting costs needs), with nothing allocated or initialised.
     """
+    device = torch.get_default_device()
     with torch.device("meta"):
         backbone = spec.builder(weights=None)
         if in_channels != 3:
             _replace_first_conv(backbone, in_channels)
         encoder = create_feature_extractor(backbone, return_nodes=[t.node for t in spec.taps])
-    encoder = encoder.to_empty(device="cpu")
-    _init_like_torchvision(encoder)
+    if device.type != "meta":
+        encoder = encoder.to_empty(device=device)
+        _init_like_torchvision(encoder)
     return encoder
 
 

@@ -85,9 +85,10 @@ class UNet(nn.Module):
         blocks = []
         cin = enc.taps[-1].channels
         for i, cout in enumerate(spec.decoder_channels):
-            skip = skips.get(2 ** (steps - 1 - i))
+            stride = 2 ** (steps - 1 - i)
+            skip = skips.get(stride)
             self.skip_nodes.append(skip.node if skip else None)
-            self.block_strides.append(2 ** (steps - 1 - i))
+            self.block_strides.append(stride)
             blocks.append(DecoderBlock(cin, skip.channels if skip else 0, cout))
             cin = cout
         self.decoder = nn.ModuleList(blocks)

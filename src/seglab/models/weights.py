@@ -1,15 +1,21 @@
-"""Pretrained encoder weights: torchvision's official ImageNet files through torch.hub's cache, or a
-local state dict. Every way in ends in ``load_encoder_weights``, so all encoders behave the same."""
+"""Pretrained encoder weights: torchvision's official ImageNet files through the encoder's weights
+enum (``WeightsEnum.get_state_dict``, over torch.hub's cache), or a local state dict. Every way in
+ends in ``load_encoder_weights``, so all encoders behave the same."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import warnings
 from pathlib import Path
+from typing import Any
+from urllib.error import URLError
 
 import torch
 from torch import nn
 
-from seglab.errors import SeglabError
+from seglab.errors import SeglabError, first_line
 from seglab.models.encoders import EncoderSpec, first_conv_from_rgb, first_conv_name
 
 StateDict = dict[str, torch.Tensor]
@@ -28,34 +34,45 @@ def is_cached(spec: EncoderSpec) -> bool:
     return cached_weights_path(spec).is_file()
 
 
-def fetch_imagenet_weights(spec: EncoderSpec, progress: bool = True) -> Path:
-    """The path of the official weights file in the torch.hub cache, downloaded there once (with
-    torch.hub's checksum check) when it is missing."""
+def imagenet_state_dict(spec: EncoderSpec, progress: bool = True) -> StateDict:
+    """torchvision's official ImageNet state dict for ``spec``, as torchvision's own builders get
+    it: ``get_state_dict`` downloads the file once into the torch.hub cache (checksum checked) and
+    reads it from there; seglab adds weights-only loading, so the file can run no code."""
     path = cached_weights_path(spec)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    match = torch.hub.HASH_REGEX.search(spec.weights_file)
     try:
-        torch.hub.download_url_to_file(
-            spec.weights.url,
-            str(path),
-            hash_prefix=match.group(1) if match else None,
-            progress=progress,
-        )
-    except (OSError, RuntimeError) as err:  # URLError and socket failures; RuntimeError: bad hash
+        # torch.hub says "Downloading: ..." on stdout; stderr, beside its progress bar, keeps
+        # stdout for what seglab's commands print.
+        with contextlib.redirect_stdout(sys.stderr):
+            return spec.weights.get_state_dict(
+                progress=progress, check_hash=True, weights_only=True, map_location="cpu"
+            )
+    except Exception as err:  # URLError, socket errors, a bad hash; or torch.load's many types
+        if path.is_file():  # the download worked (or was not needed): the file is unreadable
+            raise SeglabError(
+                f"{_refusal(path)}; delete it and seglab downloads it again"
+            ) from None
+        why = _download_failure(err)
         raise SeglabError(
             f"ImageNet weights for {spec.name} are not on this machine and could not be "
-            f"downloaded ({_reason(err)}): put {spec.weights_file} from {spec.weights.url} into "
+            f"downloaded ({why}): put {spec.weights_file} from {spec.weights.url} into "
             f"{path.parent}/ (the torch.hub cache, set by $TORCH_HOME), or pass a local file "
             f"(--weights PATH), or train without pretrained weights (--weights none)"
         ) from None
-    return path
 
 
-def imagenet_state_dict(spec: EncoderSpec, progress: bool = True) -> StateDict:
-    """The official ImageNet state dict, from the torch.hub cache."""
-    return read_state_dict(fetch_imagenet_weights(spec, progress))
+def _download_failure(err: Exception) -> str:
+    """The first line of why a download failed; for a URLError its reason, without the
+    ``<urlopen error ...>`` wrapping."""
+    reason = err.reason if isinstance(err, URLError) else err
+    return first_line(reason) if isinstance(reason, BaseException) else str(reason)
+
+
+def fetch_imagenet_weights(spec: EncoderSpec, progress: bool = True) -> Path:
+    """The path of the official weights file in the torch.hub cache, downloaded (and read once,
+    to prove it usable) when it is missing; an error says why it cannot be had."""
+    if not is_cached(spec):
+        imagenet_state_dict(spec, progress)
+    return cached_weights_path(spec)
 
 
 def read_state_dict(path: str | os.PathLike) -> StateDict:
@@ -63,10 +80,7 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     path = Path(path)
     if not path.is_file():
         raise SeglabError(f"weights file {path} does not exist")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise SeglabError(f"cannot read weights file {path}: {_reason(err)}") from None
+    loaded = load_weights_only(path)
     # Accept the common wrappers around a plain state dict.
     for key in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
@@ -76,6 +90,36 @@ def read_state_dict(path: str | os.PathLike) -> StateDict:
     ):
         raise SeglabError(f"weights file {path} does not hold a state dict of tensors")
     return loaded
+
+
+def load_weights_only(path: str | os.PathLike, what: str = "a PyTorch state dict") -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU. A failure is one line that says what
+    is wrong with the file, never torch's advice to retry with ``weights_only=False`` (which would
+    run whatever code the file holds)."""
+    path = Path(path)
+    try:
+        file = path.open("rb")
+    except OSError as err:
+        raise SeglabError(f"cannot read {path}: {first_line(err)}") from None
+    with file, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about the pickle of a file it then refuses
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True)
+        except Exception:  # torch raises many types for foreign, truncated or unsafe files
+            raise SeglabError(_refusal(path, what)) from None
+
+
+def _refusal(path: Path, what: str = "a PyTorch state dict") -> str:
+    """Why weights-only loading refused ``path``: the functions and classes its pickle would
+    import (found by torch's static scan of torch.save's format), or else a damaged file."""
+    try:
+        unsafe = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not torch.save's zip format, or too damaged to scan
+        unsafe = []
+    if unsafe:
+        names = ", ".join(unsafe[:3]) + (", ..." if len(unsafe) > 3 else "")
+        return f"{path}: holds pickled code ({names}), which seglab refuses to run"
+    return f"{path}: not {what} (damaged, or not saved with torch.save)"
 
 
 def load_encoder_weights(
@@ -105,8 +149,3 @@ def load_encoder_weights(
             )
         new_state[key] = tensor
     encoder.load_state_dict(new_state, strict=True)
-
-
-def _reason(err: BaseException) -> str:
-    text = str(getattr(err, "reason", None) or err).strip().splitlines()
-    return text[0] if text else type(err).__name__

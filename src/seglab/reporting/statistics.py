@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seglab.reporting.results import Bootstrap
+
 
 def miou_of(confusions: np.ndarray) -> np.ndarray:
     """mIoU of each of a stack of K x K confusion matrices (classes absent from truth and
@@ -17,7 +19,7 @@ def miou_of(confusions: np.ndarray) -> np.ndarray:
 
 def bootstrap_miou_difference(
     a: np.ndarray, b: np.ndarray, samples: int = 2000, seed: int = 0, level: float = 0.95
-) -> dict:
+) -> Bootstrap:
     """``a``, ``b``: N x K x K per-image confusion matrices of two models on the same images.
     Resamples images with replacement; returns the observed mIoU(a) - mIoU(b), its confidence
     interval and the share of resamples in which a beats b."""
@@ -29,12 +31,12 @@ def bootstrap_miou_difference(
     diffs = miou_of((counts @ flat_a).reshape(shape)) - miou_of((counts @ flat_b).reshape(shape))
     low, high = np.percentile(diffs, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     observed = float(miou_of(a.sum(0)) - miou_of(b.sum(0)))
-    return {
-        "difference": observed,
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "level": level,
-        "p_a_better": float((diffs > 0).mean()),
-        "samples": samples,
-        "images": n,
-    }
+    return Bootstrap(
+        difference=observed,
+        ci_low=float(low),
+        ci_high=float(high),
+        level=level,
+        p_a_better=float((diffs > 0).mean()),
+        samples=samples,
+        images=n,
+    )

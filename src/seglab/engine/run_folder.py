@@ -1,0 +1,82 @@
+"""A run folder belongs to one run. A new run takes a folder that does not exist or is empty;
+without --out it takes runs/ENCODER, or the first free runs/ENCODER-2, runs/ENCODER-3, ...
+A lock held for the whole run makes a second process on the same folder fail at once, naming
+the process that holds it."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from seglab.errors import SeglabError
+
+LOCK_NAME = ".seglab.lock"
+
+
+def default_run_folder(encoder: str, root: Path = Path("runs")) -> Path:
+    """runs/ENCODER, or the first of runs/ENCODER-2, -3, ... that is free (absent or empty)."""
+    for number in range(1, 10_000):
+        candidate = root / (encoder if number == 1 else f"{encoder}-{number}")
+        if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
+            return candidate
+    raise SeglabError(f"{root}: no free run folder for {encoder}; give --out")
+
+
+def check_writable_folder(folder: Path, what: str = "output folder") -> None:
+    """Raise unless ``folder`` is (or can be created as) a writable folder."""
+    if folder.exists() and not folder.is_dir():
+        raise SeglabError(f"{what} {folder} is a file, not a folder")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SeglabError(f"{what} {folder} cannot be written ({existing} is not writable)")
+
+
+@contextlib.contextmanager
+def claim_run_folder(folder: Path, resume: bool) -> Iterator[Path]:
+    """Hold ``folder`` for this process for the duration of the block. A new run needs it absent
+    or empty (nothing of another run is ever replaced); a resumed run needs its own files."""
+    check_writable_folder(folder, "run folder")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_file = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 (held until the block ends)
+    try:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.seek(0)
+            holder = lock_file.read().strip() or "another process"
+            raise SeglabError(
+                f"run folder {folder} is in use by {holder}; wait for it to finish or choose "
+                "another --out"
+            ) from None
+        others = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
+        if others and not resume:
+            raise SeglabError(
+                f"run folder {folder} already holds {', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}; continue that run with --resume "
+                f"{folder}, or choose another --out"
+            )
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write(
+            f"seglab process {os.getpid()} on {socket.gethostname()} since "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} ({' '.join(sys.argv[1:3])})"
+        )
+        lock_file.flush()
+        yield folder
+    except BaseException:
+        lock_file.close()
+        if created and not any(p.name != LOCK_NAME for p in folder.iterdir()):
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            folder.rmdir()  # a refused or failed start leaves nothing behind
+        raise
+    else:
+        lock_file.close()

@@ -1,0 +1,104 @@
+"""A segmenter: whatever turns a batch of images into class logits, with the dataset facts it
+was trained on. Evaluation, prediction, benchmarking and comparison take any segmenter, so a
+checkpoint's U-Net in PyTorch (fp32 or autocast, channels-last or not, compiled or not) and an
+exported model in ONNX Runtime (fp32 or INT8, see seglab.deployment.runtime) run the same code."""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from seglab.data.info import DatasetInfo
+from seglab.engine.checkpoint import Checkpoint, load_model
+from seglab.engine.performance import autocast, choose_precision, pick_device
+from seglab.errors import SeglabError, first_line
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """``segmenter(images)``: N x C x H x W float images in [0, 1], on ``device``, to
+    N x K x H x W float32 logits, on ``device``; K = ``info.num_classes``, C = ``info.in_channels``.
+    """
+
+    name: str  # what the user knows it by: a checkpoint or .onnx path, a run name
+    kind: str  # how it runs: "torch", "onnxruntime" or "int8"
+    info: DatasetInfo  # classes, colours, input channels, ignore index
+    device: torch.device  # where its inputs go and its logits come from
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchSegmenter:
+    """A PyTorch module run in eval mode and inference mode, optionally in channels-last memory
+    format, under autocast (``autocast_dtype`` bf16 or fp16) and torch.compile'd."""
+
+    kind = "torch"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        info: DatasetInfo,
+        *,
+        name: str = "model",
+        device: torch.device | str | None = None,
+        autocast_dtype: torch.dtype | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+    ):
+        if device is None:  # where the model is
+            device = next(model.parameters(), torch.empty(0)).device
+        self.device = torch.device(device)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.module = model.to(self.device, memory_format=layout).eval()
+        self.forward = torch.compile(self.module) if compile else self.module
+        self.info, self.name = info, name
+        self.autocast_dtype, self.channels_last = autocast_dtype, channels_last
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.module.training:  # a model shared with a training loop: evaluate in eval mode
+            self.module.eval()
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device.type, self.autocast_dtype):
+            return self.forward(images).float()
+
+    def __repr__(self) -> str:
+        dtype = str(self.autocast_dtype).removeprefix("torch.") if self.autocast_dtype else "fp32"
+        layout = ", channels_last" if self.channels_last else ""
+        return f"TorchSegmenter({self.name!r}, {self.device}, {dtype}{layout})"
+
+
+def checkpoint_segmenter(
+    checkpoint: Checkpoint | str | os.PathLike,
+    device: str | torch.device = "auto",
+    *,
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    name: str | None = None,
+) -> TorchSegmenter:
+    """The U-Net of a checkpoint (a path, or a loaded :class:`Checkpoint`), run the way its
+    training validated it: fp32 and the run's memory format, unless ``precision`` ("auto",
+    "bf16", "fp16") or ``channels_last`` say otherwise. ``device``: "auto", "cpu", "cuda:N"."""
+    target = device if isinstance(device, torch.device) else pick_device(device)
+    if isinstance(checkpoint, Checkpoint):
+        try:
+            model = checkpoint.build_model()
+        except RuntimeError as err:  # weights that do not fit the architecture it names
+            raise SeglabError(
+                f"{name or 'checkpoint'}: weights do not match its model ({first_line(err)})"
+            ) from None
+    else:
+        name = name or str(checkpoint)
+        model, checkpoint = load_model(checkpoint)
+    return TorchSegmenter(
+        model,
+        checkpoint.dataset,
+        name=name or checkpoint.spec.encoder,
+        device=target,
+        autocast_dtype=choose_precision(target, precision).autocast_dtype,
+        channels_last=checkpoint.config.channels_last if channels_last is None else channels_last,
+    )

@@ -1,0 +1,133 @@
+"""Predicting on new images: what is written, and that nothing is written over an input or into a
+place that cannot hold it, checked before any work."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seglab.data.synthetic import INFO
+from seglab.deployment.predict import check_output_folder, expand_inputs, predict
+from seglab.engine.checkpoint import load_model
+from seglab.errors import SeglabError
+from tests.deployment.helpers import unwritable_folder, write_inputs
+
+
+def files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_predict_writes_palette_masks_of_the_input_size(tiny_runs, tmp_path):
+    inputs = write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    checkpoint = tiny_runs["mobilenet_v2"] / "best.pt"
+    summary = predict(checkpoint, [str(inputs)], out, probabilities=True, progress=False)
+    assert summary.written == 2 and summary.problems == []
+    model, _ = load_model(checkpoint)
+    for k, (h, w) in enumerate(((64, 80), (50, 70))):
+        with Image.open(out / f"in{k}.png") as mask:
+            assert mask.mode == "P" and mask.size == (w, h)
+            palette = np.array(mask.getpalette()[: 3 * INFO.num_classes]).reshape(-1, 3)
+            assert palette.tolist() == [list(c) for c in INFO.colors]
+            classes = np.array(mask)
+        image = torch.from_numpy(np.array(Image.open(inputs / f"in{k}.png"))).permute(2, 0, 1)
+        with torch.no_grad():
+            expected = model(image[None].float() / 255).argmax(1)[0].numpy()
+        assert (classes == expected).mean() > 0.999
+        with Image.open(out / f"in{k}_overlay.png") as overlay:  # the image beside its overlay
+            assert overlay.width > 2 * w and overlay.height > h
+            left = np.array(overlay.convert("RGB"))[:h, :w]
+        assert np.abs(left.astype(int) - image.permute(1, 2, 0).numpy()).max() <= 1
+        probabilities = np.load(out / f"in{k}_probabilities.npy")
+        assert probabilities.shape == (INFO.num_classes, h, w) and probabilities.dtype == np.float16
+
+
+def test_an_unreadable_input_is_named_and_the_rest_are_written(tiny_runs, tmp_path):
+    inputs = write_inputs(tmp_path / "in")
+    (inputs / "broken.png").write_bytes(b"not an image")
+    reported = []
+    summary = predict(
+        tiny_runs["mobilenet_v2"] / "best.pt",
+        [str(inputs / "*.png"), str(tmp_path / "missing.jpg")],
+        tmp_path / "out",
+        report=reported.append,
+        progress=False,
+    )
+    assert summary.written == 2 and summary.problems == reported and len(reported) == 2
+    assert any(line.startswith(f"{inputs / 'broken.png'}: cannot read image") for line in reported)
+    assert f"{tmp_path / 'missing.jpg'}: no such file or folder" in reported
+    assert {p.name for p in (tmp_path / "out").glob("in?.png")} == {"in0.png", "in1.png"}
+
+
+def test_predict_never_writes_over_an_input(tiny_runs, tmp_path):
+    pin = write_inputs(tmp_path / "pin")
+    before = files(pin)
+    with pytest.raises(SeglabError) as error:
+        predict(tiny_runs["mobilenet_v2"] / "best.pt", [str(pin)], pin, progress=False)
+    assert str(error.value) == (
+        f"predict: output {pin / 'in0.png'} would overwrite the input image; choose another --out"
+    )
+    assert files(pin) == before  # refused before anything was written
+    # an earlier overlay among the inputs is an input too
+    out = tmp_path / "out"
+    shutil.copy(pin / "in0.png", tmp_path / "in0_overlay.png")
+    with pytest.raises(SeglabError, match=r"in0_overlay.png would overwrite the input image"):
+        check_output_folder(tmp_path, [pin / "in0.png", tmp_path / "in0_overlay.png"])
+    with pytest.raises(SeglabError, match=r"would both write .*in0_overlay.png"):  # elsewhere
+        check_output_folder(out, [pin / "in0.png", tmp_path / "in0_overlay.png"])
+    assert check_output_folder(out, [pin / "in0.png", pin / "in1.png"]) == out
+
+
+def test_predict_refuses_an_out_that_cannot_hold_its_outputs_before_any_work(tmp_path):
+    inputs = write_inputs(tmp_path / "in")
+    missing_model = tmp_path / "no_such_model.pt"  # never loaded: the output is checked first
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"a file")
+    with pytest.raises(SeglabError, match=rf"^predict: --out {taken} is a file, not a folder"):
+        predict(missing_model, [str(inputs)], taken, progress=False)
+    with pytest.raises(SeglabError, match=rf"^predict: --out {taken / 'sub'}: {taken} is a file"):
+        predict(missing_model, [str(inputs)], taken / "sub", progress=False)
+    locked = unwritable_folder(tmp_path)
+    with pytest.raises(SeglabError, match=rf"^predict: --out {locked / 'out'} cannot be written"):
+        predict(missing_model, [str(inputs)], locked / "out", progress=False)
+    with pytest.raises(SeglabError, match=r"checkpoint .*no_such_model.pt does not exist"):
+        predict(missing_model, [str(inputs)], tmp_path / "fine", progress=False)
+    assert not (tmp_path / "fine").exists()
+
+
+def test_two_inputs_that_would_write_the_same_output_are_refused(tmp_path):
+    a, b = write_inputs(tmp_path / "a"), write_inputs(tmp_path / "b")
+    with pytest.raises(SeglabError) as error:
+        check_output_folder(tmp_path / "out", expand_inputs([str(a), str(b)]))
+    message = str(error.value)
+    assert message.startswith(f"predict: inputs {a / 'in0.png'} and {b / 'in0.png'} would both")
+    assert len(message.splitlines()) == 1
+
+
+def test_a_file_named_twice_is_predicted_once(tmp_path):
+    inputs = write_inputs(tmp_path / "in")
+    found = expand_inputs([str(inputs), str(inputs / "in0.png"), str(inputs / "*.png")])
+    assert found == [inputs / "in0.png", inputs / "in1.png"]
+
+
+def test_videos_are_read_frame_by_frame(tiny_runs, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (80, 64))
+    for _ in range(3):
+        writer.write(np.random.randint(0, 255, (64, 80, 3), dtype=np.uint8))
+    writer.release()
+    out = tmp_path / "o"
+    summary = predict(tiny_runs["mobilenet_v2"] / "best.pt", [str(video)], out, progress=False)
+    assert summary.written == 3
+    assert len(list(out.glob("clip_*_overlay.png"))) == 3
+    # a frame's output that another input would write too: refused
+    Image.open(out / "clip_000001.png").convert("RGB").save(tmp_path / "clip_000001.jpg")
+    with pytest.raises(SeglabError, match=r"clip_000001.jpg and .*clip.mp4 would both write"):
+        check_output_folder(tmp_path / "o2", [tmp_path / "clip_000001.jpg", video])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "clip.mp4").write_bytes(video.read_bytes())
+    with pytest.raises(SeglabError, match=r"clip.mp4 and .*other/clip.mp4 would both write"):
+        check_output_folder(tmp_path / "o3", [video, tmp_path / "other" / "clip.mp4"])
