@@ -65,7 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_models(commands)
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_predict(commands)
+    _add_export(commands)
+    _add_benchmark(commands)
+    _add_compare(commands)
+    _add_data(commands)
+    return parser
 
+
+def _add_models(commands) -> None:
     models = commands.add_parser(
         "models",
         help="list the registered encoders and what their U-Nets cost",
@@ -81,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--classes", type=int, default=12, help="number of classes (default: 12)")
     models.set_defaults(run=run_models)
 
+
+def _add_train(commands) -> None:
     train = commands.add_parser(
         "train",
         help="train a U-Net and evaluate it on the validation split",
@@ -97,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(train)
     train.set_defaults(run=run_train)
 
+
+def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a checkpoint: per-class IoU table and metrics JSON",
@@ -133,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(run=run_evaluate)
 
+
+def _add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict",
         help="segment images with a checkpoint or an exported .onnx model",
@@ -160,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     predict.set_defaults(run=run_predict)
 
+
+def _add_export(commands) -> None:
     export = commands.add_parser(
         "export",
         help="export a checkpoint to ONNX",
@@ -171,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="the .onnx file to write")
     export.set_defaults(run=run_export)
 
+
+def _add_benchmark(commands) -> None:
     bench = commands.add_parser(
         "benchmark",
         help="latency, throughput and memory of each backend on this machine",
@@ -203,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", dest="json_out", help="also write the results as JSON here")
     bench.set_defaults(run=run_benchmark)
 
+
+def _add_compare(commands) -> None:
     compare = commands.add_parser(
         "compare",
         help="train several encoders the same way and report which is worth it",
@@ -225,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_options(compare, skip=("encoder",))
     compare.set_defaults(run=run_compare)
 
+
+def _add_data(commands) -> None:
     data = commands.add_parser(
         "data",
         help="check a dataset or look at it",
@@ -250,7 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--split", default="train", help="split to draw from (default: train)")
     show.add_argument("--count", type=int, default=8, help="how many images (default: 8)")
     show.set_defaults(run=run_data_show)
-    return parser
 
 
 def run_models(args: argparse.Namespace) -> int:

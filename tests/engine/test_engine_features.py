@@ -24,7 +24,9 @@ def test_frozen_encoder_phase_then_training_the_encoder(tiny_data, tmp_path, mon
     def keep(checkpoint, path):
         real_save(checkpoint, path)
         if path.name == "last.pt":
-            saved[checkpoint.epoch] = {k: v.clone() for k, v in checkpoint.state_dict.items()}
+            saved[checkpoint.epoch] = {
+                k: v.to("cpu", copy=True) for k, v in checkpoint.state_dict.items()
+            }
 
     monkeypatch.setattr(train_module.Checkpoint, "save", keep)
     torch.manual_seed(0)

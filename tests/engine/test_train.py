@@ -46,7 +46,8 @@ def test_training_writes_the_run_folder(run):
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["encoder"] == "mobilenet_v2" and config["epochs"] == 1
     # what was resolved, not what was asked ("auto"): the record states what happened
-    assert config["device"] == "cpu" and config["precision"] in ("fp32", "bf16")
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert config["device"] == device and config["precision"] in ("fp32", "bf16", "fp16")
     assert config["weights"] == "none" and config["out"] == str(run)
     assert config["resolved"]["weights_source"] == "random initialisation"
     assert config["resolved"]["precision_reason"]

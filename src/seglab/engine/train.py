@@ -178,20 +178,7 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
 
     data = open_data(config.data, seed=config.seed, progress=config.progress and ctx.is_main)
     data.require_clean(config.data, say)
-    info = data.info
-    augment = train_transform(config.crop_size, config.scale, config.hflip, config.color_jitter)
-    loader = dict(
-        seed=config.seed,
-        ignore_index=info.ignore_index,
-        workers=config.workers,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-        pin_memory=device.type == "cuda",
-    )
-    train_loader = make_loader(
-        data.split("train", augment), config.batch_size, train=True, **loader
-    )
-    val_loader = make_loader(data.split("val"), config.batch_size, train=False, **loader)
+    train_loader, val_loader = make_loaders(config, data, ctx, device)
     steps_per_epoch = len(train_loader) // config.accumulate
     if steps_per_epoch == 0:
         raise SeglabError(
@@ -203,35 +190,12 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
     weights, weights_record = None, {"weights": config.weights}
     if fresh:
         weights, weights_record = resolve_weights(config.weights, config.encoder, say)
-    model = build_model(config.encoder, info.num_classes, info.in_channels, weights).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(config.encoder, data.info.num_classes, data.info.in_channels, weights)
+    model = model.to(device, memory_format=memory_format(config.channels_last))
     per_class = None
     if config.class_weights != "none":
-        per_class = torch.tensor(
-            class_weights(config.class_weights, *data.train_statistics()),
-            dtype=torch.float32,
-            device=device,
-        )
-    train_model = model
-    if ctx.enabled:  # one replica per process, gradients averaged across them
-        if config.sync_bn:
-            train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(train_model)
-        train_model = DistributedDataParallel(
-            train_model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=config.freeze_encoder_epochs > 0,  # a frozen encoder
-        )
-    if config.compile:
-        train_model = torch.compile(train_model)
-
-    resolved_config = dataclasses.replace(
-        config,
-        out=str(out),
-        weights=weights_record["weights"],
-        device=str(device),
-        precision=precision.name,
-    )
+        weights_array = class_weights(config.class_weights, *data.train_statistics())
+        per_class = torch.tensor(weights_array, dtype=torch.float32, device=device)
     resolved = {
         **weights_record,
         "device": str(device),
@@ -241,16 +205,22 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         "torch": str(torch.__version__),
     }
     return Session(
-        config=resolved_config,
+        config=dataclasses.replace(  # what "auto" and the defaults resolved to
+            config,
+            out=str(out),
+            weights=weights_record["weights"],
+            device=str(device),
+            precision=precision.name,
+        ),
         ctx=ctx,
         device=device,
         precision=precision,
-        info=info,
+        info=data.info,
         train_loader=train_loader,
         val_loader=val_loader,
         model=model,
-        train_model=train_model,
-        criterion=build_loss(config.loss, info.ignore_index, per_class, config.focal_gamma),
+        train_model=wrap_for_training(model, config, ctx, device),
+        criterion=build_loss(config.loss, data.info.ignore_index, per_class, config.focal_gamma),
         optimizer=build_optimizer(model, config),
         scaler=torch.amp.GradScaler(device.type, enabled=precision.grad_scaler),
         steps_per_epoch=steps_per_epoch,
@@ -261,12 +231,50 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
     )
 
 
+def memory_format(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def make_loaders(config: TrainConfig, data, ctx: Dist, device: torch.device):
+    """The augmented, shuffled training loader and the validation loader (this process's
+    share of every global batch under DDP)."""
+    augment = train_transform(config.crop_size, config.scale, config.hflip, config.color_jitter)
+    common = dict(
+        seed=config.seed,
+        ignore_index=data.info.ignore_index,
+        workers=config.workers,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        pin_memory=device.type == "cuda",
+    )
+    train = make_loader(data.split("train", augment), config.batch_size, train=True, **common)
+    return train, make_loader(data.split("val"), config.batch_size, train=False, **common)
+
+
+def wrap_for_training(
+    model: UNet, config: TrainConfig, ctx: Dist, device: torch.device
+) -> torch.nn.Module:
+    """The model as the loop runs it: one DDP replica per process (gradients averaged across
+    them), then torch.compile'd when asked."""
+    wrapped: torch.nn.Module = model
+    if ctx.enabled:
+        if config.sync_bn:
+            wrapped = torch.nn.SyncBatchNorm.convert_sync_batchnorm(wrapped)
+        wrapped = DistributedDataParallel(
+            wrapped,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=config.freeze_encoder_epochs > 0,  # a frozen encoder
+        )
+    return torch.compile(wrapped) if config.compile else wrapped
+
+
 def train_step(s: Session, batches, clock: Clock, reserve: float) -> tuple[float, bool]:
     """One optimizer step over ``accumulate`` micro-batches; returns the loss (the same on every
     process) and whether the time budget is used up (the same verdict on every process)."""
     began = time.perf_counter()
     step_loss = torch.zeros((), device=s.device)
-    ddp = s.train_model if isinstance(s.train_model, DistributedDataParallel) else None
+    unwrapped = getattr(s.train_model, "_orig_mod", s.train_model)  # under torch.compile
+    ddp = unwrapped if isinstance(unwrapped, DistributedDataParallel) else None
     for micro in range(s.config.accumulate):
         images, masks = next(batches)
         images = images.to(s.device, non_blocking=True)

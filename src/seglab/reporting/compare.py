@@ -104,6 +104,34 @@ def compare(
         data.require_classes(list(checkpoint.dataset.classes), str(path), data_name)
     eval_size = tuple(images[0][0].shape[-2:])
 
+    segmenters, evaluations, models = evaluate_and_measure(
+        names, run_dirs, paths, checkpoints, data, split, eval_size, base, device, report
+    )
+    for model, evaluation in zip(models[1:], evaluations[1:]):
+        model.versus_first = bootstrap_miou_difference(
+            evaluation.confusions, evaluations[0].confusions
+        )
+
+    comparison = Comparison(
+        models=models,
+        data=data_name,
+        split=split,
+        images=len(images),
+        eval_size=eval_size,
+        classes=tuple(data.info.classes),
+        machine=_machine(),
+        seglab_version=__version__,
+        examples=choose_examples([e.predictions for e in evaluations], examples),
+    )
+    write_outputs(comparison, segmenters, data, out)
+    return comparison
+
+
+def evaluate_and_measure(
+    names, run_dirs, paths, checkpoints, data, split, eval_size, base, device, report
+):
+    """Each model evaluated on ``split`` as its training validated it (per image, for the
+    bootstrap) and its cost measured: (segmenters, evaluations, model results)."""
     segmenters, evaluations, models = [], [], []
     for name, run, path, checkpoint in zip(names, run_dirs, paths, checkpoints):
         report(f"--- evaluating and measuring {name} ---")
@@ -129,22 +157,12 @@ def compare(
                 setup=_setup(checkpoint, run, path),
             )
         )
-    for model, evaluation in zip(models[1:], evaluations[1:]):
-        model.versus_first = bootstrap_miou_difference(
-            evaluation.confusions, evaluations[0].confusions
-        )
+    return segmenters, evaluations, models
 
-    comparison = Comparison(
-        models=models,
-        data=data_name,
-        split=split,
-        images=len(images),
-        eval_size=eval_size,
-        classes=tuple(data.info.classes),
-        machine=_machine(),
-        seglab_version=__version__,
-        examples=choose_examples([e.predictions for e in evaluations], examples),
-    )
+
+def write_outputs(comparison: Comparison, segmenters, data: Data, out: Path) -> None:
+    """The figures, results.json and the reports (HTML and Markdown) in ``out``."""
+    models = comparison.models
     figures = {
         "per_class": plots.per_class_bars(comparison, out / "per_class_iou.png"),
         "frontier": plots.accuracy_cost_frontier(comparison, out / "accuracy_vs_latency.png"),
@@ -153,10 +171,9 @@ def compare(
         ),
         "examples": out / "examples.png",
     }
-    examples_grid(segmenters, data, split, comparison.examples).save(figures["examples"])
+    examples_grid(segmenters, data, comparison.split, comparison.examples).save(figures["examples"])
     (out / "results.json").write_text(json.dumps(comparison.to_dict(), indent=2))
     write_reports(comparison, figures, out)
-    return comparison
 
 
 def _split(data: Data, data_name: str, split: str):
