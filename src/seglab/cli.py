@@ -278,9 +278,8 @@ def _add_data(commands) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from seglab.models import ENCODERS
-    from seglab.models.complexity import model_costs
-    from seglab.models.weights import hub_checkpoint_dir, is_cached
+    from seglab.cache import torch_hub_checkpoints
+    from seglab.models.table import encoder_table
 
     height, width = parse_size(args.size)
     header = (
@@ -291,14 +290,19 @@ def run_models(args: argparse.Namespace) -> int:
         "weights file",
         "cached",
     )
-    rows = []
-    for name, spec in ENCODERS.items():
-        params, gflops = model_costs(name, args.classes, height, width)
-        cached = "yes" if is_cached(spec) else "no"
-        top1 = f"{spec.imagenet_top1:.1f}"
-        rows.append((name, f"{params / 1e6:.1f}", f"{gflops:.1f}", top1, spec.weights_file, cached))
+    rows = [
+        (
+            r["encoder"],
+            f"{r['params'] / 1e6:.1f}",
+            f"{r['gflops']:.1f}",
+            f"{r['top1']:.1f}",
+            r["weights_file"],
+            "yes" if r["cached"] else "no",
+        )
+        for r in encoder_table(height, width, args.classes)
+    ]
     print(format_table(header, rows))
-    print(f"\nU-Net with {args.classes} classes; weights cache: {hub_checkpoint_dir()}")
+    print(f"\nU-Net with {args.classes} classes; weights cache: {torch_hub_checkpoints()}")
     return 0
 
 

@@ -17,19 +17,12 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from seglab.cache import cache_dir
 from seglab.data.files import Pair
 from seglab.data.io import image_channels, is_colour_mask, raw_mask_values
 from seglab.errors import first_line
 
 Record = dict  # JSON-able facts about one file
-
-
-def cache_dir() -> Path:
-    base = (
-        os.environ.get("SEGLAB_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seglab"
-    )
-    return Path(base)
 
 
 def scan_files(
