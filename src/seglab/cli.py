@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 def add_training_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """A flag per configuration option, its help written once in seglab.config. Every default is
     None, meaning "not given": the file's value or the configuration's default then applies."""
-    for name, help_text, kind in describe_options():
+    for name, help_text, metavar in describe_options():
         if name in skip:
             continue
         flag = f"--{name.replace('_', '-')}"
@@ -46,12 +46,12 @@ def add_training_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             parser.add_argument(
                 "--no-progress", dest=name, action="store_const", const=False, help=help_text
             )
-        elif kind is bool:
+        elif metavar is None:  # an on/off switch
             parser.add_argument(
                 flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         else:
-            parser.add_argument(flag, dest=name, default=None, metavar="VALUE", help=help_text)
+            parser.add_argument(flag, dest=name, default=None, metavar=metavar, help=help_text)
 
 
 def training_overrides(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:

@@ -365,9 +365,9 @@ def format_value(value: Any) -> str:
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def describe_options() -> list[tuple[str, str, type | None]]:
-    """(name, help with its default, kind) of every option, for the command line's flags;
-    kind is bool for on/off switches, otherwise None (the value is checked here)."""
+def describe_options() -> list[tuple[str, str, str | None]]:
+    """(name, help with its default, metavar) of every option, for the command line's flags;
+    metavar is None for on/off switches."""
     hints = typing.get_type_hints(TrainConfig)
     described = []
     for f in fields(TrainConfig):
@@ -376,8 +376,21 @@ def describe_options() -> list[tuple[str, str, type | None]]:
             help_text += f": {', '.join(f.metadata['choices'])}"
         if f.name not in ("out", "progress"):
             help_text += f" (default {format_value(f.default)})"
-        described.append((f.name, help_text, bool if hints[f.name] is bool else None))
+        described.append((f.name, help_text, _metavar(hints[f.name], f.metadata)))
     return described
+
+
+def _metavar(hint: Any, meta: Any) -> str | None:
+    union = typing.get_origin(hint) in (typing.Union, _UnionType)
+    kind = next(k for k in typing.get_args(hint) if k is not type(None)) if union else hint
+    if kind is bool:
+        return None
+    if meta.get("choices"):
+        return "{" + ",".join(meta["choices"]) + "}"
+    if meta.get("duration"):
+        return "DURATION"
+    names = {int: "N", float: "X", tuple[int, int]: "HxW", tuple[float, float]: "MIN,MAX"}
+    return names.get(kind, "TEXT")
 
 
 # --- files --------------------------------------------------------------------------------------
