@@ -324,8 +324,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from seglab.deployment.outputs import check_output_file
     from seglab.engine.evaluate import default_metrics_path, evaluate_checkpoint, format_metrics
+    from seglab.outputs import check_output_file
 
     out = args.out or default_metrics_path(args.checkpoint, args.split)
     check_output_file(out, "evaluate: --out")
@@ -404,7 +404,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     import json
 
     from seglab.deployment.benchmark import benchmark_model
-    from seglab.deployment.outputs import check_output_file
+    from seglab.outputs import check_output_file
 
     if args.json_out:
         check_output_file(args.json_out, "benchmark: --json")

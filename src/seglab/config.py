@@ -85,6 +85,13 @@ class TrainConfig:
         "encoder weights: imagenet (required), none (random init), a state-dict file, or auto "
         "(imagenet when obtainable, otherwise random init with a notice)",
     )
+    full_res_skip: int = option(
+        0,
+        "channels of a full-resolution skip from the image into the decoder's last block, for "
+        "encoders whose first tap is at stride 2 (MobileNetV2, ResNet, ...): thin classes such "
+        "as poles are a few pixels wide; 0 is off",
+        minimum=0,
+    )
     freeze_encoder_epochs: int = option(
         0, "train only the decoder for this many epochs first", minimum=0
     )
@@ -100,6 +107,9 @@ class TrainConfig:
         "none", "loss class weighting", choices=CLASS_WEIGHTINGS, group="loss"
     )
     focal_gamma: float = option(2.0, "focal loss gamma", minimum=0)
+    label_smoothing: float = option(
+        0.0, "label smoothing of the cross-entropy term (ce)", minimum=0, below=1
+    )
     # optimisation
     epochs: int = option(10, "training epochs", minimum=1, group="schedule")
     iterations: int | None = option(None, "optimizer steps; overrides epochs when set", minimum=1)
@@ -124,6 +134,13 @@ class TrainConfig:
     )
     warmup_iters: int = option(0, "linear warm-up steps", minimum=0)
     clip_grad: float | None = option(None, "clip the gradient norm to this value", above=0)
+    ema: float | None = option(
+        None,
+        "decay of an exponential moving average of the weights (e.g. 0.999): validation, "
+        "best.pt and everything made from it use the averaged weights; none is off",
+        above=0,
+        below=1,
+    )
     # evaluation
     val_interval: int = option(
         1, "epochs between validations (always after the last)", minimum=1, group="evaluation"

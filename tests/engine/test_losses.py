@@ -113,3 +113,13 @@ def test_ohem_keeps_the_hardest_fraction_when_everything_is_easy():
     got = ohem(None, IGNORE, threshold=0.7, min_kept=0.25)(logits, target)
     assert got.item() == pytest.approx(hardest.mean().item(), rel=1e-5)
     assert got > valid.mean()
+
+
+def test_label_smoothing_is_torchs():
+    logits, target = batch()
+    smoothed = build_loss("ce", IGNORE, label_smoothing=0.1)(logits, target)
+    expected = torch.nn.functional.cross_entropy(
+        logits, target, ignore_index=IGNORE, label_smoothing=0.1
+    )
+    assert smoothed.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert smoothed.item() != pytest.approx(build_loss("ce", IGNORE)(logits, target).item())

@@ -144,3 +144,33 @@ def test_a_complete_run_is_not_resumed_but_can_be_extended(finished_run, capsys)
     assert last.config.epochs == 3 and last.training.step == 24
     rows = (finished_run / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+
+
+def test_a_weight_average_is_validated_saved_and_resumed_exactly(tiny_data, tmp_path, monkeypatch):
+    extra = ("--epochs", "2", "--ema", "0.9", "--device", "cpu")
+    assert main(train_args(tiny_data, tmp_path / "straight", *extra)) == 0
+    last = Checkpoint.load(tmp_path / "straight" / "last.pt")
+    assert last.training.ema_updates == 16 and last.training.trained_weights
+    trained, average = last.training.trained_weights, last.state_dict
+    assert any(not torch.equal(trained[k], average[k]) for k in average if "weight" in k)
+    # the metrics stored with the average are the average's: evaluate reproduces them
+    best = tmp_path / "straight" / "best.pt"
+    assert main(["evaluate", "--checkpoint", str(best), "--workers", "0"]) == 0
+    stored = Checkpoint.load(best).metrics["miou"]
+    assert (tmp_path / "straight" / "best_val_metrics.json").read_text().count(str(stored)) >= 1
+
+    real_save = Checkpoint.save
+
+    def save_then_die(checkpoint, path):
+        real_save(checkpoint, path)
+        if path.name == "last.pt" and checkpoint.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Checkpoint, "save", save_then_die)
+    assert main(train_args(tiny_data, tmp_path / "resumed", *extra)) == 130
+    monkeypatch.setattr(train_module.Checkpoint, "save", real_save)
+    argv = ["train", "--resume", str(tmp_path / "resumed"), "--workers", "0", "--no-progress"]
+    assert main(argv) == 0
+    resumed = Checkpoint.load(tmp_path / "resumed" / "last.pt")
+    assert_same_weights(last.state_dict, resumed.state_dict)
+    assert_same_weights(last.training.trained_weights, resumed.training.trained_weights)

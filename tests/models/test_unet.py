@@ -80,3 +80,23 @@ def test_decoder_width_count_must_match_the_encoder_depth():
 def test_unknown_encoder_from_the_api():
     with pytest.raises(SeglabError, match="did you mean mobilenet_v2"):
         build_model("mobilenet_v22", 2, encoder_weights=None)
+
+
+def test_a_full_resolution_skip_feeds_the_last_decoder_block():
+    plain = build_model("mobilenet_v2", 5, encoder_weights=None)
+    model = build_model("mobilenet_v2", 5, encoder_weights=None, full_res_skip=8).eval()
+    assert model.spec.full_res_skip == 8
+    assert plain.skip_nodes[-1] is None and model.skip_nodes[-1] == "input_stem"
+    first_conv = model.decoder[-1].convs[0][0]
+    assert first_conv.in_channels == plain.decoder[-1].convs[0][0].in_channels + 8
+    stem = {id(p) for p in model.input_stem.parameters()}
+    assert stem <= {id(p) for p in model.decoder_parameters()}  # trained as a new layer
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 97, 131)).shape == (1, 5, 97, 131)
+    rebuilt = type(model)(type(model.spec).from_dict(model.spec.to_dict()))
+    rebuilt.load_state_dict(model.state_dict())  # a checkpoint rebuilds it from its spec
+
+
+def test_an_encoder_with_a_full_resolution_tap_refuses_a_second_one():
+    with pytest.raises(SeglabError, match="vgg19 already gives the decoder a full-resolution"):
+        build_model("vgg19", 5, encoder_weights=None, full_res_skip=8)

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from seglab.data.info import DatasetInfo
-from seglab.deployment.outputs import check_output_file
 from seglab.deployment.runtime import ONNX_METADATA_KEY, OnnxSegmenter, onnx_metadata
 from seglab.engine.checkpoint import load_model
 from seglab.errors import SeglabError
 from seglab.models.unet import UNet
+from seglab.outputs import check_output_file
 
 DYNAMIC_AXES = {
     "images": {0: "batch", 2: "height", 3: "width"},

@@ -20,10 +20,10 @@ from tqdm.auto import tqdm
 from seglab.data.info import DatasetInfo
 from seglab.data.io import IMAGE_SUFFIXES, read_image
 from seglab.data.show import overlay_panel, palette
-from seglab.deployment.outputs import check_output_folder as check_writable_folder
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError, first_line
+from seglab.outputs import check_output_folder as check_writable_folder
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 OUTPUT_SUFFIXES = (".png", "_overlay.png")  # per image (or video frame), always

@@ -35,6 +35,10 @@ class TrainingState:
     optimizer: dict[str, Any] = field(default_factory=dict)
     scaler: dict[str, Any] = field(default_factory=dict)
     rng: dict[str, Any] = field(default_factory=dict)
+    # With a weight average (ema), the checkpoint's weights are the average and these are the
+    # weights being trained; ema_updates counts the steps averaged so far.
+    trained_weights: dict[str, Any] = field(default_factory=dict)
+    ema_updates: int = 0
 
 
 @dataclass

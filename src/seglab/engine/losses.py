@@ -13,9 +13,20 @@ from seglab.config import parse_loss
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def cross_entropy(weight: torch.Tensor | None, ignore_index: int) -> Loss:
+def cross_entropy(
+    weight: torch.Tensor | None, ignore_index: int, label_smoothing: float = 0.0
+) -> Loss:
+    """Cross-entropy; with ``label_smoothing`` the target puts that much mass evenly on all
+    classes, which keeps a model from growing over-confident on the few frames it has seen."""
+
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), target, weight=weight, ignore_index=ignore_index)
+        return F.cross_entropy(
+            logits.float(),
+            target,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+        )
 
     return loss
 
@@ -92,12 +103,17 @@ LOSSES = {"ce": cross_entropy, "ohem": ohem, "dice": dice, "focal": focal}
 
 
 def build_loss(
-    spec: str, ignore_index: int, weight: torch.Tensor | None = None, focal_gamma: float = 2.0
+    spec: str,
+    ignore_index: int,
+    weight: torch.Tensor | None = None,
+    focal_gamma: float = 2.0,
+    label_smoothing: float = 0.0,
 ) -> Loss:
+    """The loss ``spec`` names ("ce", "ce+dice", "ce:1,dice:0.5", ...) as one function."""
+    options = {"focal": {"gamma": focal_gamma}, "ce": {"label_smoothing": label_smoothing}}
     parts = []
     for name, factor in parse_loss(spec):  # names checked against LOSSES by the tests
-        kwargs = {"gamma": focal_gamma} if name == "focal" else {}
-        parts.append((LOSSES[name](weight, ignore_index, **kwargs), factor))
+        parts.append((LOSSES[name](weight, ignore_index, **options.get(name, {})), factor))
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sum(factor * term(logits, target) for term, factor in parts)

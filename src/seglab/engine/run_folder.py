@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from seglab.errors import SeglabError
+from seglab.outputs import check_output_folder
 
 LOCK_NAME = ".seglab.lock"
 
@@ -28,22 +29,11 @@ def default_run_folder(encoder: str, root: Path = Path("runs")) -> Path:
     raise SeglabError(f"{root}: no free run folder for {encoder}; give --out")
 
 
-def check_writable_folder(folder: Path, what: str = "output folder") -> None:
-    """Raise unless ``folder`` is (or can be created as) a writable folder."""
-    if folder.exists() and not folder.is_dir():
-        raise SeglabError(f"{what} {folder} is a file, not a folder")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise SeglabError(f"{what} {folder} cannot be written ({existing} is not writable)")
-
-
 @contextlib.contextmanager
 def claim_run_folder(folder: Path, resume: bool) -> Iterator[Path]:
     """Hold ``folder`` for this process for the duration of the block. A new run needs it absent
     or empty (nothing of another run is ever replaced); a resumed run needs its own files."""
-    check_writable_folder(folder, "run folder")
+    check_output_folder(folder, "run folder")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     lock_file = open(folder / LOCK_NAME, "a+")  # noqa: SIM115 (held until the block ends)

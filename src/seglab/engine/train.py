@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from seglab.config import TrainConfig, format_value, read_run_record, save_config
@@ -81,6 +82,7 @@ class Session:
     val_loader: Any
     model: UNet
     train_model: torch.nn.Module  # the model wrapped for DDP and torch.compile
+    ema: AveragedModel | None  # the weight average, when config.ema is set
     criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -89,6 +91,11 @@ class Session:
     epochs: int
     resolved: dict[str, Any]
     out: Path
+
+    @property
+    def evaluated_model(self) -> UNet:
+        """The weights validation scores and checkpoints hold: the average, when kept."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def global_batch(self) -> int:
@@ -144,12 +151,13 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
             bar.close()
             finished = finished or state.step >= s.total_steps
             state.epoch = epoch
+            spent = 0.0
             if epoch % s.config.val_interval == 0 or finished:
                 spent = validate_and_save(s, state, clock, loss_sum / max(steps, 1), lr, log)
-                reserve = max(reserve, spent)
-            state.elapsed = clock.elapsed()
+            state.elapsed, saving = clock.elapsed(), time.perf_counter()
             if ctx.is_main:
                 checkpoint(s, state, state.best_metrics, training=True).save(out / "last.pt")
+            reserve = max(reserve, spent + time.perf_counter() - saving)
             if finished:
                 break
         if ctx.is_main:
@@ -190,7 +198,13 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
     weights, weights_record = None, {"weights": config.weights}
     if fresh:
         weights, weights_record = resolve_weights(config.weights, config.encoder, say)
-    model = build_model(config.encoder, data.info.num_classes, data.info.in_channels, weights)
+    model = build_model(
+        config.encoder,
+        data.info.num_classes,
+        data.info.in_channels,
+        weights,
+        full_res_skip=config.full_res_skip,
+    )
     model = model.to(device, memory_format=memory_format(config.channels_last))
     per_class = None
     if config.class_weights != "none":
@@ -220,7 +234,16 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         val_loader=val_loader,
         model=model,
         train_model=wrap_for_training(model, config, ctx, device),
-        criterion=build_loss(config.loss, data.info.ignore_index, per_class, config.focal_gamma),
+        ema=None
+        if config.ema is None
+        else AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True),
+        criterion=build_loss(
+            config.loss,
+            data.info.ignore_index,
+            per_class,
+            config.focal_gamma,
+            config.label_smoothing,
+        ),
         optimizer=build_optimizer(model, config),
         scaler=torch.amp.GradScaler(device.type, enabled=precision.grad_scaler),
         steps_per_epoch=steps_per_epoch,
@@ -296,6 +319,8 @@ def train_step(s: Session, batches, clock: Clock, reserve: float) -> tuple[float
     s.scaler.step(s.optimizer)
     s.scaler.update()
     s.optimizer.zero_grad(set_to_none=True)
+    if s.ema is not None:
+        s.ema.update_parameters(s.model)
     # One all-reduce carries the loss and the time-budget verdict, so every process logs the
     # same loss and stops at the same step.
     # Training stops when one more step would leave no time for the last validation and save.
@@ -317,7 +342,7 @@ def validate_and_save(
     log, and keep best.pt; returns the seconds it took."""
     began = time.perf_counter()
     segmenter = TorchSegmenter(
-        s.model, s.info, device=s.device, channels_last=s.config.channels_last
+        s.evaluated_model, s.info, device=s.device, channels_last=s.config.channels_last
     )
     progress = s.config.progress and s.ctx.is_main
     metrics = evaluate(segmenter, s.val_loader, progress=progress, dist=s.ctx).metrics
@@ -347,10 +372,12 @@ def checkpoint(s: Session, state: TrainingState, metrics: dict, training: bool =
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "python": random.getstate(),
             },
+            trained_weights=s.model.state_dict() if s.ema is not None else {},
+            ema_updates=int(s.ema.n_averaged) if s.ema is not None else 0,
         )
     return Checkpoint(
         s.model.spec,
-        s.model.state_dict(),
+        s.evaluated_model.state_dict(),
         s.info,
         s.config,
         metrics,
@@ -461,7 +488,12 @@ def restore(s: Session, run_dir: Path) -> tuple[TrainingState, TrainConfig, list
             f"{run_dir} is complete ({state.step} steps, {state.elapsed / 60:.1f} min); extend it "
             "with a larger --epochs, --iterations or --time-budget"
         )
-    s.model.load_state_dict(saved.state_dict)
+    if s.ema is not None:  # the average is the checkpoint's model; the trained weights beside it
+        s.ema.module.load_state_dict(saved.state_dict)
+        s.ema.n_averaged.fill_(state.ema_updates)
+        s.model.load_state_dict(state.trained_weights)
+    else:
+        s.model.load_state_dict(saved.state_dict)
     s.optimizer.load_state_dict(state.optimizer)
     s.scaler.load_state_dict(state.scaler)
     torch.set_rng_state(state.rng["torch"])

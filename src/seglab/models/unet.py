@@ -15,6 +15,7 @@ from seglab.models.encoders import build_encoder, get_encoder_spec, normalisatio
 from seglab.models.weights import imagenet_state_dict, load_encoder_weights, read_state_dict
 
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)
+INPUT_STEM = "input_stem"  # the feature name of the full-resolution skip
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class ModelSpec:
     num_classes: int
     in_channels: int = 3
     decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS
+    # Channels of a stride-1 stem on the image, a skip for the decoder's last block where the
+    # encoder has no full-resolution tap (0: none)
+    full_res_skip: int = 0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "decoder_channels": list(self.decoder_channels)}
@@ -78,7 +82,20 @@ class UNet(nn.Module):
         self.spec = spec
         self.encoder = build_encoder(enc, spec.in_channels)
         self.taps = [t.node for t in enc.taps]
-        skips = {t.stride: t for t in enc.taps[:-1]}
+        skips = {t.stride: (t.node, t.channels) for t in enc.taps[:-1]}
+        self.input_stem = None
+        if spec.full_res_skip:
+            if 1 in skips:
+                raise SeglabError(
+                    f"encoder {spec.encoder} already gives the decoder a full-resolution skip "
+                    "(its first tap is at stride 1); leave full_res_skip at 0"
+                )
+            # Two 3x3 convolutions on the normalised image: edges of thin objects at full size
+            self.input_stem = nn.Sequential(
+                _conv_bn_relu(spec.in_channels, spec.full_res_skip),
+                _conv_bn_relu(spec.full_res_skip, spec.full_res_skip),
+            )
+            skips[1] = (INPUT_STEM, spec.full_res_skip)
         # Decoder block i brings the features to stride 2**(steps-1-i) and takes the skip there.
         self.skip_nodes: list[str | None] = []
         self.block_strides: list[int] = []
@@ -86,10 +103,10 @@ class UNet(nn.Module):
         cin = enc.taps[-1].channels
         for i, cout in enumerate(spec.decoder_channels):
             stride = 2 ** (steps - 1 - i)
-            skip = skips.get(stride)
-            self.skip_nodes.append(skip.node if skip else None)
+            node, channels = skips.get(stride, (None, 0))
+            self.skip_nodes.append(node)
             self.block_strides.append(stride)
-            blocks.append(DecoderBlock(cin, skip.channels if skip else 0, cout))
+            blocks.append(DecoderBlock(cin, channels, cout))
             cin = cout
         self.decoder = nn.ModuleList(blocks)
         self.classifier = nn.Conv2d(cin, spec.num_classes, kernel_size=1)
@@ -101,6 +118,8 @@ class UNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.mean) / self.std
         features = self.encoder(x)
+        if self.input_stem is not None:
+            features = {**features, INPUT_STEM: self.input_stem(x)}
         out = features[self.taps[-1]]
         height, width = images.shape[-2:]
         for block, node, stride in zip(
@@ -134,6 +153,9 @@ class UNet(nn.Module):
         return self.encoder.parameters()
 
     def decoder_parameters(self) -> Iterator[nn.Parameter]:
+        """Everything not from the pretrained encoder (new layers, trained from scratch)."""
+        if self.input_stem is not None:
+            yield from self.input_stem.parameters()
         yield from self.decoder.parameters()
         yield from self.classifier.parameters()
 
@@ -144,17 +166,19 @@ def build_model(
     in_channels: int = 3,
     encoder_weights: str | os.PathLike | None = "imagenet",
     decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
+    full_res_skip: int = 0,
 ) -> UNet:
     """A U-Net on a registered encoder.
 
     ``encoder_weights``: ``"imagenet"`` (torchvision's official weights via the torch.hub cache),
     ``None`` (random initialisation), or the path of a torchvision-format state dict.
+    ``full_res_skip``: channels of a stride-1 stem whose features skip to the last decoder block.
     """
     if num_classes < 1 or in_channels < 1:
         raise SeglabError(
             f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}"
         )
-    spec = ModelSpec(encoder, num_classes, in_channels, tuple(decoder_channels))
+    spec = ModelSpec(encoder, num_classes, in_channels, tuple(decoder_channels), full_res_skip)
     model = UNet(spec)
     if encoder_weights is not None:
         enc = get_encoder_spec(encoder)

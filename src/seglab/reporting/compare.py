@@ -26,7 +26,6 @@ from seglab.config import TrainConfig
 from seglab.data.dataset import Data, open_data
 from seglab.data.show import colorize, with_legend
 from seglab.deployment.benchmark import peak_inference_memory, summarize_times, time_segmenter
-from seglab.deployment.outputs import check_output_folder
 from seglab.engine.checkpoint import Checkpoint
 from seglab.engine.evaluate import evaluate_split
 from seglab.engine.inference import predict_probabilities
@@ -34,6 +33,7 @@ from seglab.engine.performance import choose_precision, pick_device
 from seglab.engine.segmenter import TorchSegmenter, checkpoint_segmenter
 from seglab.errors import SeglabError
 from seglab.models.complexity import count_parameters, forward_gflops
+from seglab.outputs import check_output_folder
 from seglab.reporting import plots
 from seglab.reporting.report import write_reports
 from seglab.reporting.results import Comparison, Cost, ModelResult, Setup, read_history
