@@ -19,8 +19,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 # The founding study on the built-in synthetic data: U-Net VGG19 vs MobileNetV2, 2 minutes of
-# training each, then runs/demo/report.html.
+# training each, then runs/demo/report.html. The demo's folder is its own: each run replaces it
+# (seglab itself never replaces an earlier run or report).
 demo: $(VENV)/.installed
+	rm -rf runs/demo
 	$(BIN)/seglab compare --encoders vgg19,mobilenet_v2 --weights none --out runs/demo
 
 test: $(VENV)/.installed-test

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from seglab.errors import SeglabError
+from seglab.errors import SeglabError, first_line
 
 LOSS_NAMES = ("ce", "ohem", "dice", "focal")
 CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "inverse_frequency")
@@ -413,17 +413,20 @@ def _metavar(hint: Any, meta: Any) -> str | None:
 # --- files --------------------------------------------------------------------------------------
 
 
-def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    """A YAML file's top-level mapping, or a one-line error naming the file."""
+def read_yaml_mapping(path: str | Path, what: str, keys: str = "options") -> dict[str, Any]:
+    """A YAML file's top-level mapping (an empty file is an empty one), or a one-line error
+    naming the file; ``what`` and ``keys`` say what it should hold."""
     path = Path(path)
     try:
         loaded = yaml.safe_load(path.read_text())
     except OSError as err:
         raise SeglabError(f"cannot read {what} {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
-        raise SeglabError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise SeglabError(f"{path}: not valid YAML ({first_line(err)})") from None
+    if loaded is None:
+        return {}
     if not isinstance(loaded, dict):
-        raise SeglabError(f"{path}: expected a mapping of options")
+        raise SeglabError(f"{path}: expected a mapping of {keys}")
     return loaded
 
 

@@ -41,7 +41,7 @@ class CheckReport:
 
 def check_source(source: DatasetSource, records: dict[str, Record]) -> CheckReport:
     num_classes = source.info.num_classes
-    problems = list(source.listing_problems)
+    problems = list(source.listing.problems)
     splits = {}
     for split, pairs in source.splits.items():
         summary = SplitSummary(

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from seglab.config import read_yaml_mapping
 from seglab.data.masks import IGNORE
 from seglab.errors import SeglabError, first_line
 
@@ -154,13 +153,7 @@ def read_dataset_file(path: Path) -> DatasetFile:
 
 
 def _load(path: Path) -> dict:
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SeglabError(f"{path}: not valid YAML ({first_line(err)})") from None
-    if not isinstance(spec, dict):
-        raise SeglabError(f"{path}: expected a mapping of keys (root, layout, classes, ...)")
-    return spec
+    return read_yaml_mapping(path, "dataset file", "keys (root, layout, classes, ...)")
 
 
 def _checked(spec: DatasetFile) -> DatasetFile:

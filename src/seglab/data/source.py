@@ -27,17 +27,40 @@ from seglab.errors import SeglabError
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """A dataset on disk, listed and understood: everything the check and the loaders need."""
+    """A dataset on disk, listed and understood: its files (the listing), what its dataset file
+    says (the spec), and the classes and mask encoding they resolve to."""
 
-    root: Path
-    layout: str
-    splits: dict[str, list[Pair]]
+    listing: Listing
+    spec: DatasetFile
     info: DatasetInfo
     encoding: MaskEncoding
-    listing_problems: tuple[str, ...] = ()
-    groups: re.Pattern[str] | None = None  # a file's group from its name
-    grouped_split: bool = False  # split_by: groups (so no group is in two splits)
-    where: str = ""  # the dataset file or folder that messages name
+
+    @property
+    def root(self) -> Path:
+        return self.listing.root
+
+    @property
+    def layout(self) -> str:
+        return self.listing.layout
+
+    @property
+    def splits(self) -> dict[str, list[Pair]]:
+        return self.listing.splits
+
+    @property
+    def groups(self) -> re.Pattern[str] | None:
+        """A file's group from its name (None: no groups)."""
+        return self.spec.groups
+
+    @property
+    def grouped_split(self) -> bool:
+        """split_by: groups, so no group is in two splits."""
+        return self.spec.split_by == "groups"
+
+    @property
+    def where(self) -> str:
+        """The dataset file or folder that messages name."""
+        return self.spec.where
 
     def pairs(self, split: str) -> list[Pair]:
         if split not in self.splits:
@@ -50,17 +73,7 @@ def describe(listing: Listing, spec: DatasetFile, records: dict[str, Record]) ->
     table = class_table(listing, spec, records)
     name = spec.name or (listing.layout if table is listing.classes else listing.root.name)
     info = DatasetInfo(name, table.names, table.colors, image_channels(records), IGNORE)
-    return DatasetSource(
-        root=listing.root,
-        layout=listing.layout,
-        splits=listing.splits,
-        info=info,
-        encoding=table.encoding,
-        listing_problems=listing.problems,
-        groups=spec.groups,
-        grouped_split=spec.split_by == "groups",
-        where=spec.where,
-    )
+    return DatasetSource(listing, spec, info, table.encoding)
 
 
 def image_channels(records: dict[str, Record]) -> int:

@@ -54,10 +54,16 @@ class Checkpoint:
     resolved: dict[str, Any] = field(default_factory=dict)
     training: TrainingState | None = None  # last.pt only
 
-    def build_model(self) -> UNet:
-        """The model, with these weights, in eval mode."""
+    def build_model(self, name: str = "checkpoint") -> UNet:
+        """The model, with these weights, in eval mode; ``name`` (its path) names it in the
+        one-line error raised when the weights do not fit the architecture it names."""
         model = UNet(self.spec)
-        model.load_state_dict(self.state_dict)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as err:
+            raise SeglabError(
+                f"{name}: weights do not match its model ({first_line(err)})"
+            ) from None
         return model.eval()
 
     def save(self, path: str | os.PathLike) -> None:
@@ -146,7 +152,4 @@ def _state_dict(value: Any) -> dict[str, torch.Tensor]:
 def load_model(path: str | os.PathLike) -> tuple[UNet, Checkpoint]:
     """The model a checkpoint holds, in eval mode, and the checkpoint."""
     checkpoint = Checkpoint.load(path)
-    try:
-        return checkpoint.build_model(), checkpoint
-    except RuntimeError as err:  # weights that do not fit the architecture the file names
-        raise SeglabError(f"{path}: weights do not match its model ({first_line(err)})") from None
+    return checkpoint.build_model(str(path)), checkpoint

@@ -14,7 +14,6 @@ from torch import nn
 from seglab.data.info import DatasetInfo
 from seglab.engine.checkpoint import Checkpoint, load_model
 from seglab.engine.performance import autocast, choose_precision, pick_device
-from seglab.errors import SeglabError, first_line
 
 
 @runtime_checkable
@@ -85,12 +84,7 @@ def checkpoint_segmenter(
     "bf16", "fp16") or ``channels_last`` say otherwise. ``device``: "auto", "cpu", "cuda:N"."""
     target = device if isinstance(device, torch.device) else pick_device(device)
     if isinstance(checkpoint, Checkpoint):
-        try:
-            model = checkpoint.build_model()
-        except RuntimeError as err:  # weights that do not fit the architecture it names
-            raise SeglabError(
-                f"{name or 'checkpoint'}: weights do not match its model ({first_line(err)})"
-            ) from None
+        model = checkpoint.build_model(name or "checkpoint")
     else:
         name = name or str(checkpoint)
         model, checkpoint = load_model(checkpoint)

@@ -88,9 +88,15 @@ class Session:
     scaler: torch.amp.GradScaler
     steps_per_epoch: int
     total_steps: int
-    epochs: int
     resolved: dict[str, Any]
-    out: Path
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out)
 
     @property
     def evaluated_model(self) -> UNet:
@@ -248,9 +254,7 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         scaler=torch.amp.GradScaler(device.type, enabled=precision.grad_scaler),
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
-        epochs=math.ceil(total_steps / steps_per_epoch),
         resolved=resolved,
-        out=out,
     )
 
 

@@ -15,19 +15,15 @@ from urllib.error import URLError
 import torch
 from torch import nn
 
+from seglab.cache import torch_hub_checkpoints
 from seglab.errors import SeglabError, first_line
 from seglab.models.encoders import EncoderSpec, first_conv_from_rgb, first_conv_name
 
 StateDict = dict[str, torch.Tensor]
 
 
-def hub_checkpoint_dir() -> Path:
-    """Where torch.hub keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def cached_weights_path(spec: EncoderSpec) -> Path:
-    return hub_checkpoint_dir() / spec.weights_file
+    return torch_hub_checkpoints() / spec.weights_file
 
 
 def is_cached(spec: EncoderSpec) -> bool:
