@@ -5,13 +5,17 @@ frames) and ``heldout`` (configs/data/camvid_heldout_sequence.yaml: train on 000
 validate on sequence 0006R0, never seen in training; the figure that carries to new streets).
 
     .venv/bin/python benchmarks/camvid_accuracy.py [--time-budget 60m] [--protocols heldout]
-        [--reuse]
+        [--reuse] [--variant carry --flags "--scale 0.5,2 --ema 0.999"] [--steps 2650]
 
 Each model trains in its own `seglab train` process, one after the other (they would share the CPU
 otherwise), from configs/camvid_unet_<encoder>.yaml with --weights none. The script prints a table
 (mIoU plain, with flip TTA and with flip + multi-scale TTA, pixel accuracy, per-class IoU), writes
 JSON and the mIoU-over-time plot.
 --reuse evaluates finished runs already in --out instead of training them again.
+--variant NAME with --flags "..." trains the recipe with those flags added (run folders and result
+names carry NAME). --steps N trains a fixed number of steps instead of the wall-time budget: the
+figure then does not depend on what else shares the CPU; N should be the steps the variant reaches
+in the budget on an idle machine (its own images/s, measured alone).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import csv
 import json
 import platform
+import shlex
 import subprocess
 import sys
 from datetime import date
@@ -44,12 +49,43 @@ RECIPES = {
 }
 
 
-def train(encoder: str, data: str, budget: str, run: Path) -> None:
+def train(
+    encoder: str, data: str, budget: str, run: Path, steps: int | None, flags: list[str]
+) -> None:
     seglab = Path(sys.executable).with_name("seglab")
     command = [str(seglab), "train", "--config", RECIPES[encoder], "--data", data]
-    command += ["--weights", "none", "--time-budget", budget, "--out", str(run)]
+    command += ["--weights", "none", "--out", str(run)]
+    # a fixed step count keeps a day-long time budget only as a guard
+    command += ["--iterations", str(steps), "--time-budget", "24h"] if steps else []
+    command += ["--time-budget", budget] if not steps else []
+    command += flags
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True)
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that decide training speed (bf16 above all)."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    present = set(line.split())
+    return [flag for flag in wanted if flag in present]
+
+
+def images_per_second(run: Path) -> float | None:
+    """Training images per second of the run's wall time (validations and saves included): what
+    decides how many steps a time budget buys."""
+    config = run / "config.yaml"
+    rows = history(run)
+    if not rows or not config.is_file():
+        return None
+    import yaml
+
+    batch = yaml.safe_load(config.read_text())["batch_size"]
+    return int(rows[-1]["step"]) * batch / float(rows[-1]["seconds"])
 
 
 def history(run: Path) -> list[dict]:
@@ -68,6 +104,11 @@ def main() -> None:
     parser.add_argument("--time-budget", default="60m", help="training time per model")
     parser.add_argument("--out", default="runs/bench", help="run folders go here")
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out")
+    parser.add_argument("--variant", default="", help="name of a recipe variant (with --flags)")
+    parser.add_argument("--flags", default="", help="seglab train flags the variant adds")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="train this many steps instead of --time-budget"
+    )
     parser.add_argument(
         "--json", dest="json_out", default="benchmarks/results/accuracy.json", help="results file"
     )
@@ -83,27 +124,32 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "time_budget": args.time_budget,
+        "steps": args.steps,
+        "variant": args.variant,
+        "flags": args.flags,
+        "cpu_flags": cpu_flags(),
         "models": {},
     }
     runs = [(e, p) for p in args.protocols.split(",") for e in args.encoders.split(",")]
     for encoder, protocol in runs:
         data = PROTOCOLS[protocol]
-        run = (
-            Path(args.out) / f"camvid_{encoder}"
-            if protocol == "standard"
-            else (Path(args.out) / f"camvid_{encoder}_{protocol}")
-        )
+        suffix = "".join(f"_{part}" for part in (protocol, args.variant) if part != "standard")
+        run = Path(args.out) / f"camvid_{encoder}{suffix}"
         if not (args.reuse and (run / "best.pt").is_file()):
-            train(encoder, data, args.time_budget, run)
+            train(encoder, data, args.time_budget, run, args.steps, shlex.split(args.flags))
         plain = evaluate_checkpoint(run / "best.pt", data, "val")
         flipped = evaluate_checkpoint(run / "best.pt", data, "val", flip=True)
         tta = evaluate_checkpoint(run / "best.pt", data, "val", flip=True, scales=TTA_SCALES)
         rows = history(run)
-        name = encoder if protocol == "standard" else f"{encoder} ({protocol})"
+        name = encoder + "".join(f" {part}" for part in (args.variant,) if part)
+        name += f" ({protocol})" if protocol != "standard" else ""
         results["models"][name] = {
             "protocol": protocol,
             "data": data,
             "recipe": RECIPES[encoder],
+            "flags": args.flags,
+            "steps": int(rows[-1]["step"]),
+            "images_per_second": images_per_second(run),
             "run": str(run),
             "miou": plain["miou"],
             "miou_flip": flipped["miou"],
