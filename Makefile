@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format clean
+.PHONY: demo test test-browser lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The page of `seglab serve` in headless Chromium (Playwright from the test extras drives the
+# system's browser; none is downloaded). Installs Chromium with apt when it is missing and this
+# runs as root; the test fails rather than skips here when no browser can be had.
+test-browser: $(VENV)/.installed-test
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		command -v google-chrome >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+		{ echo "test-browser: install Chromium (apt-get install chromium) and rerun"; exit 1; }
+	SEGLAB_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -rs tests/serving/test_page_browser.py
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format src tests

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_benchmark(commands)
     _add_compare(commands)
     _add_data(commands)
+    _add_serve(commands)
     return parser
 
 
@@ -277,6 +278,46 @@ def _add_data(commands) -> None:
     show.set_defaults(run=run_data_show)
 
 
+def _add_serve(commands) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="an HTTP API and a web page for trained models",
+        description="Serve models over HTTP: POST /predict (an image upload; the mask as a "
+        "palette PNG, or JSON with ?format=json), GET /models, GET /health, and at / a page to "
+        "drop an image on and see each model's overlay. Requests wait in a bounded queue (503 "
+        "when it is full) and same-size requests are batched. Listens on 127.0.0.1 only unless "
+        "--host says otherwise.",
+    )
+    serve.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="checkpoints (.pt), run folders or exported models (.onnx, ...); NAME=PATH names "
+        "one (by default: the run folder's or the file's name); the first is the default",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any)")
+    serve.add_argument(
+        "--max-upload", type=float, default=16, metavar="MB", help="upload limit (default 16)"
+    )
+    serve.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=16,
+        metavar="MP",
+        help="largest image accepted, in megapixels (default 16)",
+    )
+    serve.add_argument(
+        "--queue", type=int, default=32, metavar="N", help="requests that may wait (default 32)"
+    )
+    serve.add_argument(
+        "--batch", type=int, default=4, metavar="N", help="largest batch of requests (default 4)"
+    )
+    serve.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    serve.add_argument("--open", action="store_true", help="open the page in a web browser")
+    serve.set_defaults(run=run_serve)
+
+
 def run_models(args: argparse.Namespace) -> int:
     from seglab.cache import torch_hub_checkpoints
     from seglab.models.table import encoder_table
@@ -448,6 +489,23 @@ def run_data_show(args: argparse.Namespace) -> int:
     data = open_data(args.data)
     written = save_overlays(data.split(args.split), data.info, Path(args.out), args.count)
     print(f"wrote {len(written)} overlays to {args.out}/")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from seglab.serving.server import serve
+
+    serve(
+        args.models,
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload,
+        max_megapixels=args.max_megapixels,
+        queue=args.queue,
+        batch=args.batch,
+        device=args.device,
+        open_browser=args.open,
+    )
     return 0
 
 

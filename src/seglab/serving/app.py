@@ -1,0 +1,246 @@
+"""The HTTP application: POST /predict, GET /models, GET /health, and the page at / with its
+script and style sheet (package data, read once; no request names a file)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from io import BytesIO
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import MutableHeaders
+
+from seglab.deployment.predict import palette_png
+from seglab.errors import first_line
+from seglab.serving.batching import BatchingQueue, QueueFull, Result
+from seglab.serving.models import ServedModel, segment
+from seglab.serving.upload import UploadError, decode_image, read_upload
+
+MB = 1024 * 1024
+STATIC = {  # URL path -> (package file, media type)
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+# The page loads nothing from elsewhere; masks and photos are shown from blob: URLs.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' blob: data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def create_app(
+    models: Sequence[ServedModel],
+    *,
+    max_upload: int = 16 * MB,
+    max_pixels: int = 16_000_000,
+    queue_size: int = 32,
+    batch: int = 4,
+) -> FastAPI:
+    """The application serving ``models`` (the first is the default): uploads up to
+    ``max_upload`` bytes and ``max_pixels`` pixels, at most ``queue_size`` requests waiting for
+    inference, up to ``batch`` same-size requests for one model run together."""
+    if not models:
+        raise ValueError("create_app needs at least one model")
+    served = {m.name: m for m in models}
+    if len(served) != len(models):
+        raise ValueError("model names must be unique")
+    default = models[0].name
+
+    def run_batch(name: str, images: Sequence[Any]) -> np.ndarray:
+        return segment(served[name].segmenter, images)
+
+    queue = BatchingQueue(run_batch, size=queue_size, batch=batch)
+    pages = {path: (files("seglab.serving").joinpath("static", name).read_bytes(), media)
+             for path, (name, media) in STATIC.items()}  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        queue.start()
+        try:
+            yield
+        finally:
+            queue.stop()
+
+    app = FastAPI(
+        title="seglab serve",
+        summary="Semantic segmentation with seglab models",
+        lifespan=lifespan,
+        docs_url=None,  # the interactive docs load scripts from a CDN; the page loads nothing
+        redoc_url=None,
+    )
+    app.state.queue = queue
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "models": list(served),
+            "queue": {"waiting": queue.waiting, "capacity": queue.size},
+            "batch": queue.batch,
+        }
+
+    @app.get("/models")
+    async def list_models() -> dict[str, Any]:
+        return {
+            "models": [m.describe() for m in models],
+            "default": default,
+            "max_upload_bytes": max_upload,
+            "max_pixels": max_pixels,
+        }
+
+    @app.post(
+        "/predict",
+        responses={
+            200: {"content": {"image/png": {}, "application/json": {}}},
+            400: {"description": "a damaged or truncated image, or a malformed request"},
+            404: {"description": "no model of that name is served"},
+            413: {"description": "the upload or the image is over the limit"},
+            415: {"description": "the upload is not an image"},
+            503: {"description": "the queue is full; retry after Retry-After seconds"},
+        },
+    )
+    async def predict(request: Request, model: str | None = None, format: str | None = None):
+        """The mask of the uploaded image (multipart field ``image``, or the raw image as the
+        body) as a palette PNG of the image's size, or as JSON with ``format=json`` or
+        ``Accept: application/json``: the class shares, latency and model."""
+        as_json = _wants_json(format, request.headers.get("accept", ""))
+        if model is not None:
+            _check_model(model, served)
+        body = await _read_body(request, max_upload)
+        try:
+            data, form_model = read_upload(body, request.headers.get("content-type", ""))
+            name = model or form_model or default
+            _check_model(name, served)
+            info = served[name].segmenter.info
+            start = time.perf_counter()
+            image = await run_in_threadpool(decode_image, data, info.in_channels, max_pixels)
+        except UploadError as err:
+            raise HTTPException(err.status, err.message) from None
+        del body, data
+        try:
+            future = queue.submit(name, (tuple(image.shape), image.dtype), image)
+        except QueueFull:
+            seconds = queue.retry_after()
+            raise HTTPException(
+                503,
+                f"the server is busy: {queue.size} requests are waiting; retry in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            ) from None
+        try:
+            result: Result = await future
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as err:  # the model itself failed on this image
+            raise HTTPException(500, f"model {name} failed: {first_line(err)}") from None
+        classes = result.value
+        shares = _class_shares(classes, info)
+        png = None if as_json else await run_in_threadpool(_png, classes, info)
+        latency = (time.perf_counter() - start) * 1000
+        headers = {
+            "X-Model": name,
+            "X-Latency-Ms": f"{latency:.1f}",
+            "X-Inference-Ms": f"{result.seconds * 1000:.1f}",
+            "X-Batch-Size": str(result.batch),
+            "X-Class-Shares": ",".join(f"{s:.4f}" for s in shares),
+            "Cache-Control": "no-store",
+        }
+        if png is not None:
+            return Response(png, media_type="image/png", headers=headers)
+        height, width = classes.shape
+        payload = {
+            "model": name,
+            "width": width,
+            "height": height,
+            "latency_ms": round(latency, 1),
+            "inference_ms": round(result.seconds * 1000, 1),
+            "batch": result.batch,
+            "classes": [
+                {"index": k, "name": label, "color": list(color), "share": round(float(s), 6)}
+                for k, (label, color, s) in enumerate(zip(info.classes, info.colors, shares))
+            ],
+        }
+        return JSONResponse(payload, headers=headers)
+
+    def page(path: str):
+        content, media = pages[path]
+
+        async def serve_file() -> Response:
+            return Response(content, media_type=media)
+
+        return serve_file
+
+    for path in STATIC:
+        app.add_api_route(path, page(path), methods=["GET"], include_in_schema=False)
+    return app
+
+
+class SecurityHeadersMiddleware:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers.setdefault(key, value)
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+def _wants_json(format: str | None, accept: str) -> bool:
+    if format is None:
+        return "application/json" in accept and "image/png" not in accept
+    if format.lower() not in ("png", "json"):
+        raise HTTPException(400, f"format={format!r}: use png (the default) or json")
+    return format.lower() == "json"
+
+
+def _check_model(name: str, served: dict[str, ServedModel]) -> None:
+    if name not in served:
+        raise HTTPException(404, f"no model {name!r} is served; served: {', '.join(served)}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over ``limit``: from its
+    Content-Length, or while it arrives (a client may send more than it announced, or no
+    length at all)."""
+    too_large = f"the upload is over the limit of {limit / MB:g} MB"
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise HTTPException(413, too_large)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, too_large)
+    return bytes(body)
+
+
+def _class_shares(classes: np.ndarray, info) -> np.ndarray:
+    counts = np.bincount(classes.ravel(), minlength=info.num_classes)[: info.num_classes]
+    return counts / max(classes.size, 1)
+
+
+def _png(classes: np.ndarray, info) -> bytes:
+    buffer = BytesIO()
+    palette_png(classes, info).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,140 @@
+"""The models a server holds: each loaded once from a checkpoint, a run folder or an exported
+artifact, given a unique name, warmed up, and run on batches of decoded images."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seglab.engine.inference import predict_probabilities
+from seglab.engine.segmenter import Segmenter
+from seglab.errors import SeglabError
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A segmenter under the name clients choose it by."""
+
+    name: str
+    segmenter: Segmenter
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        """The artifact's deployment card (parity, accuracy, latency where it was measured), when
+        the artifact carries one; None for a plain checkpoint."""
+        card = getattr(self.segmenter, "card", None)
+        if card is None:
+            return None
+        if hasattr(card, "to_dict"):
+            card = card.to_dict()
+        elif dataclasses.is_dataclass(card) and not isinstance(card, type):
+            card = dataclasses.asdict(card)
+        return json.loads(json.dumps(card, default=str))  # plain JSON values only
+
+    def describe(self) -> dict[str, Any]:
+        """What GET /models says about it."""
+        info = self.segmenter.info
+        return {
+            "name": self.name,
+            "kind": self.segmenter.kind,
+            "dataset": info.name,
+            "classes": list(info.classes),
+            "colors": [list(c) for c in info.colors],
+            "in_channels": info.in_channels,
+            "card": self.card,
+        }
+
+
+def load_models(specs: Sequence[str], device: str = "cpu") -> list[ServedModel]:
+    """Each ``spec`` loaded: a checkpoint (.pt), a run folder (its best.pt, else last.pt) or an
+    exported artifact, optionally named as NAME=PATH. One-line SeglabError for a model that
+    cannot be loaded or a name given twice."""
+    from seglab.deployment.runtime import load_segmenter
+
+    if not specs:
+        raise SeglabError("serve: name at least one model (a checkpoint, run folder or artifact)")
+    named = [_split_name(spec) for spec in specs]
+    names = unique_names([name or default_name(path) for name, path in named])
+    explicit = [name for name, _ in named if name]
+    for name in explicit:
+        if explicit.count(name) > 1:
+            raise SeglabError(f"serve: the name {name!r} is given to two models; name each once")
+    models = []
+    for name, (_, path) in zip(names, named):
+        segmenter = load_segmenter(model_file(path), device)
+        models.append(ServedModel(name, segmenter))
+        warm_up(segmenter)
+    return models
+
+
+def _split_name(spec: str) -> tuple[str | None, Path]:
+    """NAME=PATH gives the model a name of its own; a path that exists is taken whole."""
+    name, sep, rest = spec.partition("=")
+    if sep and not Path(spec).exists() and NAME.fullmatch(name):
+        return name, Path(rest)
+    return None, Path(spec)
+
+
+def model_file(path: Path) -> Path:
+    """A run folder's best.pt (else last.pt); a file as it is."""
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise SeglabError(f"serve: {path} holds no best.pt or last.pt (is it a seglab run?)")
+    if not path.exists():
+        raise SeglabError(f"serve: model {path} does not exist")
+    return path
+
+
+def default_name(path: Path) -> str:
+    """A run folder's name for the folder and its best.pt (NAME-last for last.pt); a file's
+    name without its suffix otherwise. Characters other than letters, digits, '.', '_' and '-'
+    become '-'."""
+    path = path.resolve()
+    if path.is_dir():
+        name = path.name
+    elif path.stem in ("best", "last") and path.suffix == ".pt":
+        name = path.parent.name + ("-last" if path.stem == "last" else "")
+    else:
+        name = path.stem
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name).strip("-.") or "model"
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """The names with -2, -3, ... added to the second and later of each repeated one."""
+    taken: set[str] = set()
+    result = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate in taken or (candidate != name and candidate in names):
+            k += 1
+            candidate = f"{name}-{k}"
+        taken.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def warm_up(segmenter: Segmenter) -> None:
+    """One small forward pass, so the first request does not pay for lazy initialisation."""
+    channels = segmenter.info.in_channels
+    segment(segmenter, [torch.zeros(channels, 64, 64, dtype=torch.uint8)])
+
+
+def segment(segmenter: Segmenter, images: Sequence[torch.Tensor]) -> np.ndarray:
+    """N x H x W uint8 class indices of C x H x W images of one size (uint8, or float in
+    [0, 1]), computed as ``seglab predict`` computes them."""
+    batch = torch.stack(list(images))
+    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
+    probabilities = predict_probabilities(segmenter, batch.to(segmenter.device))
+    return probabilities.argmax(1).to(torch.uint8).cpu().numpy()
