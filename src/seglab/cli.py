@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from seglab.config import describe_options, parse_scales, parse_size
-from seglab.deployment.backends import BACKENDS  # constants only: no torch
+from seglab.deployment.backends import BACKENDS, FORMATS  # constants only: no torch
 from seglab.errors import SeglabError
 
 EPILOG = "Run 'seglab COMMAND --help' for a command's options."
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(commands)
     _add_export(commands)
     _add_benchmark(commands)
+    _add_verify(commands)
     _add_compare(commands)
     _add_data(commands)
     _add_serve(commands)
@@ -115,12 +116,15 @@ def _add_train(commands) -> None:
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
-        help="evaluate a checkpoint: per-class IoU table and metrics JSON",
-        description="Evaluate a checkpoint on a split of a dataset at the original resolution; "
-        "prints the per-class table and writes the metrics as JSON.",
+        help="evaluate a checkpoint or exported model: per-class IoU table and metrics JSON",
+        description="Evaluate a checkpoint, or a model exported by seglab export (.onnx, .pte), "
+        "on a split of a dataset at the original resolution; prints the per-class table and "
+        "writes the metrics as JSON.",
     )
-    evaluate.add_argument("--checkpoint", required=True, help="a seglab checkpoint (best.pt, ...)")
-    evaluate.add_argument("--data", help="dataset (default: the one the checkpoint was trained on)")
+    evaluate.add_argument(
+        "--checkpoint", required=True, help="a checkpoint (best.pt, ...) or exported .onnx/.pte"
+    )
+    evaluate.add_argument("--data", help="dataset (default: the one the model was trained on)")
     evaluate.add_argument("--split", default="val", help="split to evaluate (default: val)")
     evaluate.add_argument("--out", help="metrics JSON path (default: beside the checkpoint)")
     evaluate.add_argument("--flip", action="store_true", help="test-time augmentation: mirror")
@@ -153,14 +157,17 @@ def _add_evaluate(commands) -> None:
 def _add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict",
-        help="segment images with a checkpoint or an exported .onnx model",
+        help="segment images with a checkpoint or an exported model (.onnx, .pte)",
         description="For each input image: NAME.png, the class indices at the input's size with "
         "the class colours as its palette, and NAME_overlay.png, the image with the prediction "
-        "overlaid. Inputs are files, folders and glob patterns (videos too, with OpenCV). An "
-        "unreadable input is named and skipped; the exit status is then 1.",
+        "overlaid. Inputs are files, folders and glob patterns (videos too, with OpenCV: each "
+        "frame as an image, and NAME_overlay.mp4, the overlaid video, with the frames per "
+        "second it took). An unreadable input is named and skipped; the exit status is then 1.",
     )
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs")
-    predict.add_argument("--checkpoint", required=True, help="a checkpoint (.pt) or model (.onnx)")
+    predict.add_argument(
+        "--checkpoint", required=True, help="a checkpoint (.pt) or exported model (.onnx, .pte)"
+    )
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
     predict.add_argument(
@@ -180,15 +187,48 @@ def _add_predict(commands) -> None:
 
 
 def _add_export(commands) -> None:
+    formats = "; ".join(f"{name}: {how}" for name, (_, how, _) in FORMATS.items())
     export = commands.add_parser(
         "export",
-        help="export a checkpoint to ONNX",
-        description="Export to ONNX with dynamic batch, height and width, then check the file "
-        "with ONNX Runtime against PyTorch on a sample and print the largest difference.",
+        help="export a checkpoint to ONNX, ONNX INT8 or ExecuTorch, with its deployment card",
+        description="Write the model in a deployable form, then measure it against the PyTorch "
+        "model on real images of its dataset (largest logit difference, pixels whose class "
+        "changes, mIoU of both) and time it at batch 1 on this machine. The file carries its "
+        "deployment card (classes, colours, normalisation, input size, the checkpoint's sha256, "
+        "the measurements, the machine, the tolerances seglab verify holds it to); the card is "
+        f"also written beside it as FILE.card.json and FILE.card.md. Formats: {formats}. The "
+        "exit status is 1 when the model is outside its tolerances.",
     )
     export.add_argument("--checkpoint", required=True, help="a seglab checkpoint (best.pt, ...)")
-    export.add_argument("--format", default="onnx", choices=["onnx"], help="onnx (the only format)")
-    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--format",
+        default="onnx",
+        choices=list(FORMATS),
+        help="onnx (default), onnx-int8, executorch",
+    )
+    export.add_argument("--out", required=True, help="the file to write (.onnx or .pte)")
+    export.add_argument("--data", help="dataset to measure on (default: the one it was trained on)")
+    export.add_argument(
+        "--limit", type=int, help="measure on the first N validation images only (faster)"
+    )
+    export.add_argument(
+        "--calibration",
+        type=int,
+        default=32,
+        metavar="N",
+        help="onnx-int8: training images that calibrate it (default 32)",
+    )
+    export.add_argument(
+        "--size",
+        type=parse_size,
+        metavar="HxW",
+        help="input size (default: its dataset's validation image size); executorch's fixed size",
+    )
+    export.add_argument(
+        "--repeats", type=int, default=10, help="timed runs for the latency (default 10)"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace FILE and its cards")
+    export.add_argument("--no-progress", dest="progress", action="store_false", help="no bars")
     export.set_defaults(run=run_export)
 
 
@@ -198,32 +238,67 @@ def _add_benchmark(commands) -> None:
         help="latency, throughput and memory of each backend on this machine",
         description="Latency (median and p90), throughput and peak resident memory of a U-Net "
         "for each backend available here: eager fp32, channels_last, bf16 autocast, "
-        "torch.compile, ONNX Runtime, and INT8 quantisation (ONNX Runtime, static). With --data, "
-        "the mIoU each backend gives on the validation split, so the cost of quantisation shows.",
+        "torch.compile, ONNX Runtime, INT8 quantisation (ONNX Runtime, static) and ExecuTorch "
+        "(XNNPACK). An exported model (.onnx, .pte) is timed as it is, beside eager PyTorch fp32 "
+        "of its checkpoint when that is here. With the model's dataset (its own by default, or "
+        "--data), the mIoU each gives on the validation split, so the cost of quantisation "
+        "shows.",
     )
     source = bench.add_mutually_exclusive_group(required=True)
     source.add_argument("--encoder", help="an untrained U-Net on this encoder")
-    source.add_argument("--checkpoint", help="a trained checkpoint")
+    source.add_argument("--checkpoint", help="a trained checkpoint or exported .onnx/.pte")
+    source.add_argument("model", nargs="?", metavar="MODEL", help="the same as --checkpoint MODEL")
     bench.add_argument(
         "--size",
         type=parse_size,
-        default=(360, 480),
         metavar="HxW",
-        help="input size (default 360x480, a CamVid frame)",
+        help="input size (default: the model's own, its dataset's validation image size; "
+        "360x480 with --encoder)",
     )
     bench.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
     bench.add_argument("--classes", type=int, default=12, help="with --encoder (default 12)")
     bench.add_argument(
         "--backends",
-        help=f"comma-separated subset of {','.join(BACKENDS)} (default: all available here)",
+        help=f"comma-separated subset of {','.join(BACKENDS)} (default: all available here; "
+        "for an exported model: eager)",
     )
     bench.add_argument(
         "--repeats", type=int, default=20, help="timed runs per backend (default 20)"
     )
-    bench.add_argument("--data", help="dataset for the per-backend mIoU (with --checkpoint)")
+    bench.add_argument(
+        "--data", help="dataset for the per-backend mIoU (default: the model's own, if here)"
+    )
     bench.add_argument("--limit", type=int, help="evaluate on the first N validation images only")
+    bench.add_argument(
+        "--calibration",
+        type=int,
+        default=32,
+        metavar="N",
+        help="training images that calibrate INT8 (default 32)",
+    )
     bench.add_argument("--json", dest="json_out", help="also write the results as JSON here")
     bench.set_defaults(run=run_benchmark)
+
+
+def _add_verify(commands) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="re-measure an exported model here and hold it to its deployment card",
+        description="Run on the target device: re-measures the exported model's mIoU, its parity "
+        "with the PyTorch model (when the source checkpoint is at the path its card records and "
+        "unchanged; otherwise the card's figures stand) and its latency, and prints them beside "
+        "the card's. Exit status 1 when the model's content is not the one its card describes "
+        "(changed after export), or mIoU or parity drift beyond the card's tolerances; latency "
+        "is reported, never failed.",
+    )
+    verify.add_argument("artifact", metavar="ARTIFACT", help="an exported .onnx or .pte file")
+    verify.add_argument("--data", help="dataset (default: the one its card was measured on)")
+    verify.add_argument(
+        "--limit", type=int, help="the first N validation images (default: as many as the card)"
+    )
+    verify.add_argument("--repeats", type=int, help="timed runs (default: as many as the card)")
+    verify.add_argument("--no-progress", dest="progress", action="store_false", help="no bars")
+    verify.set_defaults(run=run_verify)
 
 
 def _add_compare(commands) -> None:
@@ -365,12 +440,13 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from seglab.engine.evaluate import default_metrics_path, evaluate_checkpoint, format_metrics
+    from seglab.deployment.runtime import evaluate_model
+    from seglab.engine.evaluate import default_metrics_path, format_metrics
     from seglab.outputs import check_output_file
 
     out = args.out or default_metrics_path(args.checkpoint, args.split)
     check_output_file(out, "evaluate: --out")
-    metrics = evaluate_checkpoint(
+    metrics = evaluate_model(
         args.checkpoint,
         data=args.data,
         split=args.split,
@@ -427,18 +503,34 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     failed = f"; {len(summary.problems)} input(s) failed" if summary.problems else ""
     print(f"wrote {summary.written} predictions to {args.out}/{failed}")
+    for video in summary.videos:
+        print(
+            f"{video.source}: {video.frames} frames at {video.frames_per_second:.1f} frames/s "
+            f"-> {video.path}"
+        )
     return 1 if summary.problems else 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from seglab.deployment.export import export_onnx
+    from seglab.deployment.export import export_artifact
 
-    difference = export_onnx(args.checkpoint, args.out)
-    print(
-        f"wrote {args.out}; ONNX Runtime vs PyTorch on a 2x256x320 sample: largest logit "
-        f"difference {difference:.2e}"
+    exported = export_artifact(
+        args.checkpoint,
+        args.out,
+        args.format,
+        data=args.data,
+        limit=args.limit,
+        calibration=args.calibration,
+        size=args.size,
+        repeats=args.repeats,
+        overwrite=args.overwrite,
+        progress=args.progress,
     )
-    return 0 if difference < 1e-3 else 1
+    for line in exported.card.summary_lines():
+        print(line)
+    for failure in exported.card.failures:
+        print(f"seglab: outside tolerance: {failure}", file=sys.stderr)
+    return 1 if exported.card.failures else 0
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
@@ -450,20 +542,40 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if args.json_out:
         check_output_file(args.json_out, "benchmark: --json")
     result = benchmark_model(
-        args.checkpoint,
+        args.checkpoint or args.model,
         encoder=args.encoder,
         classes=args.classes,
         size=args.size,
         batch=args.batch,
-        backends=[b.strip() for b in (args.backends or ",".join(BACKENDS)).split(",") if b],
+        backends=[b.strip() for b in args.backends.split(",") if b] if args.backends else None,
         repeats=args.repeats,
         data=args.data,
         limit=args.limit,
+        calibration=args.calibration,
     )
     print(format_table(*result.table()))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
     return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from seglab.deployment.verify import verify_artifact
+
+    result = verify_artifact(
+        args.artifact,
+        data=args.data,
+        limit=args.limit,
+        repeats=args.repeats,
+        progress=args.progress,
+    )
+    print(format_table(*result.table()))
+    for line in result.machines() + result.notes:
+        print(line)
+    for failure in result.failures:
+        print(f"seglab: verify failed: {failure}", file=sys.stderr)
+    print(f"{args.artifact}: {'FAILED' if result.failures else 'verified'} against its card")
+    return 1 if result.failures else 0
 
 
 def run_data_check(args: argparse.Namespace) -> int:

@@ -1,37 +1,138 @@
-"""ONNX export: one graph with dynamic batch, height and width, checked against PyTorch with ONNX
-Runtime, and loaded back as a segmenter with the classes it carries."""
+"""Export in every format: the file runs in its runtime as a segmenter with the classes it
+carries, matches the PyTorch model, and carries its deployment card (in the file and beside it)
+with the hashes that tie it to its checkpoint and to its own content."""
+
+import json
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from seglab.data.synthetic import INFO
-from seglab.deployment.export import export_onnx
+from seglab.cli import main
+from seglab.data.synthetic import INFO, SyntheticScenes
+from seglab.deployment.backends import FORMATS
+from seglab.deployment.card import TOLERANCES, InputPolicy, file_sha256
+from seglab.deployment.export import card_files, export_artifact
 from seglab.deployment.predict import predict
-from seglab.deployment.runtime import OnnxSegmenter, load_segmenter
+from seglab.deployment.runtime import (
+    ExecuTorchSegmenter,
+    FixedInputSegmenter,
+    content_sha256,
+    load_segmenter,
+    pytorch_reference,
+    read_card,
+)
 from seglab.engine.checkpoint import load_model
 from seglab.engine.segmenter import Segmenter, TorchSegmenter
 from seglab.errors import SeglabError
 from tests.deployment.helpers import write_inputs
 
-
-@pytest.fixture(scope="module")
-def exported(tiny_runs, tmp_path_factory):
-    path = tmp_path_factory.mktemp("export") / "vgg19.onnx"
-    difference = export_onnx(tiny_runs["vgg19"] / "best.pt", path)
-    return path, difference
+KINDS = {"onnx": "onnxruntime", "onnx-int8": "int8", "executorch": "executorch"}
 
 
-def test_onnx_runtime_matches_pytorch_at_any_batch_and_size(exported, tiny_runs):
-    path, difference = exported
-    assert difference < 1e-4
-    model, _ = load_model(tiny_runs["vgg19"] / "best.pt")
+@pytest.mark.parametrize("format", list(FORMATS))
+def test_each_format_carries_its_card_in_the_file_and_beside_it(exported, tiny_runs, format):
+    path, card, lines = exported(format)
+    checkpoint = tiny_runs["mobilenet_v2"] / "best.pt"
+    assert read_card(path).to_dict() == card.to_dict()
+    assert card.format == format and card.info == INFO and card.spec.encoder == "mobilenet_v2"
+    assert card.normalisation["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert card.input == InputPolicy((64, 80), fixed=format == "executorch")
+    assert card.source["sha256"] == file_sha256(checkpoint)
+    assert card.content_sha256 == content_sha256(path)
+    assert card.tolerances == TOLERANCES[format] and card.failures == []
+    measured = card.measured
+    assert measured.data == str(tiny_runs["data"]) and measured.images == 2
+    assert measured.size == (64, 80) and measured.repeats == 2 and measured.parity_images == 2
+    assert measured.miou_drop_points <= card.tolerances.miou_drop_points
+    assert measured.changed_pixels_percent <= card.tolerances.changed_pixels_percent
+    assert measured.latency_ms > 0 and measured.pytorch_latency_ms > 0
+    assert measured.machine["cores"] >= 1 and measured.machine["versions"]["torch"]
+    if format == "onnx-int8":
+        assert card.calibration["images"] == 4 and card.calibration["split"] == "train"
+    else:
+        assert card.calibration is None and measured.max_logit_diff < 1e-4
+    card_json, card_markdown = card_files(path)
+    assert json.loads(card_json.read_text()) == card.to_dict()
+    markdown = card_markdown.read_text()
+    assert f"format: **{format}**" in markdown and "| 6 | sign | #dcdc00 |" in markdown
+    # progress: stage lines with the seconds since the start, the last naming what was written
+    assert all(re.match(r"export: \[ *\d+\.\d s\] ", line) for line in lines[:4])
+    assert any(f"wrote {path}" in line for line in lines)
+
+
+@pytest.mark.parametrize("format", list(FORMATS))
+def test_each_format_matches_pytorch_at_another_batch_and_size(exported, tiny_runs, format):
+    path, card, _ = exported(format)
+    model, _ = load_model(tiny_runs["mobilenet_v2"] / "best.pt")
     segmenter = load_segmenter(path)
-    assert isinstance(segmenter, OnnxSegmenter) and isinstance(segmenter, Segmenter)
-    assert segmenter.kind == "onnxruntime" and segmenter.info == INFO
-    for shape in ((1, 3, 64, 80), (3, 3, 97, 131)):  # dynamic batch, height and width
-        x = torch.rand(shape)
-        with torch.no_grad():
-            assert (segmenter(x) - model(x)).abs().max() < 1e-4
+    assert isinstance(segmenter, Segmenter) and segmenter.kind == KINDS[format]
+    assert segmenter.info == INFO and segmenter.card.content_sha256 == card.content_sha256
+    images = torch.stack([SyntheticScenes("val", size=(50, 90))[k][0] for k in range(2)])
+    got, want = segmenter(images), pytorch_reference(model, INFO, card.input)(images)
+    assert got.shape == want.shape == (2, INFO.num_classes, 50, 90)
+    if format == "onnx-int8":
+        assert (got.argmax(1) == want.argmax(1)).float().mean() > 0.95
+    else:
+        assert (got - want).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("format", list(FORMATS))
+def test_predict_takes_each_format(exported, tiny_runs, tmp_path, format):
+    inputs = write_inputs(tmp_path / "in")
+    artifact_out, torch_out = tmp_path / "artifact", tmp_path / "torch"
+    assert predict(exported(format)[0], [str(inputs)], artifact_out, progress=False).written == 2
+    predict(tiny_runs["mobilenet_v2"] / "best.pt", [str(inputs)], torch_out, progress=False)
+    for name in ("in0.png", "in1.png"):  # in1 (50x70) is smaller than ExecuTorch's 64x80
+        same = (artifact_out / name).read_bytes() == (torch_out / name).read_bytes()
+        assert same or format == "onnx-int8"
+
+
+@pytest.mark.parametrize("format", ["onnx", "executorch"])
+def test_evaluate_takes_an_exported_model(exported, tiny_runs, tmp_path, capsys, format):
+    out = tmp_path / "metrics.json"
+    argv = ["evaluate", "--checkpoint", str(exported(format)[0]), "--out", str(out)]
+    assert main([*argv, "--workers", "0"]) == 0
+    metrics = json.loads(out.read_text())
+    stored = load_model(tiny_runs["mobilenet_v2"] / "best.pt")[1].metrics["miou"]
+    assert metrics["miou"] == pytest.approx(stored, abs=1e-6)  # all 8 images of its own data
+    assert metrics["evaluation"]["format"] == format
+    assert metrics["evaluation"]["data"] == str(tiny_runs["data"])
+    assert f"mIoU {100 * stored:.2f}" in capsys.readouterr().out
+
+
+def test_the_pte_card_is_also_a_constant_method_of_the_program(exported):
+    from seglab.deployment.runtime import PTE_CARD_METHOD, PTE_CARD_PREFIX, executorch_runtime
+
+    path, card, _ = exported("executorch")
+    program = executorch_runtime().load_program(str(path))
+    text = program.load_method(PTE_CARD_METHOD).execute([])[0]
+    assert text.startswith(PTE_CARD_PREFIX.decode())
+    assert json.loads(text[len(PTE_CARD_PREFIX) :]) == card.to_dict()
+    assert isinstance(load_segmenter(path).inner, ExecuTorchSegmenter)
+
+
+def test_a_fixed_size_model_is_fitted_to_any_image_by_padding_and_tiling():
+    """A per-pixel 'model' that accepts only 1 x C x 8 x 12: padded and tiled, its logits
+    cropped back are exactly the per-pixel function of the original image."""
+    seen = []
+
+    class PerPixel:
+        info, name, kind, device = INFO, "per-pixel", "test", torch.device("cpu")
+
+        def __call__(self, images):
+            seen.append(tuple(images.shape))
+            return torch.cat([images.sum(1, keepdim=True), images[:, :1] * 2], dim=1)
+
+    fitted = FixedInputSegmenter(PerPixel(), (8, 12))
+    assert fitted.info == INFO and fitted.kind == "test"
+    for shape in ((1, 3, 8, 12), (2, 3, 5, 7), (1, 3, 20, 31), (1, 3, 6, 40)):
+        images = torch.rand(shape)
+        expected = torch.cat([images.sum(1, keepdim=True), images[:, :1] * 2], dim=1)
+        assert torch.allclose(fitted(images), expected, atol=1e-6)
+    assert set(seen) == {(1, 3, 8, 12)}
 
 
 def test_a_checkpoint_loads_as_the_segmenter_its_training_validated(tiny_runs):
@@ -40,19 +141,10 @@ def test_a_checkpoint_loads_as_the_segmenter_its_training_validated(tiny_runs):
     assert segmenter.channels_last and segmenter.info == INFO
 
 
-def test_predict_takes_the_onnx_file(exported, tiny_runs, tmp_path):
-    inputs = write_inputs(tmp_path / "in")
-    onnx_out, torch_out = tmp_path / "onnx", tmp_path / "torch"
-    assert predict(exported[0], [str(inputs)], onnx_out, progress=False).written == 2
-    predict(tiny_runs["vgg19"] / "best.pt", [str(inputs)], torch_out, progress=False)
-    for name in ("in0.png", "in1.png"):
-        assert (onnx_out / name).read_bytes() == (torch_out / name).read_bytes()
-
-
-def test_a_foreign_or_missing_onnx_file_is_one_line(exported, tmp_path):
+def test_a_foreign_damaged_or_missing_model_is_one_line(exported, tmp_path, capsys):
     import onnx
 
-    proto = onnx.load(str(exported[0]))
+    proto = onnx.load(str(exported("onnx")[0]))
     del proto.metadata_props[:]
     onnx.save(proto, str(tmp_path / "plain.onnx"))
     with pytest.raises(SeglabError, match=r"plain.onnx was not exported by seglab"):
@@ -60,12 +152,53 @@ def test_a_foreign_or_missing_onnx_file_is_one_line(exported, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"junk")
     with pytest.raises(SeglabError, match=r"cannot load ONNX model .*junk.onnx"):
         load_segmenter(tmp_path / "junk.onnx")
+    (tmp_path / "junk.pte").write_bytes(b"junk" * 100)
+    with pytest.raises(SeglabError, match=r"junk.pte was not exported by seglab"):
+        load_segmenter(tmp_path / "junk.pte")
     with pytest.raises(SeglabError, match=r"model .*missing.onnx does not exist"):
         load_segmenter(tmp_path / "missing.onnx")
     with pytest.raises(SeglabError, match=r"runs on the CPU"):
-        load_segmenter(exported[0], "cuda")
+        load_segmenter(exported("onnx")[0], "cuda")
+    inputs = write_inputs(tmp_path / "in")
+    for model in ("junk.pte", "plain.onnx", "missing.pte"):
+        argv = ["predict", str(inputs), "--checkpoint", str(tmp_path / model)]
+        assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("seglab: error: ") and model in err
+        assert "Traceback" not in err
 
 
-def test_export_checks_its_output_before_any_work(tmp_path):
+def test_export_checks_its_output_before_any_work(exported, tmp_path):
     with pytest.raises(SeglabError, match=rf"^export: --out {tmp_path} is a folder"):
-        export_onnx(tmp_path / "no_such.pt", tmp_path)
+        export_artifact(tmp_path / "no_such.pt", tmp_path)
+    with pytest.raises(SeglabError, match=r"--out .*model.onnx: a executorch model is a .pte"):
+        export_artifact(tmp_path / "no_such.pt", tmp_path / "model.onnx", "executorch")
+    with pytest.raises(SeglabError, match=r"--format 'tflite': choose from onnx, onnx-int8"):
+        export_artifact(tmp_path / "no_such.pt", tmp_path / "model.onnx", "tflite")
+    path = exported("onnx")[0]
+    before = path.read_bytes()
+    with pytest.raises(SeglabError, match=rf"^export: {path} exists; add --overwrite"):
+        export_artifact(tmp_path / "no_such.pt", path)
+    assert path.read_bytes() == before
+    card_files(tmp_path / "new.onnx")[1].write_text("a card of mine")
+    with pytest.raises(SeglabError, match=r"new.onnx.card.md exists; add --overwrite"):
+        export_artifact(tmp_path / "no_such.pt", tmp_path / "new.onnx")
+
+
+def test_executorch_absent_is_one_line(tiny_runs, tmp_path):
+    """Where ExecuTorch is not installed, its format and .pte files say so in one line."""
+    code = (
+        "import sys; sys.modules['executorch'] = None\n"
+        "from seglab.cli import main\n"
+        f"sys.exit(main(['export', '--checkpoint', {str(tiny_runs['mobilenet_v2'] / 'best.pt')!r},"
+        f" '--format', 'executorch', '--out', {str(tmp_path / 'm.pte')!r}, '--limit', '1']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("seglab: error: ExecuTorch is not installed here")
+    )
+    assert "Traceback" not in result.stderr and not (tmp_path / "m.pte").exists()
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind

@@ -1,6 +1,7 @@
 """Predicting on new images: what is written, and that nothing is written over an input or into a
 place that cannot hold it, checked before any work."""
 
+import re
 import shutil
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from seglab.cli import main
 from seglab.data.synthetic import INFO
 from seglab.deployment.predict import check_output_folder, expand_inputs, predict
 from seglab.engine.checkpoint import load_model
@@ -112,7 +114,7 @@ def test_a_file_named_twice_is_predicted_once(tmp_path):
     assert found == [inputs / "in0.png", inputs / "in1.png"]
 
 
-def test_videos_are_read_frame_by_frame(tiny_runs, tmp_path):
+def test_videos_are_read_frame_by_frame(tiny_runs, tmp_path, capsys):
     cv2 = pytest.importorskip("cv2")
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (80, 64))
@@ -123,6 +125,21 @@ def test_videos_are_read_frame_by_frame(tiny_runs, tmp_path):
     summary = predict(tiny_runs["mobilenet_v2"] / "best.pt", [str(video)], out, progress=False)
     assert summary.written == 3
     assert len(list(out.glob("clip_*_overlay.png"))) == 3
+    # beside the frames: the overlay video, at the source's rate, and how fast it went
+    (overlay,) = summary.videos
+    assert overlay.path == out / "clip_overlay.mp4" and overlay.frames == 3
+    assert overlay.frames_per_second > 0
+    capture = cv2.VideoCapture(str(overlay.path))
+    assert capture.get(cv2.CAP_PROP_FPS) == 5 and capture.get(cv2.CAP_PROP_FRAME_COUNT) == 3
+    ok, frame = capture.read()
+    assert ok and frame.shape == (64, 80, 3)
+    capture.release()
+    with pytest.raises(SeglabError, match=r"output .*clip_overlay.mp4 would overwrite an input"):
+        check_output_folder(tmp_path, [video, tmp_path / "clip_overlay.mp4"])
+    argv = ["predict", str(video), "--checkpoint", str(tiny_runs["mobilenet_v2"] / "best.pt")]
+    assert main([*argv, "--out", str(tmp_path / "o4")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(rf"clip.mp4: 3 frames at [\d.]+ frames/s -> {tmp_path / 'o4'}", printed)
     # a frame's output that another input would write too: refused
     Image.open(out / "clip_000001.png").convert("RGB").save(tmp_path / "clip_000001.jpg")
     with pytest.raises(SeglabError, match=r"clip_000001.jpg and .*clip.mp4 would both write"):

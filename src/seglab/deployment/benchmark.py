@@ -12,16 +12,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from seglab.data.info import DatasetInfo
-from seglab.deployment.backends import BACKEND_NOTES, BACKENDS, TORCH_BACKENDS
+from seglab.deployment.backends import BACKEND_NOTES, BACKENDS, FORMATS, TORCH_BACKENDS
 from seglab.engine.segmenter import Segmenter, TorchSegmenter
 from seglab.errors import SeglabError, first_line
 from seglab.models.unet import ModelSpec, UNet
+
+if TYPE_CHECKING:
+    from seglab.data.dataset import Data
+    from seglab.deployment.card import DeploymentCard
 
 
 @dataclass
@@ -58,22 +62,26 @@ class BenchmarkResult:
         )
 
     def table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        """(header, rows) of the table printed for a person (mIoU in percent)."""
+        """(header, rows) of the table printed for a person (mIoU in percent; "x eager": how
+        many times faster than eager PyTorch fp32, when that was timed)."""
         header = (
             "backend",
             "median ms",
             "p90 ms",
+            "x eager",
             "images/s",
             "GFLOP/s",
             "peak RSS MB",
             "mIoU",
             "how",
         )
+        eager = next((r.median_ms for r in self.results if r.backend == "eager"), None)
         rows = [
             (
                 r.backend,
                 f"{r.median_ms:.1f}",
                 f"{r.p90_ms:.1f}",
+                "-" if eager is None else f"{eager / r.median_ms:.2f}",
                 f"{r.images_per_s:.2f}",
                 f"{self.gflops * r.images_per_s:.0f}",
                 f"{r.peak_rss_mb:.0f}",
@@ -192,24 +200,32 @@ def _load_and_infer(
 
 # --- backends -----------------------------------------------------------------------------------
 
+# The file each exporting backend writes into the benchmark's folder.
+BACKEND_FORMATS = {
+    "onnxruntime": ("onnx", "model.onnx"),
+    "int8": ("onnx-int8", "model.int8.onnx"),
+    "executorch": ("executorch", "model.pte"),
+}
+
 
 def backend_segmenter(
     backend: str,
     model: UNet | None,
     info: DatasetInfo,
     folder: Path,
-    onnx_file: Path | None = None,
     calibration: Sequence[torch.Tensor] = (),
+    size: tuple[int, int] | None = None,
 ) -> Segmenter:
     """``backend`` (one of BACKENDS) as a segmenter on the CPU. PyTorch backends run ``model``
-    (the same module, set to each backend's memory format); ONNX Runtime ones run
-    ``onnx_file``, or ``model`` exported into ``folder``; INT8 is calibrated on the
-    ``calibration`` images (random ones of 64x96 when none are given)."""
+    (the same module, set to each backend's memory format); the others run ``model`` exported
+    into ``folder`` (see BACKEND_FORMATS; INT8 from the fp32 graph there when it exists,
+    calibrated on the ``calibration`` images, random ones of 64x96 when none are given;
+    ExecuTorch for images of ``size``)."""
     if backend not in BACKENDS:
         raise SeglabError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if model is None:
+        raise SeglabError(f"backend {backend} needs the PyTorch model")
     if backend in TORCH_BACKENDS:
-        if model is None:
-            raise SeglabError(f"backend {backend} needs a checkpoint, not an .onnx file")
         return TorchSegmenter(
             model,
             info,
@@ -219,55 +235,29 @@ def backend_segmenter(
             channels_last=backend != "eager",
             compile=backend == "compile",
         )
-    from seglab.deployment.runtime import OnnxSegmenter
+    from seglab.deployment.export import write_artifact
+    from seglab.deployment.runtime import artifact_segmenter
 
-    fp32 = onnx_file or folder / "model.onnx"
-    if not fp32.is_file():
-        from seglab.deployment.export import write_onnx
-
-        write_onnx(model, info, fp32)
-    if backend == "onnxruntime":
-        return OnnxSegmenter(fp32, info, name=backend, kind="onnxruntime")
+    format, name = BACKEND_FORMATS[backend]
+    if backend == "executorch" and size is None:
+        raise SeglabError("backend executorch needs the input size it is lowered for")
     if not calibration:
         calibration = [torch.rand(1, info.in_channels, 64, 96) for _ in range(4)]
-    int8 = quantize_int8(fp32, calibration, folder / "model.int8.onnx")
-    return OnnxSegmenter(int8, info, name=backend, kind="int8")
-
-
-def quantize_int8(fp32_path: Path, calibration: Sequence[torch.Tensor], out: Path) -> Path:
-    """Static INT8 quantisation with ONNX Runtime (QDQ, per-channel weights), calibrated on the
-    ``calibration`` images (each 1 x C x H x W, or C x H x W); writes ``out`` (and a prepared
-    copy beside it)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter(
-                {"images": image.reshape(1, *image.shape[-3:]).float().numpy()}
-                for image in calibration
-            )
-
-        def get_next(self):
-            return next(self.items, None)
-
-    prepared = out.with_name(f"{out.stem}.prep.onnx")
-    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-    quantize_static(
-        str(prepared),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
-    return out
+    fp32 = folder / BACKEND_FORMATS["onnxruntime"][1]
+    path = folder / name
+    if not path.is_file():
+        write_artifact(
+            model,
+            info,
+            format,
+            path,
+            size=size,
+            calibration=calibration,
+            fp32=fp32 if fp32.is_file() else None,
+        )
+    segmenter = artifact_segmenter(path)
+    segmenter.name = backend
+    return segmenter
 
 
 def benchmark(
@@ -276,24 +266,24 @@ def benchmark(
     repeats: int = 20,
     evaluate: Callable[[Segmenter], float] | None = None,
     report: Callable[[str], None] = print,
+    notes: Mapping[str, str] = BACKEND_NOTES,
 ) -> tuple[list[Timing], dict[str, str]]:
     """Builds and times each segmenter (name -> a function that builds it) on ``images``;
-    ``evaluate(segmenter)`` adds its mIoU. A segmenter that cannot be built or run here is
-    reported and skipped. Returns the timings and {name: why} of the skipped ones."""
+    ``evaluate(segmenter)`` adds its mIoU; ``notes`` say how each runs (the segmenter's kind
+    otherwise). A segmenter that cannot be built or run here is reported and skipped. Returns
+    the timings and {name: why} of the skipped ones."""
     results, unavailable = [], {}
     for name, build in segmenters.items():
         try:
             with PeakMemory() as memory:
                 segmenter = build()
                 times = time_segmenter(segmenter, images, repeats)
-        except SeglabError:
-            raise
         except Exception as err:  # a backend this machine cannot run is reported, not fatal
             unavailable[name] = first_line(err)[:160]
             report(f"{name}: not available here ({unavailable[name]})")
             continue
         timing = summarize_times(name, times, images.shape[0], memory.peak)
-        timing.note = BACKEND_NOTES.get(name, segmenter.kind)
+        timing.note = notes.get(name, segmenter.kind)
         if evaluate is not None:
             timing.miou = evaluate(segmenter)
         results.append(timing)
@@ -301,113 +291,182 @@ def benchmark(
     return results, unavailable
 
 
+@dataclass
+class BenchmarkSource:
+    """What a benchmark times: the PyTorch model its backends run (None for an exported file
+    whose checkpoint is not here, and why), the exported file itself, the dataset facts and
+    architecture, a label, the model's own input size, and its data (None when absent)."""
+
+    model: UNet | None
+    info: DatasetInfo
+    spec: ModelSpec
+    label: str
+    size: tuple[int, int]
+    data: Data | None = None
+    artifact: Path | None = None
+    card: DeploymentCard | None = None
+    why_no_model: str = ""
+
+
 def benchmark_model(
     source: str | os.PathLike | None = None,
     *,
     encoder: str | None = None,
     classes: int = 12,
-    size: tuple[int, int] = (360, 480),
+    size: tuple[int, int] | None = None,
     batch: int = 1,
-    backends: Sequence[str] = BACKENDS,
+    backends: Sequence[str] | None = None,
     repeats: int = 20,
     data: str | None = None,
     limit: int | None = None,
+    calibration: int = 32,
     report: Callable[[str], None] = print,
 ) -> BenchmarkResult:
-    """``seglab benchmark``: times ``backends`` on the CPU on random images of ``size``, for
-    ``source`` (a checkpoint, or an .onnx file exported by seglab: its ONNX Runtime backends
-    only) or an untrained U-Net on ``encoder`` with ``classes`` classes. With ``data`` (a
-    checkpoint or .onnx only), each backend's mIoU on its validation split (the first ``limit``
-    images), whose images also calibrate INT8. Prints the headline, and each backend that
-    cannot run here, through ``report``."""
+    """``seglab benchmark``: times ``backends`` on the CPU on random images of ``size`` (default:
+    the model's own input size, see seglab.deployment.export.model_input_size; 360x480 for an
+    untrained model), for ``source``, a checkpoint (every backend by default) or a file exported
+    by seglab (the file itself, and beside it ``backends`` run from its source checkpoint when
+    that is here: eager PyTorch fp32 by default), or an untrained U-Net on ``encoder`` with
+    ``classes`` classes. With data (``data``, default: the model's own dataset when it is
+    here), each one's mIoU on the validation split (its first ``limit`` images), and
+    ``calibration`` of its training images calibrate INT8. Prints the headline, and what
+    cannot run or be measured here, through ``report``."""
     from seglab.models.complexity import forward_gflops
 
-    backends = tuple(dict.fromkeys(backends))
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown or not backends:
-        raise SeglabError(
-            f"benchmark: --backends {','.join(backends)!r}: choose from {', '.join(BACKENDS)}"
-        )
-    for option, value in (("--batch", batch), ("--repeats", repeats), ("--limit", limit)):
+    if backends is not None:
+        backends = tuple(dict.fromkeys(backends))
+        unknown = [b for b in backends if b not in BACKENDS]
+        if unknown or not backends:
+            raise SeglabError(
+                f"benchmark: --backends {','.join(backends)!r}: choose from {', '.join(BACKENDS)}"
+            )
+    for option, value in (
+        ("--batch", batch),
+        ("--repeats", repeats),
+        ("--limit", limit),
+        ("--calibration", calibration),
+    ):
         if value is not None and value < 1:
             raise SeglabError(f"benchmark: {option} {value} must be at least 1")
     if (source is None) == (encoder is None):
-        raise SeglabError("benchmark: give either a checkpoint (or .onnx file) or an encoder")
+        raise SeglabError("benchmark: give either a checkpoint (or exported model) or an encoder")
     if data and source is None:
         raise SeglabError(
             "benchmark: --data needs --checkpoint: an untrained model has no mIoU to compare"
         )
-    model, onnx_file, info, spec, label = _benchmark_source(source, encoder, classes)
-    if onnx_file is not None:
-        backends = tuple(b for b in backends if b not in TORCH_BACKENDS)
-        if not backends:
-            raise SeglabError(
-                f"benchmark: {source} is an .onnx file; its backends are onnxruntime and int8"
-            )
-    height, width = size
-    counted = model if model is not None else UNet(spec)  # FLOPs need no trained weights
+    target = benchmark_source(source, encoder, classes, data, report)
+    if backends is None:
+        backends = BACKENDS if target.artifact is None else ("eager",) * bool(target.model)
+    height, width = size or target.size
+    counted = target.model or UNet(target.spec)  # FLOPs need no trained weights
     result = BenchmarkResult(
-        label,
+        target.label,
         (height, width),
         batch,
-        forward_gflops(counted, height, width, info.in_channels),
+        forward_gflops(counted, height, width, target.info.in_channels),
         torch.get_num_threads(),
     )
-    evaluate, calibration = None, []
-    if data:
-        evaluate, calibration = _validation(data, info, str(source), limit)
     report(result.headline())
-    images = torch.rand(batch, info.in_channels, height, width)
-    calibration = calibration or list(images)  # without data, INT8 sees the timed images
+    evaluate, calibration_set = None, []
+    if target.data is not None:
+        evaluate = _validation(target.data, limit)
+        if "int8" in backends:
+            from seglab.deployment.export import calibration_images
+
+            calibration_set = calibration_images(target.data, calibration)
+    images = torch.rand(batch, target.info.in_channels, height, width)
+    calibration_set = calibration_set or list(images)  # without data, INT8 sees the timed images
+    builders: dict[str, Callable[[], Segmenter]] = {}
+    notes = dict(BACKEND_NOTES)
+    if target.artifact is not None:
+        from seglab.deployment.runtime import artifact_segmenter
+
+        name = f"{target.card.format} (file)"
+        builders[name] = lambda: artifact_segmenter(target.artifact, target.card)
+        backend = FORMATS[target.card.format][2]
+        notes[name] = f"{target.artifact.name}: {BACKEND_NOTES[backend]}"
     with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
-        builders = {
-            backend: (
-                lambda b=backend: backend_segmenter(
-                    b, model, info, Path(folder), onnx_file, calibration
-                )
+        for backend in backends:
+            if target.model is None:
+                result.unavailable[backend] = target.why_no_model
+                report(f"{backend}: not available here ({target.why_no_model})")
+                continue
+            builders[backend] = lambda b=backend: backend_segmenter(
+                b, target.model, target.info, Path(folder), calibration_set, (height, width)
             )
-            for backend in backends
-        }
-        result.results, result.unavailable = benchmark(builders, images, repeats, evaluate, report)
+        result.results, unavailable = benchmark(builders, images, repeats, evaluate, report, notes)
+    result.unavailable.update(unavailable)
     return result
 
 
-def _benchmark_source(
-    source: str | os.PathLike | None, encoder: str | None, classes: int
-) -> tuple[UNet | None, Path | None, DatasetInfo, ModelSpec, str]:
-    """(PyTorch model or None, .onnx file or None, dataset facts, architecture, label)."""
-    if source is not None and Path(source).suffix.lower() == ".onnx":
-        from seglab.deployment.runtime import read_onnx_metadata
+def benchmark_source(
+    source: str | os.PathLike | None,
+    encoder: str | None,
+    classes: int,
+    data: str | None,
+    report: Callable[[str], None] = print,
+) -> BenchmarkSource:
+    """The model a benchmark times, its own input size and data (see :func:`benchmark_model`);
+    a recorded dataset that cannot be opened here is reported and left out."""
+    from seglab.deployment.card import open_model_data
 
-        info, spec = read_onnx_metadata(source)
-        return None, Path(source), info, spec, f"{source} ({spec.encoder}, ONNX)"
-    if source is not None:
-        from seglab.engine.checkpoint import load_model
+    def own_data(name: str | None, info: DatasetInfo) -> Data | None:
+        if name is None:
+            return None
+        try:
+            return open_model_data(name, info, str(source), given=data is not None)
+        except SeglabError as err:
+            if data is not None:
+                raise
+            report(f"benchmark: no mIoU: {err}")
+            return None
 
-        model, checkpoint = load_model(source)
-        return model, None, checkpoint.dataset, model.spec, f"{source} ({model.spec.encoder})"
-    from seglab.data.classes import default_colors
-    from seglab.models import build_model
+    if encoder is not None:
+        from seglab.data.classes import default_colors
+        from seglab.models import build_model
 
-    model = build_model(encoder, classes, encoder_weights=None).eval()
-    names = tuple(f"class {i}" for i in range(classes))
-    info = DatasetInfo("untrained", names, default_colors(classes))
-    return model, None, info, model.spec, f"untrained U-Net on {encoder}"
+        model = build_model(encoder, classes, encoder_weights=None).eval()
+        names = tuple(f"class {i}" for i in range(classes))
+        info = DatasetInfo("untrained", names, default_colors(classes))
+        return BenchmarkSource(model, info, model.spec, f"untrained U-Net on {encoder}", (360, 480))
+    from seglab.deployment.runtime import is_artifact
+
+    if is_artifact(source):
+        from seglab.deployment.runtime import read_card, source_model
+
+        card = read_card(source)
+        model, why_not = source_model(card)
+        recorded = card.measured.data if card.measured else None
+        return BenchmarkSource(
+            model,
+            card.info,
+            card.spec,
+            f"{source} ({card.spec.encoder}, {card.format})",
+            card.input.size or (360, 480),
+            own_data(data or recorded, card.info),
+            Path(source),
+            card,
+            why_not,
+        )
+    from seglab.deployment.export import model_input_size
+    from seglab.engine.checkpoint import load_model
+
+    model, checkpoint = load_model(source)
+    dataset = own_data(data or checkpoint.config.data, checkpoint.dataset)
+    try:
+        size = model_input_size(checkpoint, dataset)[0]
+    except SeglabError:
+        size = (360, 480)
+    label = f"{source} ({model.spec.encoder})"
+    return BenchmarkSource(model, checkpoint.dataset, model.spec, label, size, dataset)
 
 
-def _validation(
-    data: str, info: DatasetInfo, source: str, limit: int | None
-) -> tuple[Callable[[Segmenter], float], list[torch.Tensor]]:
-    """A function ``segmenter -> validation mIoU`` on ``data`` (its first ``limit`` images),
-    and calibration images for INT8 from the same split."""
-    from seglab.engine.evaluate import evaluate_split, open_data_for
-
-    dataset = open_data_for(data, info.classes, source, progress=False)
-    val = dataset.split("val")
-    calibration = [val[i][0] for i in range(min(8, len(val)))]
+def _validation(data: Data, limit: int | None) -> Callable[[Segmenter], float]:
+    """A function ``segmenter -> validation mIoU`` on ``data`` (its first ``limit`` images)."""
+    from seglab.engine.evaluate import evaluate_split
 
     def miou(segmenter: Segmenter) -> float:
-        result = evaluate_split(segmenter, dataset, "val", limit=limit, progress=False)
+        result = evaluate_split(segmenter, data, "val", limit=limit, progress=False)
         return result.metrics["miou"]
 
-    return miou, calibration
+    return miou

@@ -1,12 +1,14 @@
 """Predicting on new images: for each input, a class-index PNG of the input's size with the class
-palette embedded, a colour overlay, and optionally the class probabilities. Output locations are
-checked before any work, and an output never replaces an input."""
+palette embedded, a colour overlay, and optionally the class probabilities; for a video, the same
+per frame and an overlay video beside them. Output locations are checked before any work, and an
+output never replaces an input."""
 
 from __future__ import annotations
 
 import glob
 import os
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from tqdm.auto import tqdm
 
 from seglab.data.info import DatasetInfo
 from seglab.data.io import IMAGE_SUFFIXES, read_image
-from seglab.data.show import overlay_panel, palette
+from seglab.data.show import overlay, overlay_panel, palette
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError, first_line
@@ -28,15 +30,32 @@ from seglab.outputs import check_output_folder as check_writable_folder
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 OUTPUT_SUFFIXES = (".png", "_overlay.png")  # per image (or video frame), always
 PROBABILITIES_SUFFIX = "_probabilities.npy"  # with probabilities=True
+VIDEO_OVERLAY_SUFFIX = "_overlay.mp4"  # per video: the overlaid frames at the video's rate
+
+
+@dataclass
+class VideoOverlay:
+    """A video predicted frame by frame: the overlay video written, its frames, and the seconds
+    from opening the video to writing its last frame (reading, predicting and writing)."""
+
+    source: Path
+    path: Path
+    frames: int
+    seconds: float
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass
 class PredictSummary:
-    """What :func:`predict` did: predictions written, and each problem it reported (an input
-    that matched nothing or could not be read)."""
+    """What :func:`predict` did: predictions written, each problem it reported (an input that
+    matched nothing or could not be read), and the overlay video of each video."""
 
     written: int
     problems: list[str] = field(default_factory=list)
+    videos: list[VideoOverlay] = field(default_factory=list)
 
 
 def predict(
@@ -54,8 +73,9 @@ def predict(
 ) -> PredictSummary:
     """``seglab predict``: the inputs (files, folders, glob patterns) found, ``out`` checked
     (writable, no input overwritten: one-line SeglabError otherwise), then ``model`` (a
-    checkpoint or an .onnx file) loaded and run on every readable input. Each problem with an
-    input is passed to ``report`` as one line, and the rest are still written."""
+    checkpoint or an exported .onnx or .pte file) loaded and run on every readable input. Each
+    problem with an input is passed to ``report`` as one line, and the rest are still
+    written."""
     from seglab.deployment.runtime import load_segmenter
 
     if batch_size < 1:
@@ -69,7 +89,7 @@ def predict(
     paths = expand_inputs(inputs, note)
     check_output_folder(out, paths, probabilities)
     segmenter = load_segmenter(model, device)
-    written, _ = predict_files(
+    written, _, videos = predict_files(
         segmenter,
         paths,
         out,
@@ -80,7 +100,7 @@ def predict(
         report=note,
         progress=progress,
     )
-    return PredictSummary(written, problems)
+    return PredictSummary(written, problems, videos)
 
 
 def expand_inputs(inputs: Sequence[str], report: Callable[[str], None] = print) -> list[Path]:
@@ -148,6 +168,11 @@ def check_output_folder(
     # already be refused above, as its own output), but maybe another input's output.
     videos: dict[str, Path] = {}
     for video in (p for p in inputs if p.suffix.lower() in VIDEO_SUFFIXES):
+        overlay_video = out / f"{video.stem}{VIDEO_OVERLAY_SUFFIX}"
+        if overlay_video.resolve() in inputs_at:
+            raise SeglabError(
+                f"predict: output {overlay_video} would overwrite an input; choose another --out"
+            )
         frames = _video_outputs(video)
         for name, path in writers.items():
             if frames.fullmatch(name):
@@ -176,23 +201,25 @@ def predict_files(
     flip: bool = False,
     report: Callable[[str], None] = print,
     progress: bool = True,
-) -> tuple[int, int]:
+) -> tuple[int, int, list[VideoOverlay]]:
     """Writes the outputs of every readable input into ``out`` (checked first, see
-    :func:`check_output_folder`); images are batched by size. Returns (written, unreadable)."""
+    :func:`check_output_folder`); images are batched by size, and each video's overlaid frames
+    also go into NAME_overlay.mp4. Returns (written, unreadable, the overlay videos)."""
     paths = list(inputs)
     out = check_output_folder(out, paths, probabilities)
     out.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple, list[tuple[str, torch.Tensor]]] = defaultdict(list)
     failed, written = 0, 0
     bar = tqdm(desc="predict", unit="image", total=len(paths), disable=not progress)
+    videos = OverlayVideos(out, segmenter.info, report)
 
     def flush(group: list[tuple[str, torch.Tensor]]) -> int:
-        count = _predict_batch(segmenter, group, out, probabilities, window, flip)
+        count = _predict_batch(segmenter, group, out, probabilities, window, flip, videos)
         bar.update(len(group))
         group.clear()
         return count
 
-    for name, image in _frames(paths, segmenter.info.in_channels, report):
+    for name, image in _frames(paths, segmenter.info.in_channels, report, videos):
         if image is None:
             failed += 1
             continue
@@ -204,16 +231,20 @@ def predict_files(
         if group:
             written += flush(group)
     bar.close()
-    return written, failed
+    return written, failed, videos.close()
 
 
 def _frames(
-    paths: list[Path], channels: int, report: Callable[[str], None]
+    paths: list[Path],
+    channels: int,
+    report: Callable[[str], None],
+    videos: OverlayVideos | None = None,
 ) -> Iterator[tuple[str, torch.Tensor | None]]:
-    """(output name, C x H x W image or None) for each image file and each video frame."""
+    """(output name, C x H x W image or None) for each image file and each video frame; each
+    video opened is announced to ``videos``."""
     for path in paths:
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            yield from _video_frames(path, channels, report)
+            yield from _video_frames(path, channels, report, videos)
             continue
         try:
             image = read_image(path, channels)
@@ -232,7 +263,12 @@ def _channels(image: torch.Tensor, channels: int) -> torch.Tensor:
     return image
 
 
-def _video_frames(path: Path, channels: int, report: Callable[[str], None]):
+def _video_frames(
+    path: Path,
+    channels: int,
+    report: Callable[[str], None],
+    videos: OverlayVideos | None = None,
+):
     try:
         import cv2
     except ImportError:
@@ -244,6 +280,8 @@ def _video_frames(path: Path, channels: int, report: Callable[[str], None]):
         report(f"{path}: cannot open video; skipped")
         yield path.stem, None
         return
+    if videos is not None:
+        videos.open(path, capture.get(cv2.CAP_PROP_FPS))
     index = 0
     while True:
         ok, frame = capture.read()
@@ -255,6 +293,64 @@ def _video_frames(path: Path, channels: int, report: Callable[[str], None]):
     capture.release()
 
 
+class OverlayVideos:
+    """The overlay video of each video being predicted, written frame by frame (OpenCV, MPEG-4)
+    as its frames' predictions arrive, in order, at the source's frame rate."""
+
+    def __init__(self, out: Path, info: DatasetInfo, report: Callable[[str], None]):
+        self.out, self.info, self.report = out, info, report
+        self.videos: dict[str, dict] = {}  # stem -> source, rate, start, writer, frames, last
+
+    def open(self, source: Path, rate: float) -> None:
+        self.videos[source.stem] = {
+            "source": source,
+            "rate": rate if rate and rate > 0 else 25.0,
+            "start": time.perf_counter(),
+            "writer": None,
+            "frames": 0,
+            "last": time.perf_counter(),
+        }
+
+    def add(self, name: str, frame: torch.Tensor) -> None:
+        """Frame ``name`` (STEM_NNNNNN) overlaid, 3 x H x W uint8, if it is a video's."""
+        stem, _, index = name.rpartition("_")
+        video = self.videos.get(stem)
+        if video is None or not index.isdigit():
+            return
+        import cv2
+
+        picture = np.ascontiguousarray(frame.permute(1, 2, 0).numpy()[..., ::-1])  # BGR
+        if video["writer"] is None:
+            height, width = picture.shape[:2]
+            path = self.out / f"{stem}{VIDEO_OVERLAY_SUFFIX}"
+            video["writer"] = cv2.VideoWriter(
+                str(path), cv2.VideoWriter_fourcc(*"mp4v"), video["rate"], (width, height)
+            )
+            if not video["writer"].isOpened():
+                self.report(f"{video['source']}: cannot write {path} here (no MPEG-4 encoder)")
+                del self.videos[stem]
+                return
+        video["writer"].write(picture)
+        video["frames"] += 1
+        video["last"] = time.perf_counter()
+
+    def close(self) -> list[VideoOverlay]:
+        written = []
+        for stem, video in self.videos.items():
+            if video["writer"] is None:
+                continue
+            video["writer"].release()
+            written.append(
+                VideoOverlay(
+                    video["source"],
+                    self.out / f"{stem}{VIDEO_OVERLAY_SUFFIX}",
+                    video["frames"],
+                    video["last"] - video["start"],
+                )
+            )
+        return written
+
+
 def _predict_batch(
     segmenter: Segmenter,
     group: list[tuple[str, torch.Tensor]],
@@ -262,6 +358,7 @@ def _predict_batch(
     probabilities: bool,
     window: tuple[int, int] | None,
     flip: bool,
+    videos: OverlayVideos | None = None,
 ) -> int:
     batch = torch.stack([image for _, image in group])
     batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()  # in [0, 1]
@@ -272,6 +369,8 @@ def _predict_batch(
     for k, (name, _) in enumerate(group):
         palette_png(classes[k].numpy(), segmenter.info).save(out / f"{name}.png")
         overlay_panel(batch[k], classes[k], segmenter.info).save(out / f"{name}_overlay.png")
+        if videos is not None:
+            videos.add(name, overlay(batch[k], classes[k], segmenter.info))
         if probabilities:
             np.save(out / f"{name}{PROBABILITIES_SUFFIX}", probs[k].numpy().astype(np.float16))
     return len(group)

@@ -169,11 +169,42 @@ def evaluate_checkpoint(
     ckpt = Checkpoint.load(checkpoint)
     segmenter = checkpoint_segmenter(ckpt, device, name=str(checkpoint))
     data = data or ckpt.config.data
-    batch_size = batch_size or ckpt.config.batch_size
     dataset = open_data_for(data, ckpt.dataset.classes, str(checkpoint), progress)
+    return evaluation_record(
+        segmenter,
+        str(checkpoint),
+        data,
+        dataset,
+        split,
+        batch_size=batch_size or ckpt.config.batch_size,
+        workers=workers,
+        progress=progress,
+        flip=flip,
+        scales=scales,
+        window=window,
+    )
+
+
+def evaluation_record(
+    segmenter: Segmenter,
+    model: str,
+    data_name: str,
+    data: Data,
+    split: str,
+    *,
+    batch_size: int,
+    flip: bool = False,
+    scales: Sequence[float] = (1.0,),
+    window: tuple[int, int] | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``seglab evaluate``'s record: the metrics of ``segmenter`` (from the file ``model``) on
+    ``split`` of ``data`` (named ``data_name``), with an ``evaluation`` entry saying what was
+    done."""
     result = evaluate_split(
         segmenter,
-        dataset,
+        data,
         split,
         batch_size=batch_size,
         workers=workers,
@@ -185,8 +216,8 @@ def evaluate_checkpoint(
     return {
         **result.metrics,
         "evaluation": {
-            "checkpoint": str(checkpoint),
-            "data": data,
+            "checkpoint": model,
+            "data": data_name,
             "split": split,
             "flip": flip,
             "scales": list(scales),

@@ -1,0 +1,481 @@
+"""The deployment card: what an exported model is (its format, classes, colours, normalisation,
+input-size policy and the checkpoint it came from, by hash) and what it was measured to do
+(parity against the PyTorch model, mIoU and latency on the machine that measured it, with that
+machine's description), with the tolerances ``seglab verify`` holds it to. The card travels
+inside the artifact (see seglab.deployment.runtime) and beside it as FILE.card.json and
+FILE.card.md. Measuring is :func:`measure`, the same for export and verify."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seglab.data.info import DatasetInfo
+from seglab.errors import SeglabError
+from seglab.models.unet import ModelSpec
+
+if TYPE_CHECKING:
+    from seglab.data.dataset import Data
+    from seglab.engine.segmenter import Segmenter
+
+CARD_VERSION = 1
+PARITY_IMAGES = 4  # images whose logits are compared element by element
+LATENCY_REPEATS = 10
+CPU_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",  # Arm: NEON, dot product, int8 matrix multiply, bf16, SVE
+    "asimddp",
+    "i8mm",
+    "bf16",
+    "sve",
+)
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """The input a model takes: images in [0, 1], N x C x H x W float32, normalised inside the
+    graph. ``size`` is the size it was measured at (None in files of older seglab versions);
+    ``fixed`` graphs take exactly 1 x C x ``size`` and every image is fitted to it, the same way
+    for every form (see seglab.deployment.runtime.FixedInputSegmenter)."""
+
+    size: tuple[int, int] | None
+    fixed: bool = False
+
+    def describe(self) -> str:
+        if not self.fixed:
+            at = f" (measured at {self.size[0]}x{self.size[1]})" if self.size else ""
+            return f"any batch and size{at}"
+        height, width = self.size
+        return (
+            f"fixed {height}x{width}, batch 1: each image is padded (its edge values, at the "
+            f"bottom and right) to at least {height}x{width}, a larger one is tiled with "
+            f"overlapping {height}x{width} windows, and the logits are cropped back to the image"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "size": list(self.size) if self.size else None,
+            "fixed": self.fixed,
+            "layout": "N x C x H x W float32 images in [0, 1]; normalisation inside the graph",
+            "policy": self.describe(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> InputPolicy:
+        if not isinstance(d, dict):  # older files: a sentence, any size
+            return cls(None, False)
+        size = d.get("size")
+        return cls(tuple(int(v) for v in size) if size else None, bool(d.get("fixed", False)))
+
+
+@dataclass
+class Measurement:
+    """What one measurement found on ``images`` images of ``split`` of ``data``: the artifact's
+    mIoU (fractions) and batch-1 latency at the input size on this machine; beside it PyTorch
+    fp32's, and the parity of the two (largest logit difference on ``parity_images`` images,
+    percent of scored pixels whose class changes), when the source checkpoint was at hand."""
+
+    data: str
+    split: str
+    images: int
+    size: tuple[int, int]
+    miou: float
+    latency_ms: float
+    latency_p90_ms: float
+    repeats: int
+    machine: dict[str, Any] = field(default_factory=dict)
+    miou_pytorch: float | None = None
+    max_logit_diff: float | None = None
+    changed_pixels_percent: float | None = None
+    parity_images: int = 0
+    pytorch_latency_ms: float | None = None
+
+    @property
+    def miou_drop_points(self) -> float | None:
+        """PyTorch fp32 mIoU minus the artifact's, in points (positive: the artifact is worse)."""
+        return None if self.miou_pytorch is None else 100 * (self.miou_pytorch - self.miou)
+
+    @property
+    def speedup(self) -> float | None:
+        """PyTorch fp32 latency over the artifact's."""
+        if self.pytorch_latency_ms is None:
+            return None
+        return self.pytorch_latency_ms / self.latency_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "size": list(self.size)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        values["size"] = tuple(values["size"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How far an artifact may be from PyTorch fp32 (at export and on any machine that verifies
+    it), and how far a re-measurement may move from the card (verify)."""
+
+    miou_drop_points: float  # the artifact's mIoU at most this many points below PyTorch's
+    miou_drift_points: float  # verify: at most this far from the card's mIoU, same images
+    changed_pixels_percent: float  # scored pixels whose class differs from PyTorch's
+    max_logit_diff: float | None  # None: not bounded (INT8 changes the logits by design)
+
+    def failures(self, m: Measurement) -> list[str]:
+        """Each bound ``m`` breaks, in one line; nothing is checked against PyTorch when ``m``
+        has no PyTorch figures."""
+        found = []
+        drop = m.miou_drop_points
+        if drop is not None and drop > self.miou_drop_points:
+            found.append(
+                f"mIoU {drop:.2f} points below PyTorch fp32 (tolerance {self.miou_drop_points})"
+            )
+        changed = m.changed_pixels_percent
+        if changed is not None and changed > self.changed_pixels_percent:
+            found.append(
+                f"{changed:.3f}% of pixels change class against PyTorch fp32 "
+                f"(tolerance {self.changed_pixels_percent}%)"
+            )
+        diff = m.max_logit_diff
+        if diff is not None and self.max_logit_diff is not None and diff > self.max_logit_diff:
+            found.append(
+                f"largest logit difference to PyTorch fp32 {diff:.2e} "
+                f"(tolerance {self.max_logit_diff:.0e})"
+            )
+        return found
+
+
+# Per format. fp32 forms compute what PyTorch computes up to rounding; INT8 trades a little
+# accuracy for speed, and the issue's bar for it is 0.5 mIoU points.
+TOLERANCES = {
+    "onnx": Tolerances(0.05, 0.05, 0.1, 1e-3),
+    "executorch": Tolerances(0.05, 0.05, 0.1, 1e-3),
+    "onnx-int8": Tolerances(0.5, 0.25, 5.0, None),
+}
+
+
+@dataclass
+class DeploymentCard:
+    """Everything an exported model says about itself. ``source`` names the checkpoint (path,
+    sha256, step); ``content_sha256`` is the hash of the model's content without this card, so
+    a changed model is detected; ``measured`` is None in bare files (the benchmark's)."""
+
+    format: str
+    info: DatasetInfo
+    spec: ModelSpec
+    input: InputPolicy
+    normalisation: dict[str, Any] = field(default_factory=dict)  # mean, std (inside the graph)
+    source: dict[str, Any] | None = None
+    content_sha256: str | None = None
+    calibration: dict[str, Any] | None = None  # INT8: data, split, images, method
+    tolerances: Tolerances | None = None
+    measured: Measurement | None = None
+    failures: list[str] = field(default_factory=list)  # tolerances broken at export
+    seglab_version: str = ""
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seglab_card": CARD_VERSION,
+            "format": self.format,
+            "dataset": self.info.to_dict(),
+            "model": self.spec.to_dict(),
+            "input": self.input.to_dict(),
+            "normalisation": self.normalisation,
+            "source": self.source,
+            "content_sha256": self.content_sha256,
+            "calibration": self.calibration,
+            "tolerances": asdict(self.tolerances) if self.tolerances else None,
+            "measured": self.measured.to_dict() if self.measured else None,
+            "failures": list(self.failures),
+            "seglab_version": self.seglab_version,
+            "created": self.created,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> DeploymentCard:
+        """The card in ``text`` (also the metadata of .onnx files of older seglab versions:
+        dataset and model only); one-line SeglabError naming ``where`` when it is damaged."""
+        try:
+            d = json.loads(text)
+            version = d.get("seglab_card", 0)
+            if not isinstance(version, int) or version > CARD_VERSION:
+                raise SeglabError(f"{where} needs a newer seglab (card version {version!r})")
+            tolerances, measured = d.get("tolerances"), d.get("measured")
+            return cls(
+                format=d.get("format", "onnx"),
+                info=DatasetInfo.from_dict(d["dataset"]),
+                spec=ModelSpec.from_dict(d["model"]),
+                input=InputPolicy.from_dict(d.get("input")),
+                normalisation=d.get("normalisation") or {},
+                source=d.get("source"),
+                content_sha256=d.get("content_sha256"),
+                calibration=d.get("calibration"),
+                tolerances=Tolerances(**tolerances) if tolerances else None,
+                measured=Measurement.from_dict(measured) if measured else None,
+                failures=list(d.get("failures") or []),
+                seglab_version=d.get("seglab_version", ""),
+                created=d.get("created", ""),
+            )
+        except SeglabError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise SeglabError(f"{where}: damaged seglab metadata ({err})") from None
+
+    def summary_lines(self) -> list[str]:
+        """The card in a few lines, for a terminal."""
+        lines = [f"format: {self.format}; input: {self.input.describe()}"]
+        if self.calibration:
+            c = self.calibration
+            lines.append(f"INT8 calibrated on {c['images']} {c['split']} images of {c['data']}")
+        m = self.measured
+        if m is None:
+            return lines
+        lines.append(
+            f"mIoU on {m.images} {m.split} images: {_pct(m.miou)} "
+            f"(PyTorch fp32 {_pct(m.miou_pytorch)}, drop {_num(m.miou_drop_points, '.2f')} "
+            "points)"
+        )
+        lines.append(
+            f"parity with PyTorch fp32: largest logit difference {_num(m.max_logit_diff, '.2e')}"
+            f" ({m.parity_images} images), {_num(m.changed_pixels_percent, '.3f')}% of pixels "
+            "change class"
+        )
+        speedup = f", {m.speedup:.2f}x PyTorch fp32's" if m.speedup else ""
+        lines.append(
+            f"latency, batch 1 at {m.size[0]}x{m.size[1]}: {m.latency_ms:.1f} ms median "
+            f"(PyTorch fp32 {_num(m.pytorch_latency_ms, '.1f')} ms{speedup}) on "
+            f"{describe_machine(m.machine)}"
+        )
+        return lines
+
+    def to_markdown(self, title: str) -> str:
+        """FILE.card.md: the card for a person."""
+        d = self.to_dict()
+        info = self.info
+        lines = [
+            f"# Deployment card: {title}",
+            "",
+            f"- format: **{self.format}**; input: {self.input.describe()}",
+            f"- model: U-Net on {self.spec.encoder}, {info.num_classes} classes of {info.name}, "
+            f"{info.in_channels} input channel(s), ignore index {info.ignore_index}",
+            f"- normalisation (inside the model; feed images in [0, 1]): mean "
+            f"{self.normalisation.get('mean')}, std {self.normalisation.get('std')}",
+        ]
+        if self.source:
+            lines.append(
+                f"- source checkpoint: `{self.source['checkpoint']}` (sha256 "
+                f"`{self.source['sha256']}`, step {self.source.get('step')})"
+            )
+        lines.append(f"- model content sha256 (without this card): `{self.content_sha256}`")
+        if self.calibration:
+            c = self.calibration
+            lines.append(
+                f"- INT8 calibration: {c['images']} {c['split']} images of `{c['data']}` "
+                f"({c['method']})"
+            )
+        lines.append(f"- seglab {self.seglab_version}, {self.created}")
+        lines += ["", "## Classes", "", "| index | class | colour |", "| --- | --- | --- |"]
+        for k, (name, colour) in enumerate(zip(info.classes, info.colors)):
+            lines.append(f"| {k} | {name} | #{''.join(f'{c:02x}' for c in colour)} |")
+        m = self.measured
+        if m is not None:
+            t = self.tolerances
+            lines += [
+                "",
+                f"## Measured on {m.images} {m.split} images of `{m.data}`",
+                "",
+                "| quantity | value | tolerance |",
+                "| --- | --- | --- |",
+                f"| mIoU, {self.format} | {_pct(m.miou)} | |",
+                f"| mIoU, PyTorch fp32 | {_pct(m.miou_pytorch)} | |",
+                f"| mIoU drop (points) | {_num(m.miou_drop_points, '.2f')} | "
+                f"{t.miou_drop_points if t else '-'} |",
+                f"| largest logit difference ({m.parity_images} images) | "
+                f"{_num(m.max_logit_diff, '.2e')} | "
+                f"{_num(t.max_logit_diff if t else None, '.0e', 'not bounded')} |",
+                f"| pixels whose class changes (%) | {_num(m.changed_pixels_percent, '.3f')} | "
+                f"{t.changed_pixels_percent if t else '-'} |",
+                f"| latency, batch 1 at {m.size[0]}x{m.size[1]}, median of {m.repeats} (ms) | "
+                f"{m.latency_ms:.1f} | reported |",
+                f"| latency p90 (ms) | {m.latency_p90_ms:.1f} | reported |",
+                f"| PyTorch fp32 latency (ms) | {_num(m.pytorch_latency_ms, '.1f')} | reported |",
+                "",
+                f"Machine: {describe_machine(m.machine)}.",
+                "",
+                "Within tolerance." if not self.failures else "Outside tolerance:",
+            ]
+            lines += [f"- {failure}" for failure in self.failures]
+            if t:
+                lines += [
+                    "",
+                    f"`seglab verify` re-measures on the machine it runs on: mIoU may move "
+                    f"{t.miou_drift_points} points from this card on the same images.",
+                ]
+        lines += ["", "<details><summary>card JSON</summary>", "", "```json"]
+        lines += [json.dumps(d, indent=2), "```", "", "</details>", ""]
+        return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _num(value: float | None, spec: str, absent: str = "-") -> str:
+    return absent if value is None else format(value, spec)
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def open_model_data(data: str, info: DatasetInfo, model: str, *, given: bool = True) -> Data:
+    """The dataset ``data`` for ``model`` (its name for messages), checked clean and holding its
+    classes. When ``data`` was not ``given`` by the user but recorded by the model, a dataset
+    that is not here says so and asks for --data."""
+    from seglab.engine.evaluate import open_data_for
+
+    try:
+        return open_data_for(data, info.classes, model, progress=False)
+    except SeglabError as err:
+        if given:
+            raise
+        raise SeglabError(
+            f"{model} was trained on {data}, which cannot be opened here ({err}); give --data"
+        ) from None
+
+
+def measure(
+    artifact: Segmenter,
+    reference: Segmenter | None,
+    data: Data,
+    data_name: str,
+    size: tuple[int, int],
+    *,
+    split: str = "val",
+    limit: int | None = None,
+    repeats: int = LATENCY_REPEATS,
+    progress: bool = True,
+) -> Measurement:
+    """``artifact`` measured on the first ``limit`` images of ``split`` of ``data`` (named
+    ``data_name``) and timed at batch 1 on random images of ``size``; with ``reference`` (PyTorch
+    fp32, run under the same input policy) its figures and the parity of the two beside. The
+    one measurement of export and verify."""
+    import numpy as np
+    import torch
+
+    from seglab.deployment.benchmark import summarize_times, time_segmenter
+    from seglab.engine.evaluate import evaluate_split
+
+    def evaluate(segmenter: Segmenter):
+        return evaluate_split(
+            segmenter, data, split, limit=limit, progress=progress, per_image=reference is not None
+        )
+
+    scored = evaluate(artifact)
+    images = min(limit or len(data.split(split)), len(data.split(split)))
+    sample = torch.rand(1, artifact.info.in_channels, *size)
+    timing = summarize_times("artifact", time_segmenter(artifact, sample, repeats), 1, 0)
+    result = Measurement(
+        data=data_name,
+        split=split,
+        images=images,
+        size=tuple(size),
+        miou=scored.metrics["miou"],
+        latency_ms=timing.median_ms,
+        latency_p90_ms=timing.p90_ms,
+        repeats=repeats,
+        machine=machine_description(),
+    )
+    if reference is None:
+        return result
+    expected = evaluate(reference)
+    changed = total = 0
+    ignore = artifact.info.ignore_index
+    for got, want in zip(scored.predictions, expected.predictions):
+        counted = want != ignore  # the scored pixels (the same in both)
+        changed += int(np.count_nonzero((got != want) & counted))
+        total += int(np.count_nonzero(counted))
+    dataset = data.split(split)
+    parity_images = min(PARITY_IMAGES, images)
+    largest = 0.0
+    for i in range(parity_images):
+        image = dataset[i][0][None]
+        difference = (artifact(image).cpu() - reference(image).cpu()).abs().max()
+        largest = max(largest, float(difference))
+    reference_timing = summarize_times("pytorch", time_segmenter(reference, sample, repeats), 1, 0)
+    result.miou_pytorch = expected.metrics["miou"]
+    result.changed_pixels_percent = 100 * changed / max(total, 1)
+    result.max_logit_diff = largest
+    result.parity_images = parity_images
+    result.pytorch_latency_ms = reference_timing.median_ms
+    return result
+
+
+# --- the machine --------------------------------------------------------------------------------
+
+
+def machine_description() -> dict[str, Any]:
+    """The CPU (model name and the flags that decide inference speed), threads and the versions
+    of every runtime: what a latency figure needs beside it."""
+    import torch
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name in ("", platform.machine(), "x86_64"):
+                name = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "onnxruntime", "executorch"):
+        try:
+            versions[package] = package_metadata.version(package)
+        except package_metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu": name,
+        "architecture": platform.machine(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "system": platform.system(),
+        "versions": versions,
+    }
+
+
+def describe_machine(machine: dict[str, Any]) -> str:
+    """One line: CPU, flags, threads, runtime versions."""
+    versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items() if v)
+    flags = " ".join(machine.get("flags", [])) or "no listed flags"
+    return (
+        f"{machine.get('cpu', '?')} ({flags}), {machine.get('cores')} cores, "
+        f"{machine.get('torch_threads')} torch threads; {versions}"
+    )
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
