@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from seglab.config import TrainConfig
 from seglab.engine.optim import build_optimizer, lr_factor
@@ -25,3 +26,21 @@ def test_encoder_and_decoder_learning_rates():
     assert n_params == sum(p.numel() for p in model.parameters())
     sgd = build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.9))
     assert type(sgd).__name__ == "SGD"
+
+
+def test_the_ema_warm_up_forgets_the_random_start():
+    from torch.optim.swa_utils import AveragedModel
+
+    from seglab.engine.optim import ema_average, ema_decay
+
+    model = torch.nn.Linear(4, 4)
+    start = model.weight.detach().clone()
+    average = AveragedModel(model, multi_avg_fn=ema_average(0.999), use_buffers=True)
+    trained = torch.ones_like(start)
+    with torch.no_grad():
+        model.weight.copy_(trained)
+    for _ in range(101):  # the first update copies, 100 average
+        average.update_parameters(model)
+    left = (average.module.weight - trained).abs().max() / (start - trained).abs().max()
+    assert left < 0.005  # a constant 0.999 would keep 0.999**100 = 90% of the start
+    assert ema_decay(0.999, 0) == 0.1 and ema_decay(0.999, 10**6) == 0.999

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from seglab.config import TrainConfig, format_value, read_run_record, save_config
@@ -37,7 +37,7 @@ from seglab.engine.checkpoint import Checkpoint, TrainingState
 from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
 from seglab.engine.evaluate import evaluate, format_metrics
 from seglab.engine.losses import build_loss
-from seglab.engine.optim import build_optimizer, lr_factor, set_lr
+from seglab.engine.optim import build_optimizer, ema_average, lr_factor, set_lr
 from seglab.engine.performance import (
     Precision,
     autocast,
@@ -242,7 +242,7 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         train_model=wrap_for_training(model, config, ctx, device),
         ema=None
         if config.ema is None
-        else AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True),
+        else AveragedModel(model, multi_avg_fn=ema_average(config.ema), use_buffers=True),
         criterion=build_loss(
             config.loss,
             data.info.ignore_index,
