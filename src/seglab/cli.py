@@ -307,7 +307,11 @@ def _add_compare(commands) -> None:
         help="train several encoders the same way and report which is worth it",
         description="Train one U-Net per encoder with the same data, split, seed, schedule and "
         "augmentations (or take finished runs with --runs), evaluate them on the same images, "
-        "measure their cost here, and write DIR/report.html, DIR/report.md and DIR/results.json. "
+        "measure each in every deployable form here (PyTorch fp32 and every seglab export "
+        "format: ONNX Runtime fp32 and INT8, ExecuTorch), "
+        "choose the model x form to ship (the verdict: the most accurate within --budget and "
+        "--memory, or without them the frontier's knee), and write DIR/report.html, "
+        "DIR/report.md and DIR/results.json. "
         "Without --data: the synthetic dataset with a short schedule (the demo).",
     )
     compare.add_argument(
@@ -321,6 +325,27 @@ def _add_compare(commands) -> None:
     compare.add_argument("--split", default="val", help="split to compare on (default: val)")
     compare.add_argument("--examples", type=int, default=6, help="rows of the example grid")
     compare.add_argument("--config", help="YAML experiment file shared by every model")
+    from seglab.reporting.budget import parse_latency, parse_memory  # no torch
+
+    compare.add_argument(
+        "--budget",
+        type=parse_latency,
+        metavar="LATENCY",
+        help="latency budget for the verdict: batch-1 median on this machine (e.g. 50ms, 0.2s)",
+    )
+    compare.add_argument(
+        "--memory",
+        type=parse_memory,
+        metavar="SIZE",
+        help="memory budget for the verdict: what loading and running the model adds to a "
+        "process (e.g. 300MB, 1.5GB)",
+    )
+    compare.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write the verdict's model x form into this new folder, with its card beside it "
+        "(FILE.card.json, FILE.card.md)",
+    )
     add_training_options(compare, skip=("encoder",))
     compare.set_defaults(run=run_compare)
 
@@ -465,8 +490,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     from seglab.config import load_config
+    from seglab.reporting.budget import Budget
     from seglab.reporting.compare import compare, with_demo_schedule
-    from seglab.reporting.report import difference_lines, summary_table
+    from seglab.reporting.report import difference_lines, summary_table, verdict_lines
 
     overrides = with_demo_schedule(
         training_overrides(args, skip=("encoder",)), args.config, args.runs
@@ -475,12 +501,22 @@ def run_compare(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
     comparison = compare(
-        config, None if args.runs else encoders, args.runs, out, args.split, args.examples
+        config,
+        None if args.runs else encoders,
+        args.runs,
+        out,
+        args.split,
+        args.examples,
+        budget=Budget(args.budget, args.memory),
+        export=args.export,
     )
     print(format_table(*summary_table(comparison)))
     for line in difference_lines(comparison):
         print(line)
     print(f"report: {Path(out) / 'report.html'} (also report.md, results.json)")
+    print("Verdict:")
+    for line in verdict_lines(comparison):
+        print(f"  {line}")
     return 0
 
 

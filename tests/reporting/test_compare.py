@@ -1,19 +1,23 @@
 """A comparison of two tiny finished runs: every output and section, numbers that agree with the
-evaluation and across outputs, and mistakes in --out or the models refused before any work."""
+evaluation and across outputs, every model measured in every form with a verdict written out, and
+mistakes in --out, --budget or the models refused before any work."""
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from seglab.cli import main
 from seglab.config import TrainConfig
 from seglab.data.dataset import open_data
 from seglab.data.show import colorize
 from seglab.engine.evaluate import evaluate_checkpoint
 from seglab.errors import SeglabError
 from seglab.reporting.compare import compare, run_names
+from seglab.reporting.forms import FORMS
 from seglab.reporting.report import difference_lines, summary_table
 from tests.deployment.helpers import unwritable_folder
 
@@ -24,7 +28,10 @@ BASE = TrainConfig(workers=0, progress=False)
 def compared(tiny_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "cmp"
     runs = [tiny_runs["vgg19"], tiny_runs["mobilenet_v2"]]
-    return out, compare(BASE, runs=runs, out=out, examples=3, report=lambda line: None)
+    export = out.parent / "ship"
+    return out, compare(
+        BASE, runs=runs, out=out, examples=3, report=lambda line: None, export=export
+    )
 
 
 def test_every_output_and_section_is_there(compared):
@@ -34,7 +41,9 @@ def test_every_output_and_section_is_there(compared):
     }
     html = (out / "report.html").read_text()
     for section in (
+        "Verdict",
         "Summary",
+        "Every model in every form",
         "Per-class IoU",
         "Is the difference real?",
         "Setup",
@@ -78,6 +87,42 @@ def test_numbers_agree_with_the_evaluation_and_across_outputs(compared, tiny_run
         f"mobilenet_v2 - vgg19: {100 * difference:+.2f}"
     )
     assert re.search(r"\| sky \| [\d.*]+ \| [\d.*]+ \|", markdown)
+
+
+def test_every_model_in_every_form_and_the_verdict_written_out(compared, tiny_runs):
+    out, _ = compared
+    results = json.loads((out / "results.json").read_text())
+    forms = [(f["model"], f["form"]) for f in results["forms"]]
+    assert forms == [(m, f.name) for m in ("vgg19", "mobilenet_v2") for f in FORMS]
+    for measured in results["forms"]:
+        model = next(m for m in results["models"] if m["name"] == measured["model"])
+        if measured["form"] == "pytorch":  # the comparison's own evaluation and cost
+            assert measured["miou"] == model["metrics"]["miou"]
+            assert measured["latency_ms"] == model["cost"]["latency_ms"]
+        else:  # the exported forms keep the model's accuracy
+            assert measured["miou"] == pytest.approx(model["metrics"]["miou"], abs=0.05)
+        assert measured["latency_ms"] > 0 and measured["model_memory_mb"] > 0
+    verdict = results["verdict"]
+    assert (verdict["chosen"]["model"], verdict["chosen"]["form"]) in forms
+    assert verdict["rule"].startswith("no budget given: the frontier's knee")
+    shipped = Path(verdict["exported"])
+    assert shipped.parent == out.parent / "ship" and shipped.is_file()
+    card = json.loads(shipped.with_name(f"{shipped.name}.card.json").read_text())
+    assert card["format"] == verdict["chosen"]["form"]
+    run = tiny_runs[verdict["chosen"]["model"]]
+    assert card["source"]["checkpoint"] == str(run / "best.pt")
+    assert shipped.with_name(f"{shipped.name}.card.md").is_file()
+    assert "- Choose " in (out / "report.md").read_text().split("## Summary")[0]
+
+
+def test_budgets_are_checked_while_reading_the_flags(tmp_path, capsys, no_training):
+    for flag, value, message in (
+        ("--budget", "fast", "--budget: 'fast' is not an amount, e.g. 50ms or 0.2s"),
+        ("--memory", "0MB", "--memory: '0MB' must be positive"),
+    ):
+        assert main(["compare", flag, value, "--out", str(tmp_path / "cmp")]) == 2
+        assert capsys.readouterr().err.strip() == f"seglab: error: {message}"
+    assert not (tmp_path / "cmp").exists()
 
 
 def test_the_example_grid_shows_image_truth_and_predictions(compared, tiny_runs):
@@ -153,3 +198,11 @@ def test_the_models_are_checked_before_training(tmp_path, tiny_runs, no_training
     with pytest.raises(SeglabError, match=rf"{tmp_path}: no best.pt or last.pt"):
         compare(BASE, runs=[tiny_runs["vgg19"], tmp_path], out=out)
     assert not out.exists()
+
+
+def test_an_export_folder_that_holds_files_is_refused_before_training(tmp_path, no_training):
+    taken = tmp_path / "ship"
+    taken.mkdir()
+    (taken / "model.onnx").write_text("an earlier model")
+    with pytest.raises(SeglabError, match=rf"^compare: --export {taken} is not empty"):
+        compare(BASE, encoders=["vgg19", "mobilenet_v2"], out=tmp_path / "cmp", export=taken)

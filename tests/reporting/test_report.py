@@ -1,43 +1,13 @@
 """The report renders typed results: the best value per class is data, drawn in bold in
-Markdown and highlighted in HTML, and nobody is marked on a tie."""
+Markdown and highlighted in HTML, and nobody is marked on a tie; the verdict opens both."""
 
-from seglab.reporting.report import Cell, html_page, markdown, tables
-from seglab.reporting.results import Bootstrap, Comparison, Cost, ModelResult, Setup
+import dataclasses
 
-
-def model(name, ious):
-    per_class = {c: {"iou": v, "dice": v, "accuracy": v, "pixels": 10} for c, v in ious.items()}
-    present = [v for v in ious.values() if v is not None]
-    return ModelResult(
-        name=name,
-        encoder="mobilenet_v2",
-        metrics={
-            "miou": sum(present) / len(present),
-            "pixel_accuracy": 0.5,
-            "mean_class_accuracy": 0.5,
-            "per_class": per_class,
-            "absent_classes": [c for c, v in ious.items() if v is None],
-        },
-        cost=Cost(6.6, 0.5, 10.0, 11.0, 100.0, 900.0, 90.0, None, "fp32"),
-        history=[],
-        setup=Setup(f"runs/{name}", f"runs/{name}/best.pt", "random initialisation", "3 steps"),
-    )
-
-
-def comparison():
-    a = model("a/mobilenet_v2", {"sky": 0.5, "road": 0.25, "sign": None})
-    b = model("b/mobilenet_v2", {"sky": 0.75, "road": 0.25, "sign": None})
-    b.versus_first = Bootstrap(0.125, 0.05, 0.2, 0.95, 0.99, 2000, 8)
-    return Comparison(
-        [a, b],
-        "synthetic",
-        "val",
-        8,
-        (64, 80),
-        ("sky", "road", "sign"),
-        {"cpu": "x86_64", "threads": 2, "torch": "2", "python": "3", "cuda": None},
-        "0.1.0",
-    )
+from seglab.reporting.budget import Budget
+from seglab.reporting.report import Cell, html_page, markdown, tables, verdict_lines
+from seglab.reporting.results import Bootstrap
+from seglab.reporting.verdict import decide
+from tests.reporting.helpers import comparison, fake_figures, form, model
 
 
 def test_the_best_per_class_is_data_and_each_writer_draws_it(tmp_path):
@@ -48,14 +18,54 @@ def test_the_best_per_class_is_data_and_each_writer_draws_it(tmp_path):
     assert rows["road"] == (Cell("25.00"), Cell("25.00"))  # a tie marks nobody
     assert rows["sign"] == (Cell("absent"), Cell("absent"))
     assert "left out of mIoU: sign" in per_class.note
-    figures = {}
-    for key in ("per_class", "frontier", "curves", "examples"):
-        figures[key] = tmp_path / f"{key}.png"
-        figures[key].write_bytes(b"\x89PNG")
+    figures = fake_figures(tmp_path)
     md = markdown(c, figures)
     assert "| sky | 50.00 | **75.00** |" in md and "| road | 25.00 | 25.00 |" in md
     page = html_page(c, figures)
     assert "<td class='best'>75.00</td>" in page and page.count("class='best'") == 1
     assert "**" not in page
     summary = tables(c)[0]
-    assert summary.rows[0][-1] == Cell("-")  # no recorded training time
+    training = summary.header.index("training min")
+    assert summary.rows[0][training] == Cell("-")  # no recorded training time
+
+
+def verdict_comparison(budget):
+    forms = [
+        form("a/mobilenet_v2", "pytorch", 0.70, 400.0),
+        form("a/mobilenet_v2", "onnx-int8", 0.69, 100.0),
+        form("b/vgg19", "pytorch", 0.75, 800.0),
+    ]
+    interval = Bootstrap(-0.06, -0.08, -0.04, 0.95, 0.0, 2000, 8)
+    forms[1] = dataclasses.replace(forms[1], versus_best=interval)
+    models = [model("a/mobilenet_v2", {"sky": 0.7}), model("b/vgg19", {"sky": 0.75})]
+    return comparison(models, forms, decide(forms, models, budget))
+
+
+def test_the_verdict_opens_both_reports_and_names_a_model_and_a_form(tmp_path):
+    c = verdict_comparison(Budget(latency_ms=150))
+    lines = verdict_lines(c)
+    assert lines[0].startswith("Choose a/mobilenet_v2 as onnx-int8: 69.00% mIoU, 100.0 ms")
+    assert lines[1] == "Rule: the most accurate model x form within 150 ms."
+    assert lines[2] == (
+        "Against the most accurate, b/vgg19 as pytorch (75.00% at 800.0 ms): -6.00 mIoU "
+        "points, 95% interval [-8.00, -4.00]; 8.0x faster."
+    )
+    assert lines[3] == "As onnx-int8 it runs 4.0x faster than in PyTorch fp32 (400.0 ms)."
+    figures = fake_figures(tmp_path)
+    md = markdown(c, figures)
+    assert md.index("## Verdict") < md.index("## Summary")
+    assert f"- {lines[0]}" in md
+    page = html_page(c, figures)
+    assert page.index("<h2>Verdict</h2>") < page.index("<h2>Summary</h2>")
+    forms_table = next(t for t in tables(c) if t.title == "Every model in every form")
+    bold = [(row[0].text, row[1].text) for row in forms_table.rows if row[0].best]
+    assert bold == [("a/mobilenet_v2", "onnx-int8")]
+    assert c.to_dict()["verdict"]["chosen"]["form"] == "onnx-int8"
+
+
+def test_a_verdict_over_budget_says_nothing_fits():
+    lines = verdict_lines(verdict_comparison(Budget(latency_ms=50)))
+    assert lines[0].startswith(
+        "Nothing fits the budget; the closest is a/mobilenet_v2 as onnx-int8"
+    )
+    assert lines[1].startswith("Rule: nothing fits 50 ms")

@@ -1,10 +1,13 @@
 """The founding study as one command: train (or take) several models on the same data, split,
-seed and schedule, evaluate them on the same images, measure what each costs, and report.
+seed and schedule, evaluate them on the same images, measure what each costs in every form it can
+be deployed in, say which model x form to ship, and report.
 
 Nothing here is an engine of its own: training is seglab.engine.train, evaluation (with
-per-image confusion matrices for the bootstrap) is seglab.engine.evaluate, latency and memory
-are seglab.deployment.benchmark's. This module gathers their results into a Comparison
-(seglab.reporting.results) and hands it to the plots and the report."""
+per-image confusion matrices for the bootstrap) is seglab.engine.evaluate, the forms and their
+measurements are seglab.reporting.forms (over seglab.deployment), the flags and set-up
+differences seglab.reporting.checks, the choice seglab.reporting.verdict. This module gathers
+their results into a Comparison (seglab.reporting.results) and hands it to the plots and the
+report."""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +31,35 @@ from seglab import __version__
 from seglab.config import TrainConfig
 from seglab.data.dataset import Data, open_data
 from seglab.data.show import colorize, with_legend
-from seglab.deployment.benchmark import peak_inference_memory, summarize_times, time_segmenter
-from seglab.engine.checkpoint import Checkpoint
-from seglab.engine.evaluate import evaluate_split
+from seglab.deployment.card import file_sha256
+from seglab.deployment.export import calibration_images, card_files, export_artifact
+from seglab.engine.checkpoint import Checkpoint, TrainingState
+from seglab.engine.evaluate import Evaluation, evaluate_split
 from seglab.engine.inference import predict_probabilities
-from seglab.engine.performance import choose_precision, pick_device
+from seglab.engine.performance import pick_device
 from seglab.engine.segmenter import TorchSegmenter, checkpoint_segmenter
 from seglab.errors import SeglabError
 from seglab.models.complexity import count_parameters, forward_gflops
 from seglab.outputs import check_output_folder
 from seglab.reporting import plots
+from seglab.reporting.budget import NO_BUDGET, Budget
+from seglab.reporting.checks import degenerate, planned_steps, undertrained
+from seglab.reporting.forms import FORMS, PYTORCH, Source, measure_forms
 from seglab.reporting.report import write_reports
-from seglab.reporting.results import Comparison, Cost, ModelResult, Setup, read_history
+from seglab.reporting.results import (
+    Comparison,
+    Cost,
+    FormResult,
+    ModelResult,
+    Setup,
+    Verdict,
+    read_history,
+)
 from seglab.reporting.statistics import bootstrap_miou_difference
+from seglab.reporting.verdict import decide, most_accurate
 
 # What in a folder says a comparison was written there before.
 PREVIOUS_OUTPUTS = ("report.html", "report.md", "results.json", "runs")
-LATENCY_REPEATS = 10
 GAP = 6  # white pixels between the cells of the example grid
 
 
@@ -69,17 +87,23 @@ def compare(
     split: str = "val",
     examples: int = 6,
     report: Callable[[str], None] = tqdm.write,
+    budget: Budget = NO_BUDGET,
+    export: str | os.PathLike | None = None,
 ) -> Comparison:
     """Train one model per encoder with ``base`` (each in OUT/runs/ENCODER), or take the
     finished ``runs``; evaluate each on ``split`` (of ``base.data``, or with ``runs`` of the data
-    the first run was trained on) as its training validated it; measure each one's cost on this
-    machine's CPU; write OUT/report.html, OUT/report.md, OUT/results.json and the figures.
-    Everything the user gave is checked first, before any training: ``out`` must be writable and
-    hold no earlier comparison, the models and the device must exist, the data must be clean
-    and hold images in ``split``. Progress lines go to ``report``."""
+    the first run was trained on) as its training validated it; measure each one in every form
+    of seglab.reporting.forms.FORMS on this machine's CPU; choose the model x form to ship
+    within ``budget`` (the verdict) and, with ``export``, write it and its card there; write
+    OUT/report.html, OUT/report.md, OUT/results.json and the figures.
+    Everything the user gave is checked first, before any training: ``out`` (and ``export``)
+    must be writable and ``out`` hold no earlier comparison, the models and the device must
+    exist, the data must be clean and hold images in ``split``. Progress lines go to
+    ``report``."""
     if examples < 1:
         raise SeglabError(f"compare: --examples {examples} must be at least 1")
     out = check_compare_folder(out)
+    export = None if export is None else check_export_folder(export)
     run_dirs = _runs_to_compare(encoders, runs, out)
     names = run_names(run_dirs)
     device = pick_device(base.device)
@@ -103,39 +127,76 @@ def compare(
     for path, checkpoint in zip(paths, checkpoints):
         data.require_classes(list(checkpoint.dataset.classes), str(path), data_name)
     eval_size = tuple(images[0][0].shape[-2:])
+    calibration = calibration_images(data)
 
-    segmenters, evaluations, models = evaluate_and_measure(
-        names, run_dirs, paths, checkpoints, data, split, eval_size, base, device, report
-    )
-    for model, evaluation in zip(models[1:], evaluations[1:]):
-        model.versus_first = bootstrap_miou_difference(
-            evaluation.confusions, evaluations[0].confusions
+    with tempfile.TemporaryDirectory(prefix="seglab-compare-") as folder:
+        sources = [
+            Source(name, checkpoint, path, Path(folder) / str(k), calibration, eval_size)
+            for k, (name, path, checkpoint) in enumerate(zip(names, paths, checkpoints))
+        ]
+        measured = evaluate_and_measure(
+            sources, run_dirs, data, data_name, split, base, device, report
         )
-
-    comparison = Comparison(
-        models=models,
-        data=data_name,
-        split=split,
-        images=len(images),
-        eval_size=eval_size,
-        classes=tuple(data.info.classes),
-        machine=_machine(),
-        seglab_version=__version__,
-        examples=choose_examples([e.predictions for e in evaluations], examples),
-    )
-    write_outputs(comparison, segmenters, data, out)
+        models = measured.models
+        for model, evaluation in zip(models[1:], measured.evaluations[1:]):
+            model.versus_first = bootstrap_miou_difference(
+                evaluation.confusions, measured.evaluations[0].confusions
+            )
+        forms = versus_best(measured.forms)
+        verdict = decide(forms, models, budget)
+        comparison = Comparison(
+            models=models,
+            data=data_name,
+            split=split,
+            images=len(images),
+            eval_size=eval_size,
+            classes=tuple(data.info.classes),
+            machine=_machine(),
+            seglab_version=__version__,
+            examples=choose_examples([e.predictions for e in measured.evaluations], examples),
+            forms=forms,
+            calibration_images=len(calibration),
+            unavailable_forms=measured.unavailable,
+            verdict=verdict,
+        )
+        if export is not None:
+            chosen = sources[names.index(verdict.chosen.model)]
+            comparison.verdict = export_verdict(comparison, chosen, export, report)
+    write_outputs(comparison, measured.segmenters, data, out)
     return comparison
 
 
+@dataclass
+class Measured:
+    """What compare measured: each model's PyTorch segmenter (for the example grid), its
+    evaluation (per image) and its result; every model x form with its per-image confusion
+    matrices."""
+
+    segmenters: list[TorchSegmenter]
+    evaluations: list[Evaluation]
+    models: list[ModelResult]
+    forms: list[tuple[FormResult, np.ndarray]]
+    unavailable: dict[str, str]  # form -> why it could not be built here
+
+
 def evaluate_and_measure(
-    names, run_dirs, paths, checkpoints, data, split, eval_size, base, device, report
-):
+    sources: Sequence[Source],
+    run_dirs: Sequence[Path],
+    data: Data,
+    data_name: str,
+    split: str,
+    base: TrainConfig,
+    device: torch.device,
+    report: Callable[[str], None],
+) -> Measured:
     """Each model evaluated on ``split`` as its training validated it (per image, for the
-    bootstrap) and its cost measured: (segmenters, evaluations, model results)."""
-    segmenters, evaluations, models = [], [], []
-    for name, run, path, checkpoint in zip(names, run_dirs, paths, checkpoints):
-        report(f"--- evaluating and measuring {name} ---")
-        segmenter = checkpoint_segmenter(checkpoint, device, name=name)
+    bootstrap), flagged when degenerate or undertrained, and measured in every form."""
+    measured = Measured([], [], [], [], {})
+    compared_train_images = len(data.split("train"))
+    for source, run in zip(sources, run_dirs):
+        report(f"--- evaluating and measuring {source.name} ---")
+        checkpoint = source.checkpoint
+        segmenter = checkpoint_segmenter(checkpoint, device, name=source.name)
         evaluation = evaluate_split(
             segmenter,
             data,
@@ -145,19 +206,101 @@ def evaluate_and_measure(
             progress=base.progress,
             per_image=True,
         )
-        segmenters.append(segmenter)
-        evaluations.append(evaluation)
-        models.append(
+        forms, unavailable = measure_forms(source, data, split, evaluation, base.progress, report)
+        training = _training_state(checkpoint, run)
+        same_data = checkpoint.config.data == data_name
+        train_images = compared_train_images if same_data else None
+        setup = _setup(checkpoint, run, source.path, training, train_images)
+        flags = [
+            degenerate(evaluation.confusion.numpy(), data.info.classes, evaluation.metrics["miou"]),
+            undertrained(setup.steps_done, setup.planned_steps),
+        ]
+        measured.segmenters.append(segmenter)
+        measured.evaluations.append(evaluation)
+        measured.models.append(
             ModelResult(
-                name=name,
+                name=source.name,
                 encoder=checkpoint.spec.encoder,
                 metrics=evaluation.metrics,
-                cost=measure_cost(checkpoint, path, run, eval_size),
+                cost=measure_cost(checkpoint, training, source.size, forms[0][0]),
                 history=read_history(run / "metrics.csv"),
-                setup=_setup(checkpoint, run, path),
+                setup=setup,
+                flags=[f for f in flags if f is not None],
             )
         )
-    return segmenters, evaluations, models
+        measured.forms += forms
+        measured.unavailable.update(unavailable)
+    return measured
+
+
+def versus_best(forms: Sequence[tuple[FormResult, np.ndarray]]) -> list[FormResult]:
+    """Every model x form with its mIoU difference to the most accurate one (bootstrap over
+    the same images)."""
+    best = most_accurate([f for f, _ in forms])
+    reference = next(c for f, c in forms if f is best)
+    return [
+        f
+        if f is best
+        else dataclasses.replace(f, versus_best=bootstrap_miou_difference(c, reference))
+        for f, c in forms
+    ]
+
+
+def export_verdict(
+    comparison: Comparison, source: Source, folder: Path, report: Callable[[str], None]
+) -> Verdict:
+    """The verdict's model x form written into ``folder`` with its card beside it (FILE,
+    FILE.card.json, FILE.card.md): an export format by seglab export (measured again on the
+    compared images, its deployment card inside the file too), the PyTorch form as a copy of
+    the checkpoint with a card of what the comparison measured. Returns the verdict with
+    ``exported`` set."""
+    verdict = comparison.verdict
+    chosen = verdict.chosen
+    target = folder / next(f for f in FORMS if f.name == chosen.form).file(source).name
+    if chosen.form != "pytorch":
+        export_artifact(
+            source.path,
+            target,
+            chosen.form,
+            data=comparison.data,
+            split=comparison.split,
+            size=comparison.eval_size,
+            report=report,
+        )
+        return dataclasses.replace(verdict, exported=str(target))
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source.path, target)
+    card = {
+        "format": "pytorch",
+        "runs_as": PYTORCH.description,
+        "run": chosen.model,
+        "source": {"checkpoint": str(source.path), "sha256": file_sha256(target)},
+        "measured": {
+            "data": comparison.data,
+            "split": comparison.split,
+            "images": comparison.images,
+            "size": list(comparison.eval_size),
+            **{k: v for k, v in dataclasses.asdict(chosen).items() if k not in ("model", "form")},
+        },
+        "machine": comparison.machine,
+        "chosen_by": verdict.rule,
+    }
+    card_json, card_markdown = card_files(target)
+    card_json.write_text(json.dumps(card, indent=2))
+    card_markdown.write_text(
+        "\n".join([f"# {chosen.label}", ""] + [f"- {key}: {value}" for key, value in card.items()])
+        + "\n"
+    )
+    return dataclasses.replace(verdict, exported=str(target))
+
+
+def check_export_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` can be written and holds nothing yet: the verdict's file never replaces
+    another. One-line SeglabError otherwise."""
+    folder = check_output_folder(folder, "compare: --export")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise SeglabError(f"compare: --export {folder} is not empty; choose a new folder")
+    return folder
 
 
 def write_outputs(comparison: Comparison, segmenters, data: Data, out: Path) -> None:
@@ -244,37 +387,44 @@ def best_checkpoint(run: Path) -> Path:
     raise SeglabError(f"{run}: no best.pt or last.pt (is it a finished seglab run?)")
 
 
-def measure_cost(checkpoint: Checkpoint, path: Path, run: Path, size: tuple[int, int]) -> Cost:
-    """Parameters, GFLOPs at ``size``, batch-1 latency and throughput, and peak memory of the
-    way seglab runs the model on this machine's CPU (channels_last, automatic precision)."""
-    cpu = torch.device("cpu")
-    precision = choose_precision(cpu, "auto")
-    segmenter = checkpoint_segmenter(checkpoint, cpu, precision="auto", channels_last=True)
-    sample = torch.rand(1, checkpoint.spec.in_channels, *size)
-    timing = summarize_times("", time_segmenter(segmenter, sample, LATENCY_REPEATS), 1, 0.0)
-    peak, baseline = peak_inference_memory(path, size, precision="auto")
+def measure_cost(
+    checkpoint: Checkpoint,
+    training: TrainingState | None,
+    size: tuple[int, int],
+    pytorch: FormResult,
+) -> Cost:
+    """Parameters, GFLOPs at ``size``, training time, and the ``pytorch`` form's batch-1
+    latency and memory on this machine's CPU (fp32, the run's memory format)."""
+    model = checkpoint.build_model()
     return Cost(
-        parameters_m=count_parameters(segmenter.module) / 1e6,
-        gflops=forward_gflops(segmenter.module, *size, checkpoint.spec.in_channels),
-        latency_ms=timing.median_ms,
-        latency_p90_ms=timing.p90_ms,
-        images_per_s=timing.images_per_s,
-        peak_memory_mb=peak,
-        model_memory_mb=peak - baseline,
-        training_minutes=_training_minutes(checkpoint, run),
-        precision=precision.name,
+        parameters_m=count_parameters(model) / 1e6,
+        gflops=forward_gflops(model, *size, checkpoint.spec.in_channels),
+        latency_ms=pytorch.latency_ms,
+        latency_p90_ms=pytorch.latency_p90_ms,
+        images_per_s=1000 / pytorch.latency_ms,
+        peak_memory_mb=pytorch.peak_memory_mb,
+        model_memory_mb=pytorch.model_memory_mb,
+        training_minutes=None if training is None else training.elapsed / 60,
+        precision="fp32",
     )
 
 
-def _training_minutes(checkpoint: Checkpoint, run: Path) -> float | None:
-    """The run's training time, from the training state of last.pt (best.pt holds none)."""
-    training = checkpoint.training
-    if training is None and (run / "last.pt").is_file():
-        training = Checkpoint.load(run / "last.pt").training
-    return None if training is None else training.elapsed / 60
+def _training_state(checkpoint: Checkpoint, run: Path) -> TrainingState | None:
+    """Where the run ended: the training state of last.pt (best.pt holds none)."""
+    if checkpoint.training is None and (run / "last.pt").is_file():
+        return Checkpoint.load(run / "last.pt").training
+    return checkpoint.training
 
 
-def _setup(checkpoint: Checkpoint, run: Path, path: Path) -> Setup:
+def _setup(
+    checkpoint: Checkpoint,
+    run: Path,
+    path: Path,
+    training: TrainingState | None,
+    train_images: int | None,
+) -> Setup:
+    """How the run was trained; its planned steps counted on ``train_images`` (None when
+    the run's data is not the compared data)."""
     config = checkpoint.config
     steps = f"{config.iterations} steps" if config.iterations else f"{config.epochs} epochs"
     budget = f", time budget {config.time_budget:.0f}s" if config.time_budget else ""
@@ -286,7 +436,18 @@ def _setup(checkpoint: Checkpoint, run: Path, path: Path) -> Setup:
     )
     # what training resolved (e.g. "ImageNet weights FILE", "random initialisation")
     weights = checkpoint.resolved.get("weights_source") or config.weights
-    return Setup(str(run), str(path), str(weights), schedule)
+    processes = int(checkpoint.resolved.get("processes", 1))
+    return Setup(
+        str(run),
+        str(path),
+        str(weights),
+        schedule,
+        options=config.to_dict(),
+        steps_done=checkpoint.step if training is None else training.step,
+        planned_steps=None
+        if train_images is None
+        else planned_steps(config, train_images, processes),
+    )
 
 
 def choose_examples(predictions: Sequence[Sequence[np.ndarray]], count: int) -> list[int]:

@@ -10,8 +10,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 
 from seglab.reporting.results import Comparison, HistoryPoint
+from seglab.reporting.verdict import frontier
 
 
 def per_class_bars(comparison: Comparison, path: Path) -> Path:
@@ -32,18 +34,63 @@ def per_class_bars(comparison: Comparison, path: Path) -> Path:
     return _save(fig, path)
 
 
+# One marker per form (colour is the model); a form missing here is drawn as a circle.
+FORM_MARKERS = {"pytorch": "o", "onnx": "s", "onnx-int8": "^", "executorch": "D"}
+
+
 def accuracy_cost_frontier(comparison: Comparison, path: Path) -> Path:
-    """mIoU against batch-1 latency, marker size by GFLOPs."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for m in comparison.models:
-        latency, miou = m.cost.latency_ms, 100 * m.metrics["miou"]
-        ax.scatter(latency, miou, s=40 + m.cost.gflops, alpha=0.8)
-        ax.annotate(m.name, (latency, miou), textcoords="offset points", xytext=(6, 6))
-    ax.set_xlabel("inference latency, batch 1 (ms, median) - lower is cheaper")
+    """mIoU against batch-1 latency of every model x form (colour: model, marker: form), the
+    frontier joined by a dashed line, the verdict's choice ringed."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = {m.name: f"C{k % 10}" for k, m in enumerate(comparison.models)}
+    for p in comparison.forms:
+        marker = FORM_MARKERS.get(p.form, "o")
+        ax.scatter(
+            p.latency_ms, 100 * p.miou, color=colours[p.model], marker=marker, s=60, zorder=3
+        )
+    handles = [
+        Line2D([], [], color=colour, marker="o", linestyle="", label=name)
+        for name, colour in colours.items()
+    ]
+    handles += [
+        Line2D([], [], color="0.35", marker=FORM_MARKERS.get(form, "o"), linestyle="", label=form)
+        for form in dict.fromkeys(p.form for p in comparison.forms)
+    ]
+    edge = frontier(comparison.forms)
+    if edge:
+        x, y = [p.latency_ms for p in edge], [100 * p.miou for p in edge]
+        handles += ax.plot(x, y, "--", color="0.5", zorder=2, label="frontier")
+    if comparison.verdict is not None:
+        chosen = comparison.verdict.chosen
+        ax.scatter(
+            chosen.latency_ms,
+            100 * chosen.miou,
+            s=380,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=2,
+            zorder=4,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="red",
+                marker="o",
+                markerfacecolor="none",
+                markersize=14,
+                linestyle="",
+                label=f"verdict: {chosen.label}",
+            )
+        )
+    if comparison.forms:
+        ax.set_xscale("log")
+    ax.set_xlabel("latency, batch 1 (ms, median, log scale)")
     ax.set_ylabel("mIoU (%)")
-    ax.set_title("Accuracy against cost (marker size: GFLOPs)")
-    ax.grid(alpha=0.3)
-    ax.margins(0.25)
+    ax.set_title("Accuracy against cost: every model in every form")
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(0.15)
+    ax.legend(handles=handles, fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(fig, path)
 
 

@@ -1,7 +1,8 @@
 """The comparison report, as Markdown (report.md, beside its PNGs) and as one self-contained
-HTML file (report.html, images embedded) that opens in any browser. Both render the same
-tables (cells marked best as data, each writer drawing it its own way), and the command line
-prints the summary table and the verdicts from the same functions."""
+HTML file (report.html, images embedded) that opens in any browser. Both open with the verdict
+and render the same tables (cells marked best as data, each writer drawing it its own way), and
+the command line prints the summary table, the differences and the verdict from the same
+functions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seglab.engine.evaluate import percent
+from seglab.reporting.checks import (
+    DEGENERATE_SHARE,
+    UNDERTRAINED_SHARE,
+    same_and_different,
+    setup_differences,
+    steps_done,
+    why_not_judged,
+)
+from seglab.reporting.forms import FORMS
 from seglab.reporting.results import Comparison, ModelResult
+from seglab.reporting.verdict import frontier
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ SUMMARY_COLUMNS: list[tuple[str, Callable[[ModelResult], str]]] = [
     ("peak memory MB", lambda m: f"{m.cost.peak_memory_mb:.0f}"),
     ("model memory MB", lambda m: f"{m.cost.model_memory_mb:.0f}"),
     ("training min", lambda m: _minutes(m.cost.training_minutes)),
+    ("flags", lambda m: ", ".join(f.kind for f in m.flags) or "-"),
 ]
 
 
@@ -55,40 +67,152 @@ def summary_table(comparison: Comparison) -> tuple[tuple[str, ...], list[tuple[s
 
 
 def difference_lines(comparison: Comparison) -> list[str]:
-    """One line per model after the first: its mIoU difference to the first and the interval."""
+    """One line per model after the first: its mIoU difference to the first and the interval,
+    and why it cannot be judged when a model involved is flagged."""
     lines = []
     for m in comparison.models[1:]:
         b = m.versus_first
+        reason = why_not_judged(m, comparison.first)
         lines.append(
             f"{m.name} - {comparison.first.name}: {100 * b.difference:+.2f} mIoU points, "
             f"{round(100 * b.level)}% interval [{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}]"
+            + (f"; cannot be judged: {reason}" if reason else "")
         )
+    return lines
+
+
+def _speed(ratio: float) -> str:
+    return f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+
+
+def _pytorch_latency(c: Comparison, model: str) -> float | None:
+    return next((f.latency_ms for f in c.forms if f.model == model and f.form == "pytorch"), None)
+
+
+def verdict_lines(c: Comparison) -> list[str]:
+    """The verdict in words: the model x form chosen, how, what it gives up against the most
+    accurate one and what it gains, and the cautions. Empty without a verdict."""
+    v = c.verdict
+    if v is None:
+        return []
+    chosen, best = v.chosen, v.best
+    height, width = c.eval_size
+    measured = (
+        f"{percent(chosen.miou)}% mIoU, {chosen.latency_ms:.1f} ms per image (median, batch 1, "
+        f"{height}x{width}, this machine's CPU), {chosen.model_memory_mb:.0f} MB model memory"
+    )
+    lines = [
+        f"Choose {chosen.label}: {measured}."
+        if v.fits
+        else f"Nothing fits the budget; the closest is {chosen.label}: {measured}.",
+        f"Rule: {v.rule}.",
+    ]
+    if chosen == best:
+        lines.append("It is also the most accurate model x form measured.")
+    else:
+        b = chosen.versus_best
+        lines.append(
+            f"Against the most accurate, {best.label} ({percent(best.miou)}% at "
+            f"{best.latency_ms:.1f} ms): {100 * b.difference:+.2f} mIoU points, "
+            f"{round(100 * b.level)}% interval [{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}]; "
+            f"{_speed(v.speedup)}."
+        )
+    pytorch = _pytorch_latency(c, chosen.model)
+    if chosen.form != "pytorch" and pytorch is not None:
+        lines.append(
+            f"As {chosen.form} it runs {_speed(pytorch / chosen.latency_ms)} than in PyTorch "
+            f"fp32 ({pytorch:.1f} ms)."
+        )
+    lines += [f"Caution: {caution}." for caution in v.cautions]
+    if v.exported:
+        name = Path(v.exported).name
+        lines.append(f"Written to {v.exported}, its card beside it: {name}.card.json, .card.md.")
     return lines
 
 
 def tables(comparison: Comparison) -> list[Table]:
     """The report's tables, in order: summary, per-class IoU, the difference, the setup."""
+    differences = _setup_differences(comparison)
     return [
         _summary(comparison),
+        *([_forms(comparison)] if comparison.forms else []),
         _per_class(comparison),
         _difference(comparison),
         _setup(comparison),
+        *([differences] if differences.rows else []),
     ]
 
 
 def _summary(c: Comparison) -> Table:
     header, rows = summary_table(c)
     machine = c.machine
+    flagged = [f"{m.name} is {f.kind}: {f.reason}." for m in c.models for f in m.flags]
     return Table(
         "Summary",
         header,
         [tuple(Cell(text) for text in row) for row in rows],
         f"Evaluated on {c.images} {c.split} images of {c.data} at "
-        f"{c.eval_size[0]}x{c.eval_size[1]}. Latency: batch 1, median of repeats, "
+        f"{c.eval_size[0]}x{c.eval_size[1]}. Latency: batch 1, median of repeats, PyTorch "
         f"{c.first.cost.precision} on this machine's CPU ({machine['cpu']}, "
         f"{machine['threads']} threads); peak memory: resident memory of a fresh process that "
         "loads the model and runs batch-1 inference; model memory: that peak less the same "
-        "process before loading the model (PyTorch alone).",
+        "process before loading the model (PyTorch alone)."
+        + (FLAGS_NOTE + " ".join(flagged) if flagged else ""),
+    )
+
+
+FLAGS_NOTE = (
+    f" Flags: degenerate, a model that predicts one class on at least {DEGENERATE_SHARE:.0%} of "
+    "the pixels or does no better than predicting the commonest class everywhere; undertrained, "
+    f"a run stopped before {UNDERTRAINED_SHARE:.0%} of its planned steps. "
+)
+
+
+def _forms(c: Comparison) -> Table:
+    level = next((round(100 * f.versus_best.level) for f in c.forms if f.versus_best), 95)
+    on_frontier = frontier(c.forms)
+    chosen = c.verdict.chosen if c.verdict else None
+    rows = []
+    for f in c.forms:
+        b, pytorch = f.versus_best, _pytorch_latency(c, f.model)
+        cells = (
+            f.model,
+            f.form,
+            percent(f.miou),
+            "most accurate" if b is None else f"{100 * b.difference:+.2f}",
+            "-" if b is None else f"[{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}]",
+            f"{f.latency_ms:.1f}",
+            "-" if pytorch is None else f"{pytorch / f.latency_ms:.2f}",
+            f"{f.model_memory_mb:.0f}",
+            f"{f.peak_memory_mb:.0f}",
+            "yes" if f in on_frontier else "",
+        )
+        rows.append(tuple(Cell(text, f == chosen) for text in cells))
+    forms = " ".join(f"{form.name}: {form.description}." for form in FORMS)
+    missing = "".join(
+        f" Not measured here: {form} ({why})." for form, why in c.unavailable_forms.items()
+    )
+    return Table(
+        "Every model in every form",
+        (
+            "model",
+            "form",
+            "mIoU %",
+            "vs most accurate (points)",
+            f"{level}% interval",
+            "latency ms (median)",
+            "speed vs PyTorch fp32",
+            "model memory MB",
+            "peak memory MB",
+            "frontier",
+        ),
+        rows,
+        f"{forms} INT8 calibrated on {c.calibration_images} training images. Each form "
+        f"evaluated on the same {c.images} {c.split} images; latency at batch 1 and "
+        f"{c.eval_size[0]}x{c.eval_size[1]} on this machine's CPU; memory as in the summary "
+        "(a --memory budget applies to model memory). The interval: bootstrap over images of "
+        "the mIoU difference to the most accurate model x form. Frontier: no other model x "
+        f"form is both as fast and as accurate. The verdict's choice is in bold.{missing}",
     )
 
 
@@ -122,10 +246,13 @@ def _difference(c: Comparison) -> Table:
                 Cell(f"{100 * b.p_a_better:.0f}%"),
             )
         )
+        reason = why_not_judged(m, c.first)
         verdicts.append(
             f"{m.name} vs {c.first.name}: "
             + (
-                "the interval excludes 0: unlikely to be chance on these images."
+                f"cannot be judged: {reason}."
+                if reason
+                else "the interval excludes 0: unlikely to be chance on these images."
                 if b.excludes_zero
                 else "the interval includes 0: these images cannot tell the two apart."
             )
@@ -148,21 +275,43 @@ def _setup(c: Comparison) -> Table:
             Cell(m.setup.run),
             Cell(m.setup.encoder_weights),
             Cell(m.setup.schedule),
+            Cell(steps_done(m)),
         )
         for m in c.models
     ]
+    same, different = same_and_different(c.models)
+    claims = (
+        f"Same for every model, from the recorded configurations: {', '.join(same)}. "
+        if same
+        else "No part of the set-up is the same for every model, or it is not recorded. "
+    )
+    if different:
+        claims += f"Different: {', '.join(different)} (see Setup differences). "
     return Table(
         "Setup",
-        ("model", "encoder", "run", "encoder weights", "training schedule"),
+        ("model", "encoder", "run", "encoder weights", "training schedule", "steps done"),
         rows,
-        "Every model: same data, split, seed and augmentations; evaluated at the original "
-        f"resolution. seglab {c.seglab_version}, PyTorch {c.machine['torch']}.",
+        f"{claims}Every model evaluated on the same {c.images} {c.split} images of {c.data} "
+        f"at the original resolution. seglab {c.seglab_version}, PyTorch {c.machine['torch']}.",
+    )
+
+
+def _setup_differences(c: Comparison) -> Table:
+    rows = [
+        (Cell(name), *(Cell(v) for v in values)) for name, values in setup_differences(c.models)
+    ]
+    return Table(
+        "Setup differences",
+        ("option", *(m.name for m in c.models)),
+        rows,
+        "Every recorded training option whose value is not the same for every run (the run "
+        "folder, progress bars and data-loading processes aside), and the steps each ran.",
     )
 
 
 FIGURES = [
     ("per_class", "Per-class IoU"),
-    ("frontier", "Accuracy against cost: mIoU and latency"),
+    ("frontier", "Accuracy against cost: every model in every form"),
     ("curves", "Training curves"),
     ("examples", "Examples"),
 ]
@@ -188,6 +337,9 @@ def write_reports(comparison: Comparison, figures: dict[str, Path], out: Path) -
 
 def markdown(comparison: Comparison, figures: dict[str, Path]) -> str:
     lines = [f"# {title(comparison)}", ""]
+    verdict = verdict_lines(comparison)
+    if verdict:
+        lines += ["## Verdict", "", *(f"- {line}" for line in verdict), ""]
     for table in tables(comparison):
         lines += [
             f"## {table.title}",
@@ -225,6 +377,10 @@ def html_page(comparison: Comparison, figures: dict[str, Path]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(heading)}</title>",
         f"<style>{CSS}</style></head><body><h1>{esc(heading)}</h1>",
     ]
+    verdict = verdict_lines(comparison)
+    if verdict:
+        items = "".join(f"<li>{esc(line)}</li>" for line in verdict)
+        parts.append(f"<h2>Verdict</h2><ul class='verdict'>{items}</ul>")
     for table in tables(comparison):
         parts.append(f"<h2>{esc(table.title)}</h2><table><tr>")
         parts += [f"<th>{esc(h)}</th>" for h in table.header]

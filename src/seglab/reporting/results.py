@@ -55,12 +55,67 @@ class HistoryPoint:
 
 @dataclass(frozen=True)
 class Setup:
-    """How a model was trained, as the report lists it."""
+    """How a model was trained, as the report lists it: ``options`` is the run's recorded
+    configuration (TrainConfig.to_dict()), ``steps_done`` the optimizer steps it ran and
+    ``planned_steps`` those its schedule planned (None where unknown)."""
 
     run: str
     checkpoint: str
     encoder_weights: str
     schedule: str
+    options: dict[str, Any] = field(default_factory=dict)
+    steps_done: int | None = None
+    planned_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Why a model's scores say little: ``kind`` is "degenerate" (it predicts one class, or
+    does no better than predicting the commonest class everywhere) or "undertrained" (it ran
+    far fewer steps than planned); ``reason`` says it with the numbers."""
+
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FormResult:
+    """One compared model (``model``: its run's name) in one deployable form (``form``: a
+    seglab.reporting.forms.FORMS name), measured on the compared images and this machine's CPU:
+    batch-1 latency at the compared size, memory of a fresh process that loads and runs it
+    (peak, and what loading the model added), and its mIoU difference to the most accurate
+    model x form (None for that one)."""
+
+    model: str
+    form: str
+    miou: float
+    latency_ms: float
+    latency_p90_ms: float
+    peak_memory_mb: float
+    model_memory_mb: float
+    versus_best: Bootstrap | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} as {self.form}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The model x form to ship and why. ``rule`` says how it was chosen; ``fits`` is False
+    when nothing fits the budget (``chosen`` is then the closest); ``speedup`` is the most
+    accurate model x form's latency over the chosen one's; ``cautions`` name the flags of the
+    models involved; ``exported`` is where --export wrote it."""
+
+    chosen: FormResult
+    best: FormResult
+    rule: str
+    fits: bool
+    speedup: float
+    latency_budget_ms: float | None = None
+    memory_budget_mb: float | None = None
+    cautions: list[str] = field(default_factory=list)
+    exported: str | None = None
 
 
 @dataclass
@@ -76,6 +131,7 @@ class ModelResult:
     history: list[HistoryPoint]
     setup: Setup
     versus_first: Bootstrap | None = None
+    flags: list[Flag] = field(default_factory=list)
 
     def iou(self, name: str) -> float | None:
         return self.metrics["per_class"][name]["iou"]
@@ -94,6 +150,10 @@ class Comparison:
     machine: dict[str, Any]
     seglab_version: str
     examples: list[int] = field(default_factory=list)  # indices shown in the example grid
+    forms: list[FormResult] = field(default_factory=list)  # every model in every form
+    calibration_images: int = 0  # training images that calibrated INT8
+    unavailable_forms: dict[str, str] = field(default_factory=dict)  # form -> why not measured
+    verdict: Verdict | None = None
 
     @property
     def first(self) -> ModelResult:

@@ -1,0 +1,137 @@
+"""What a comparison must say before its numbers: which models' scores say little (degenerate or
+undertrained), whether a difference involving them can be judged at all, and how the runs' set-ups
+differ, from their recorded configurations, so that nothing is claimed equal that is not."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from seglab.config import TrainConfig, format_value
+from seglab.reporting.results import Flag, ModelResult
+from seglab.reporting.statistics import miou_of
+
+# A model that predicts one class on at least this share of the scored pixels is degenerate.
+DEGENERATE_SHARE = 0.99
+# A run that stopped before this share of its planned steps is undertrained. A time budget often
+# stops a run before its planned epochs by design (the schedule is fitted to the time), so only a
+# run stopped very early is flagged.
+UNDERTRAINED_SHARE = 0.1
+
+# The parts of a set-up the report may call the same, each with the options it is made of.
+SETUP_PARTS: dict[str, tuple[str, ...]] = {
+    "data": ("data",),
+    "seed": ("seed",),
+    "augmentations": ("crop_size", "scale", "hflip", "color_jitter"),
+    "encoder weights": ("weights",),
+    "loss": ("loss", "class_weights", "focal_gamma", "label_smoothing"),
+    "schedule": (
+        "epochs",
+        "iterations",
+        "time_budget",
+        "batch_size",
+        "accumulate",
+        "optimizer",
+        "lr",
+        "encoder_lr",
+        "momentum",
+        "weight_decay",
+        "schedule",
+        "warmup_iters",
+        "clip_grad",
+        "ema",
+        "freeze_encoder_epochs",
+    ),
+}
+# Options that do not change what a run learns, and the encoder (what a comparison compares).
+NOT_SETUP = ("out", "progress", "workers", "encoder")
+
+
+def degenerate(confusion: np.ndarray, classes: Sequence[str], miou: float) -> Flag | None:
+    """A flag when the model (its K x K confusion matrix, rows truth, columns prediction)
+    predicts one class on at least DEGENERATE_SHARE of the scored pixels, or scores an
+    ``miou`` no better than predicting the commonest true class everywhere would."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    predicted, truth = confusion.sum(0), confusion.sum(1)
+    total = predicted.sum()
+    if total == 0:
+        return None
+    top = int(predicted.argmax())
+    if predicted[top] >= DEGENERATE_SHARE * total:
+        share = 100 * predicted[top] / total
+        return Flag("degenerate", f"predicts {classes[top]} on {share:.1f}% of scored pixels")
+    commonest = int(truth.argmax())
+    everywhere = np.zeros_like(confusion)
+    everywhere[:, commonest] = truth
+    floor = float(miou_of(everywhere))
+    if miou <= floor:
+        return Flag(
+            "degenerate",
+            f"mIoU {100 * miou:.2f}% is no better than predicting {classes[commonest]} "
+            f"everywhere ({100 * floor:.2f}%)",
+        )
+    return None
+
+
+def planned_steps(config: TrainConfig, train_images: int, processes: int = 1) -> int:
+    """The optimizer steps a run's schedule planned, as training counts them: ``iterations``,
+    or ``epochs`` of full global batches of ``train_images``."""
+    steps_per_epoch = train_images // (config.batch_size * processes) // config.accumulate
+    return config.iterations or config.epochs * steps_per_epoch
+
+
+def undertrained(steps_done: int | None, planned: int | None) -> Flag | None:
+    """A flag when a run stopped before UNDERTRAINED_SHARE of its planned steps."""
+    if steps_done is None or not planned or steps_done >= UNDERTRAINED_SHARE * planned:
+        return None
+    share = 100 * steps_done / planned
+    return Flag("undertrained", f"ran {steps_done} of {planned} planned steps ({share:.0f}%)")
+
+
+def describe_flags(model: ModelResult) -> str:
+    """e.g. "a/mobilenet_v2 is degenerate (predicts sky on 99.7% of scored pixels)"."""
+    return "; ".join(f"{model.name} is {f.kind} ({f.reason})" for f in model.flags)
+
+
+def why_not_judged(*models: ModelResult) -> str | None:
+    """Why a difference between ``models`` cannot be judged (None when it can): the flags of
+    those flagged."""
+    flagged = [describe_flags(m) for m in models if m.flags]
+    return "; ".join(flagged) or None
+
+
+def setup_differences(models: Sequence[ModelResult]) -> list[tuple[str, list[str]]]:
+    """(option, each model's value) for every recorded option whose value is not the same for
+    every model, then the steps each ran when those differ."""
+    options = [m.setup.options for m in models]
+    names = [k for k in options[0] if k not in NOT_SETUP] if options else []
+    rows = [
+        (name, [_value(o.get(name)) for o in options])
+        for name in names
+        if any(o.get(name) != options[0].get(name) for o in options)
+    ]
+    steps = [steps_done(m) for m in models]
+    if len(set(steps)) > 1:
+        rows.append(("steps done", steps))
+    return rows
+
+
+def same_and_different(models: Sequence[ModelResult]) -> tuple[list[str], list[str]]:
+    """The SETUP_PARTS that are the same for every model, and those that are not."""
+    differing = {name for name, _ in setup_differences(models)}
+    same = [part for part, names in SETUP_PARTS.items() if not differing & set(names)]
+    return same, [part for part in SETUP_PARTS if part not in same]
+
+
+def steps_done(model: ModelResult) -> str:
+    """e.g. "5 of 160 planned"; "-" where unknown."""
+    done, planned = model.setup.steps_done, model.setup.planned_steps
+    if done is None:
+        return "-"
+    return f"{done} of {planned} planned" if planned else str(done)
+
+
+def _value(value: Any) -> str:
+    return format_value(tuple(value) if isinstance(value, list) else value)

@@ -1,0 +1,132 @@
+"""The forms a compared model can be deployed in, and each one measured the same way: mIoU on the
+compared images, batch-1 latency at the compared size on this machine's CPU, and the memory of a
+fresh process that loads and runs it. The forms are the checkpoint itself in PyTorch and one per
+export format of seglab.deployment.backends.FORMATS (what ``seglab export --format`` writes), so
+a new export format is a new form here with no change to this module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seglab.data.dataset import Data
+from seglab.deployment.backends import FORMATS
+from seglab.deployment.benchmark import (
+    BACKEND_FORMATS,
+    backend_segmenter,
+    peak_inference_memory,
+    summarize_times,
+    time_segmenter,
+)
+from seglab.engine.checkpoint import Checkpoint
+from seglab.engine.evaluate import Evaluation, evaluate_split
+from seglab.engine.segmenter import Segmenter, checkpoint_segmenter
+from seglab.errors import first_line
+from seglab.reporting.results import FormResult
+
+LATENCY_REPEATS = 10
+
+
+@dataclass(frozen=True)
+class Source:
+    """One compared model, ready to be built into its forms: its run's ``name``, checkpoint
+    (loaded, and its file), the ``folder`` its exported files go to, the training images that
+    calibrate INT8 and the input ``size`` a fixed-size form is lowered for."""
+
+    name: str
+    checkpoint: Checkpoint
+    path: Path
+    folder: Path
+    calibration: Sequence[torch.Tensor]
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str  # "pytorch", or the export format (seglab export --format)
+    description: str
+    build: Callable[[Source], Segmenter]  # on the CPU, writing the form's file first
+    file: Callable[[Source], Path]  # the file it runs from, once built
+
+
+def _pytorch(source: Source) -> Segmenter:
+    return checkpoint_segmenter(source.checkpoint, "cpu", precision="fp32", name=source.name)
+
+
+def _exported(format: str) -> Form:
+    """The form of an export format, built as the benchmark builds its backend."""
+    _, description, backend = FORMATS[format]
+
+    def build(source: Source) -> Segmenter:
+        source.folder.mkdir(parents=True, exist_ok=True)
+        model = source.checkpoint.build_model(str(source.path))
+        info, calibration = source.checkpoint.dataset, source.calibration
+        return backend_segmenter(
+            backend, model, info, source.folder, calibration=calibration, size=source.size
+        )
+
+    return Form(format, description, build, lambda s: s.folder / BACKEND_FORMATS[backend][1])
+
+
+PYTORCH = Form(
+    "pytorch",
+    "the checkpoint in PyTorch, fp32, the run's memory format",
+    _pytorch,
+    lambda source: source.path,
+)
+FORMS = (PYTORCH, *(_exported(format) for format in FORMATS))
+
+
+def measure_forms(
+    source: Source,
+    data: Data,
+    split: str,
+    pytorch_evaluation: Evaluation,
+    progress: bool = False,
+    report: Callable[[str], None] = print,
+) -> tuple[list[tuple[FormResult, np.ndarray]], dict[str, str]]:
+    """``source`` in every form of FORMS: (its measurements, its per-image confusion
+    matrices) for each, and {form: why} for those that cannot be built here (reported). The
+    PyTorch form's scores are ``pytorch_evaluation`` (the comparison's own); the others are
+    evaluated on the same images of ``split``. Latency and memory at ``source.size``."""
+    sample = torch.rand(1, source.checkpoint.spec.in_channels, *source.size)
+    measured, unavailable = [], {}
+    for form in FORMS:
+        try:
+            segmenter = form.build(source)
+        except Exception as err:  # a form this machine cannot build is reported, not fatal
+            if form is PYTORCH:
+                raise
+            unavailable[form.name] = first_line(err)[:160]
+            report(f"{source.name} as {form.name}: not available here ({unavailable[form.name]})")
+            continue
+        evaluation = pytorch_evaluation
+        if form is not PYTORCH:
+            evaluation = evaluate_split(
+                segmenter,
+                data,
+                split,
+                batch_size=source.checkpoint.config.batch_size,
+                progress=progress,
+                per_image=True,
+            )
+        timing = summarize_times(
+            form.name, time_segmenter(segmenter, sample, LATENCY_REPEATS), 1, 0
+        )
+        del segmenter
+        peak, baseline = peak_inference_memory(form.file(source), source.size, precision="fp32")
+        result = FormResult(
+            model=source.name,
+            form=form.name,
+            miou=evaluation.metrics["miou"],
+            latency_ms=timing.median_ms,
+            latency_p90_ms=timing.p90_ms,
+            peak_memory_mb=peak,
+            model_memory_mb=peak - baseline,
+        )
+        measured.append((result, evaluation.confusions))
+    return measured, unavailable
