@@ -126,6 +126,20 @@ def test_the_executorch_backend_runs_the_lowered_file(exported, tiny_runs, tmp_p
     assert segmenter(torch.rand(2, 3, 40, 100)).shape == (2, 7, 40, 100)
 
 
+def test_executorch_runs_after_a_channels_last_backend(tiny_runs):
+    """The PyTorch backends set the shared module to channels_last, which ExecuTorch's lowering
+    rejected: every backend of one benchmark must run, in any order."""
+    result = benchmark_model(
+        tiny_runs["mobilenet_v2"] / "best.pt",
+        backends=("bf16", "executorch"),
+        size=(64, 80),
+        repeats=2,
+        limit=2,
+        report=lambda line: None,
+    )
+    assert [r.backend for r in result.results] == ["bf16", "executorch"], result.unavailable
+
+
 def test_mistakes_are_one_line(tiny_runs):
     with pytest.raises(SeglabError, match="--backends 'eager,tensorrt': choose from eager"):
         benchmark_model(encoder="mobilenet_v2", backends=("eager", "tensorrt"))

@@ -6,6 +6,7 @@ with the PyTorch model on real images and on this machine when it was exported."
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -236,6 +237,9 @@ def write_artifact(
 ) -> Path:
     """``model`` written in ``format`` (one of FORMATS) to ``out``, with its bare card; INT8 is
     calibrated on ``calibration`` (from the fp32 graph ``fp32`` when given)."""
+    # A copy in the default memory format: PyTorch backends set the module they share to
+    # channels_last, which ExecuTorch's lowering rejects, and the caller's module stays as it is.
+    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     if format == "onnx":
         return write_onnx(model, info, out, size=size)
     if format == "onnx-int8":
