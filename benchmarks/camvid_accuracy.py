@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import shlex
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 
 from seglab.config import parse_duration
+from seglab.deployment.card import machine_description
 from seglab.engine.evaluate import evaluate_checkpoint
 from seglab.reporting.plots import training_curves
 from seglab.reporting.results import read_history
@@ -61,18 +61,6 @@ def train(
     command += flags
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True)
-
-
-def cpu_flags() -> list[str]:
-    """The CPU features that decide training speed (bf16 above all)."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    present = set(line.split())
-    return [flag for flag in wanted if flag in present]
 
 
 def images_per_second(run: Path) -> float | None:
@@ -120,14 +108,13 @@ def main() -> None:
 
     results = {
         "date": date.today().isoformat(),
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_description(),  # CPU model, its flags (bf16?), threads, versions
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "time_budget": args.time_budget,
         "steps": args.steps,
         "variant": args.variant,
         "flags": args.flags,
-        "cpu_flags": cpu_flags(),
         "models": {},
     }
     runs = [(e, p) for p in args.protocols.split(",") for e in args.encoders.split(",")]

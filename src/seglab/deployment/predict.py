@@ -252,10 +252,10 @@ def _frames(
             report(f"{path}: cannot read image ({first_line(err)}); skipped")
             yield path.stem, None
             continue
-        yield path.stem, _channels(image, channels)
+        yield path.stem, match_channels(image, channels)
 
 
-def _channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
     """A colour image for a grey model becomes grey (the mean of its channels)."""
     if channels == 1 and image.shape[0] != 1:
         mean = image.float().mean(0, keepdim=True)
@@ -288,7 +288,7 @@ def _video_frames(
         if not ok:
             break
         rgb = torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)
-        yield f"{path.stem}_{index:06d}", _channels(rgb, channels)
+        yield f"{path.stem}_{index:06d}", match_channels(rgb, channels)
         index += 1
     capture.release()
 

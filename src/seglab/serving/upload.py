@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from seglab.data.io import read_image
-from seglab.deployment.predict import _channels as model_channels
+from seglab.deployment.predict import match_channels
 from seglab.errors import first_line
 
 # The formats the server decodes, by the bytes they start with (what the client says the type is
@@ -144,4 +144,4 @@ def decode_image(data: bytes, channels: int, max_pixels: int) -> torch.Tensor:
         raise UploadError(
             400, f"cannot decode the {kind} image, is it truncated or damaged? ({first_line(err)})"
         ) from None
-    return model_channels(image, channels)
+    return match_channels(image, channels)
