@@ -55,9 +55,10 @@ def train(
     seglab = Path(sys.executable).with_name("seglab")
     command = [str(seglab), "train", "--config", RECIPES[encoder], "--data", data]
     command += ["--weights", "none", "--out", str(run)]
-    # a fixed step count keeps a day-long time budget only as a guard
-    command += ["--iterations", str(steps), "--time-budget", "24h"] if steps else []
-    command += ["--time-budget", budget] if not steps else []
+    if steps:  # a day-long time budget stays only as a guard
+        command += ["--iterations", str(steps), "--time-budget", "24h"]
+    else:
+        command += ["--time-budget", budget]
     command += flags
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True)

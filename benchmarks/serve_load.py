@@ -32,6 +32,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from seglab.deployment.benchmark import rss_mb
 from seglab.serving.process import ServerProcess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -61,14 +62,6 @@ def multipart(name: str, data: bytes) -> bytes:
         f"Content-Type: {kind}\r\n\r\n"
     )
     return head.encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def rss_mb(pid: int) -> float:
-    """A process's resident memory, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 class Client(threading.Thread):

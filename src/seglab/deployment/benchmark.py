@@ -108,12 +108,15 @@ class BenchmarkResult:
 # --- measuring ----------------------------------------------------------------------------------
 
 
-def rss_mb() -> float:
-    """This process's resident memory now (Linux /proc; elsewhere ru_maxrss as a bound)."""
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory now, this one by default (Linux /proc; elsewhere this
+    process's ru_maxrss as a bound)."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
+        if pid != "self":
+            raise
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -249,19 +249,19 @@ class DeploymentCard:
         if m is None:
             return lines
         lines.append(
-            f"mIoU on {m.images} {m.split} images: {_pct(m.miou)} "
-            f"(PyTorch fp32 {_pct(m.miou_pytorch)}, drop {_num(m.miou_drop_points, '.2f')} "
+            f"mIoU on {m.images} {m.split} images: {pct(m.miou)} "
+            f"(PyTorch fp32 {pct(m.miou_pytorch)}, drop {num(m.miou_drop_points, '.2f')} "
             "points)"
         )
         lines.append(
-            f"parity with PyTorch fp32: largest logit difference {_num(m.max_logit_diff, '.2e')}"
-            f" ({m.parity_images} images), {_num(m.changed_pixels_percent, '.3f')}% of pixels "
+            f"parity with PyTorch fp32: largest logit difference {num(m.max_logit_diff, '.2e')}"
+            f" ({m.parity_images} images), {num(m.changed_pixels_percent, '.3f')}% of pixels "
             "change class"
         )
         speedup = f", {m.speedup:.2f}x PyTorch fp32's" if m.speedup else ""
         lines.append(
             f"latency, batch 1 at {m.size[0]}x{m.size[1]}: {m.latency_ms:.1f} ms median "
-            f"(PyTorch fp32 {_num(m.pytorch_latency_ms, '.1f')} ms{speedup}) on "
+            f"(PyTorch fp32 {num(m.pytorch_latency_ms, '.1f')} ms{speedup}) on "
             f"{describe_machine(m.machine)}"
         )
         return lines
@@ -304,19 +304,19 @@ class DeploymentCard:
                 "",
                 "| quantity | value | tolerance |",
                 "| --- | --- | --- |",
-                f"| mIoU, {self.format} | {_pct(m.miou)} | |",
-                f"| mIoU, PyTorch fp32 | {_pct(m.miou_pytorch)} | |",
-                f"| mIoU drop (points) | {_num(m.miou_drop_points, '.2f')} | "
+                f"| mIoU, {self.format} | {pct(m.miou)} | |",
+                f"| mIoU, PyTorch fp32 | {pct(m.miou_pytorch)} | |",
+                f"| mIoU drop (points) | {num(m.miou_drop_points, '.2f')} | "
                 f"{t.miou_drop_points if t else '-'} |",
                 f"| largest logit difference ({m.parity_images} images) | "
-                f"{_num(m.max_logit_diff, '.2e')} | "
-                f"{_num(t.max_logit_diff if t else None, '.0e', 'not bounded')} |",
-                f"| pixels whose class changes (%) | {_num(m.changed_pixels_percent, '.3f')} | "
+                f"{num(m.max_logit_diff, '.2e')} | "
+                f"{num(t.max_logit_diff if t else None, '.0e', 'not bounded')} |",
+                f"| pixels whose class changes (%) | {num(m.changed_pixels_percent, '.3f')} | "
                 f"{t.changed_pixels_percent if t else '-'} |",
                 f"| latency, batch 1 at {m.size[0]}x{m.size[1]}, median of {m.repeats} (ms) | "
                 f"{m.latency_ms:.1f} | reported |",
                 f"| latency p90 (ms) | {m.latency_p90_ms:.1f} | reported |",
-                f"| PyTorch fp32 latency (ms) | {_num(m.pytorch_latency_ms, '.1f')} | reported |",
+                f"| PyTorch fp32 latency (ms) | {num(m.pytorch_latency_ms, '.1f')} | reported |",
                 "",
                 f"Machine: {describe_machine(m.machine)}.",
                 "",
@@ -334,11 +334,13 @@ class DeploymentCard:
         return "\n".join(lines)
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A score in percent with 2 decimals, "-" when it was not measured (cards and verify)."""
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def _num(value: float | None, spec: str, absent: str = "-") -> str:
+def num(value: float | None, spec: str, absent: str = "-") -> str:
+    """``value`` formatted by ``spec``, ``absent`` when it was not measured."""
     return absent if value is None else format(value, spec)
 
 

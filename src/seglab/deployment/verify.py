@@ -16,7 +16,9 @@ from seglab.deployment.card import (
     Measurement,
     describe_machine,
     measure,
+    num,
     open_model_data,
+    pct,
 )
 from seglab.deployment.runtime import (
     artifact_segmenter,
@@ -62,30 +64,30 @@ class Verification:
             content,
             (
                 f"mIoU ({self.card.format})",
-                _pct(card.miou),
-                _pct(now.miou),
+                pct(card.miou),
+                pct(now.miou),
                 f"drift <= {t.miou_drift_points}",
                 _verdict(drift <= t.miou_drift_points) if self.same_images else "other images",
             ),
-            ("mIoU PyTorch fp32", _pct(card.miou_pytorch), _pct(now.miou_pytorch), "", ""),
+            ("mIoU PyTorch fp32", pct(card.miou_pytorch), pct(now.miou_pytorch), "", ""),
             (
                 "mIoU drop (points)",
-                _num(card.miou_drop_points, ".2f"),
-                _num(now.miou_drop_points, ".2f"),
+                num(card.miou_drop_points, ".2f"),
+                num(now.miou_drop_points, ".2f"),
                 f"<= {t.miou_drop_points}",
                 _check(now.miou_drop_points, t.miou_drop_points),
             ),
             (
                 "largest logit difference",
-                _num(card.max_logit_diff, ".2e"),
-                _num(now.max_logit_diff, ".2e"),
+                num(card.max_logit_diff, ".2e"),
+                num(now.max_logit_diff, ".2e"),
                 "not bounded" if t.max_logit_diff is None else f"<= {t.max_logit_diff:.0e}",
                 _check(now.max_logit_diff, t.max_logit_diff),
             ),
             (
                 "pixels changing class (%)",
-                _num(card.changed_pixels_percent, ".3f"),
-                _num(now.changed_pixels_percent, ".3f"),
+                num(card.changed_pixels_percent, ".3f"),
+                num(now.changed_pixels_percent, ".3f"),
                 f"<= {t.changed_pixels_percent}",
                 _check(now.changed_pixels_percent, t.changed_pixels_percent),
             ),
@@ -98,8 +100,8 @@ class Verification:
             ),
             (
                 "PyTorch fp32 latency ms",
-                _num(card.pytorch_latency_ms, ".1f"),
-                _num(now.pytorch_latency_ms, ".1f"),
+                num(card.pytorch_latency_ms, ".1f"),
+                num(now.pytorch_latency_ms, ".1f"),
                 "reported",
                 "",
             ),
@@ -109,14 +111,6 @@ class Verification:
     def machines(self) -> list[str]:
         lines = [f"card: {describe_machine(self.card.measured.machine)}"]
         return lines + ([f"now:  {describe_machine(self.now.machine)}"] if self.now else [])
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def _verdict(ok: bool) -> str:
