@@ -72,6 +72,14 @@ class TrainConfig:
     color_jitter: float = option(
         0.2, "brightness/contrast/saturation jitter (0 turns it off)", minimum=0
     )
+    class_sampling: float = option(
+        0.0,
+        "class-balanced sampling: the share of draws that pick a class uniformly, then an image in "
+        "proportion to its pixels of that class, so rare classes are seen more often; 0 is plain "
+        "shuffling",
+        minimum=0,
+        check=lambda value, where: check_share(value, where),
+    )
     workers: int = option(2, "data-loading processes", minimum=0)
     # model
     encoder: str = option(
@@ -364,6 +372,11 @@ def check_encoder(name: str, where: str = "encoder") -> None:
         get_encoder_spec(name)
     except SeglabError as err:
         raise SeglabError(f"{where}: {err}") from None
+
+
+def check_share(value: float, where: str) -> None:
+    if value > 1:
+        raise SeglabError(f"{where}: {value} is a share of draws, from 0 to 1")
 
 
 def check_device(name: str, where: str = "device") -> None:

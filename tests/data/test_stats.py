@@ -3,9 +3,10 @@ import pytest
 
 from seglab.config import TrainConfig
 from seglab.data.dataset import open_data
-from seglab.data.stats import class_weights
+from seglab.data.stats import class_balanced_weights, class_weights
 from seglab.errors import SeglabError
 from tests.conftest import SHARED_DATASETS, needs_camvid
+from tests.data.helpers import make_pairs
 
 
 def test_median_frequency_by_hand():
@@ -41,3 +42,44 @@ def test_camvid_median_frequency_weights_follow_segnets():
     ours = class_weights("median_frequency", train.class_pixels, train.pixels_of_images_with_class)
     assert np.corrcoef(np.log(ours), np.log(segnet))[0, 1] > 0.95
     assert ours[[0, 1, 3]].max() < 0.3 and ours[[2, 9, 10]].min() > 4
+
+
+def test_class_balanced_weights_by_hand():
+    # class 0 everywhere; class 1 only in image 2 (20 px): balanced draws pick a class, then an
+    # image by its share of that class's pixels
+    pixels = np.array([[100, 0], [100, 0], [80, 20]])
+    balanced = np.array([100 / 280, 100 / 280, 80 / 280 + 1]) / 2
+    assert class_balanced_weights(pixels, 1.0) == pytest.approx(balanced)
+    assert class_balanced_weights(pixels, 0.5) == pytest.approx(0.5 / 3 + 0.5 * balanced)
+    assert class_balanced_weights(pixels, 0.0) == pytest.approx(np.full(3, 1 / 3))
+    assert class_balanced_weights(pixels, 0.7).sum() == pytest.approx(1)
+
+
+def test_class_balanced_weights_ignore_classes_absent_from_training():
+    pixels = np.array([[10, 0, 0], [30, 5, 0]])  # class 2 never occurs
+    weights = class_balanced_weights(pixels, 1.0)
+    assert np.isfinite(weights).all()
+    assert weights == pytest.approx([(10 / 40) / 2, (30 / 40 + 1) / 2])
+
+
+def test_image_class_pixels_follow_the_masks_in_split_order(tmp_path):
+    make_pairs(tmp_path, {"train": 3, "val": 1})
+    data = open_data(str(tmp_path), progress=False)
+    train = data.split("train")
+    expected = [np.bincount(train.load(i)[1].numpy().ravel(), minlength=3) for i in range(3)]
+    assert (data.image_class_pixels("train") == np.stack(expected)).all()
+
+
+def test_image_class_pixels_of_generated_data_are_measured(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("layout: synthetic\nsize: [32, 40]\ntrain: 5\nval: 2\n")
+    data = open_data(str(spec))
+    pixels = data.image_class_pixels("train")
+    assert pixels.shape == (5, data.info.num_classes)
+    assert (pixels.sum(axis=1) <= 32 * 40).all() and pixels.sum() > 0
+
+
+def test_class_sampling_is_a_share():
+    assert TrainConfig(class_sampling=0.5).class_sampling == 0.5
+    with pytest.raises(SeglabError, match=r"class_sampling: 1\.5 is a share of draws, from 0 to 1"):
+        TrainConfig(class_sampling=1.5)

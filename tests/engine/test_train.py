@@ -3,17 +3,24 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from torch.utils.data import DataLoader
 
 from seglab.cli import main
+from seglab.config import TrainConfig
+from seglab.data.dataset import open_data
 from seglab.data.synthetic import INFO, SyntheticScenes
 from seglab.engine.checkpoint import load_model
+from seglab.engine.distributed import Dist
 from seglab.engine.evaluate import evaluate
 from seglab.engine.segmenter import TorchSegmenter
+from seglab.engine.train import make_loaders
 from seglab.models import build_model
+from tests.data.helpers import write_image, write_mask
+from tests.engine.conftest import train_args
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +75,32 @@ def test_a_trained_model_clearly_beats_an_untrained_one(run):
     assert after > before + 0.15
     assert after == pytest.approx(checkpoint.metrics["miou"], abs=1e-6)
     assert json.loads((run / "metrics.json").read_text())["miou"] == pytest.approx(after, abs=1e-6)
+
+
+def test_class_balanced_sampling_shows_the_rare_class_more_often(tmp_path, capsys):
+    # 8 training images of class 0; image 5 also holds a small patch of class 1
+    for i in range(8):
+        mask = np.zeros((30, 40), np.uint8)
+        if i == 5:
+            mask[:4, :4] = 1
+        write_image(tmp_path / "images" / "train" / f"img{i}.png", seed=i)
+        write_mask(tmp_path / "masks" / "train" / f"img{i}.png", mask)
+        write_image(tmp_path / "images" / "val" / f"img{i}.png", seed=i)
+        write_mask(tmp_path / "masks" / "val" / f"img{i}.png", mask)
+    config = TrainConfig(data=str(tmp_path), batch_size=2, workers=0, class_sampling=1.0)
+    data = open_data(config.data, progress=False)
+    loader, _ = make_loaders(config, data, Dist(), torch.device("cpu"))
+    draws = []
+    for epoch in range(1, 21):
+        loader.batch_sampler.set_epoch(epoch)
+        draws += [index for batch in loader.batch_sampler for _, index in batch]
+    # balanced: half the draws pick class 1 (only image 5), half pick class 0 (~1/8 is image 5)
+    share = draws.count(5) / len(draws)
+    assert 0.45 < share < 0.65
+
+    code = main(
+        train_args(str(tmp_path), tmp_path / "run", "--class-sampling", "0.5", "--epochs", "1")
+    )
+    assert code == 0
+    assert "class-balanced sampling 0.5" in capsys.readouterr().out
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["class_sampling"] == 0.5

@@ -4,7 +4,15 @@ test sets exactly the numbers it needs, with no training or measuring."""
 from seglab.config import TrainConfig
 from seglab.reporting.results import Bootstrap, Comparison, Cost, FormResult, ModelResult, Setup
 
-MACHINE = {"cpu": "x86_64", "threads": 2, "torch": "2", "python": "3", "cuda": None}
+MACHINE = {  # as seglab.deployment.card.machine_description() records it
+    "cpu": "AMD EPYC 9R14",
+    "architecture": "x86_64",
+    "flags": ["avx2", "avx512_bf16"],
+    "cores": 2,
+    "torch_threads": 2,
+    "system": "Linux",
+    "versions": {"python": "3.12", "torch": "2.14.1"},
+}
 
 
 def model(name, ious, *, flags=(), options=None, steps=(None, None)):

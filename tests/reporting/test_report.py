@@ -27,6 +27,8 @@ def test_the_best_per_class_is_data_and_each_writer_draws_it(tmp_path):
     summary = tables(c)[0]
     training = summary.header.index("training min")
     assert summary.rows[0][training] == Cell("-")  # no recorded training time
+    # latency is stated with the CPU flags that decide it (bf16 or not)
+    assert "AMD EPYC 9R14 (avx2 avx512_bf16), 2 cores, 2 torch threads" in summary.note
 
 
 def verdict_comparison(budget):

@@ -29,6 +29,7 @@ class SplitSummary:
     ignored_pixels: int
     pixels_of_images_with_class: np.ndarray  # total pixels of those images (median frequency)
     groups: Counter = field(default_factory=Counter)  # group -> images, when groups are given
+    image_class_pixels: list[np.ndarray] = field(default_factory=list)  # per pair, per class
 
 
 @dataclass
@@ -126,6 +127,7 @@ def _pair_problems(
     class_counts = counts[(decoded != INVALID) & (decoded != IGNORE)]
     per_class = np.bincount(classes, weights=class_counts, minlength=source.info.num_classes)
     summary.class_pixels += per_class.astype(np.int64)
+    summary.image_class_pixels.append(per_class.astype(np.int64))
     summary.ignored_pixels += int(counts[decoded == IGNORE].sum())
     present = per_class > 0
     summary.pixels_of_images_with_class += present * int(counts.sum())

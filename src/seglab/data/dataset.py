@@ -87,6 +87,20 @@ class Data:
             with_class += (counts > 0) * mask.size
         return pixels, with_class
 
+    def image_class_pixels(self, split: str = "train") -> np.ndarray:
+        """Pixels of each class in each image of ``split``, images in the split's order
+        (N x classes): what class-balanced sampling draws by. Generated datasets are measured."""
+        if self.report is not None:
+            return np.stack(self.report.splits[split].image_class_pixels)
+        dataset = self.split(split)
+        rows = []
+        for i in range(len(dataset)):
+            mask = dataset.load(i)[1].numpy()
+            rows.append(
+                np.bincount(mask[mask != self.info.ignore_index], minlength=self.info.num_classes)
+            )
+        return np.stack(rows)
+
     @property
     def problems(self) -> list[str]:
         return self.report.problems if self.report else []

@@ -13,9 +13,10 @@ from seglab.data.dataset import pad_collate
 
 
 class GlobalBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Batches of ``(epoch, index)``. Each epoch is a permutation drawn from ``seed + epoch``, cut
-    into global batches of ``batch_size * world_size``; process ``rank`` takes the ``rank``-th
-    contiguous slice of each. So a global batch is the same set of images on 1 or N processes."""
+    """Batches of ``(epoch, index)``. Each epoch is a permutation drawn from ``seed + epoch`` (or,
+    with ``weights``, as many draws with replacement), cut into global batches of
+    ``batch_size * world_size``; process ``rank`` takes the ``rank``-th contiguous slice of each.
+    So a global batch is the same set of images on 1 or N processes."""
 
     def __init__(
         self,
@@ -26,10 +27,12 @@ class GlobalBatchSampler(Sampler[list[tuple[int, int]]]):
         world_size: int = 1,
         shuffle: bool = True,
         drop_last: bool = True,
+        weights: torch.Tensor | None = None,
     ):
         self.length, self.batch_size, self.seed = length, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.shuffle, self.drop_last = shuffle, drop_last
+        self.weights = weights  # per-item draw weights: an epoch is drawn with replacement
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -38,7 +41,11 @@ class GlobalBatchSampler(Sampler[list[tuple[int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.length, generator=g).tolist()
+            if self.weights is None:
+                order = torch.randperm(self.length, generator=g).tolist()
+            else:
+                draws = torch.multinomial(self.weights, self.length, True, generator=g)
+                order = draws.tolist()
         else:
             order = list(range(self.length))
         global_batch = self.batch_size * self.world_size
@@ -86,9 +93,12 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     pin_memory: bool = False,
+    weights: torch.Tensor | None = None,
 ) -> DataLoader:
+    """Batches of ``dataset``; a training loader shuffles each epoch, or with ``weights`` draws
+    its items in proportion to them."""
     sampler = GlobalBatchSampler(
-        len(dataset), batch_size, seed, rank, world_size, shuffle=train, drop_last=train
+        len(dataset), batch_size, seed, rank, world_size, train, train, weights if train else None
     )
     return DataLoader(
         SeededItems(dataset, seed),

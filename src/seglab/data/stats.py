@@ -40,3 +40,19 @@ def class_weights(
     else:  # the configuration allows only these
         raise ValueError(f"unknown class weighting {method!r}; choose from {', '.join(WEIGHTINGS)}")
     return weights
+
+
+def class_balanced_weights(image_class_pixels: np.ndarray, share: float) -> np.ndarray:
+    """Per-image sampling weights (summing to 1) for class-balanced sampling: a ``share`` of draws
+    pick a class uniformly, then an image in proportion to its pixels of that class; the rest pick
+    an image uniformly. So a class in 1% of the pixels is drawn as often as road, at the price of
+    seeing the frames that hold it more often (``share`` 0: uniform)."""
+    pixels = np.asarray(image_class_pixels, dtype=np.float64)
+    uniform = np.full(len(pixels), 1.0 / len(pixels))
+    totals = pixels.sum(axis=0)
+    seen = totals > 0
+    if share == 0 or not seen.any():
+        return uniform
+    per_class = pixels[:, seen] / totals[seen]  # each column: where that class's pixels are
+    balanced = per_class.mean(axis=1)
+    return (1 - share) * uniform + share * balanced

@@ -31,7 +31,7 @@ from seglab.config import TrainConfig, format_value, read_run_record, save_confi
 from seglab.data.dataset import open_data
 from seglab.data.info import DatasetInfo
 from seglab.data.loading import make_loader
-from seglab.data.stats import class_weights
+from seglab.data.stats import class_balanced_weights, class_weights
 from seglab.data.transforms import train_transform
 from seglab.engine.checkpoint import Checkpoint, TrainingState
 from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
@@ -274,7 +274,12 @@ def make_loaders(config: TrainConfig, data, ctx: Dist, device: torch.device):
         world_size=ctx.world_size,
         pin_memory=device.type == "cuda",
     )
-    train = make_loader(data.split("train", augment), config.batch_size, train=True, **common)
+    weights = None
+    if config.class_sampling > 0:
+        shares = class_balanced_weights(data.image_class_pixels("train"), config.class_sampling)
+        weights = torch.from_numpy(shares)
+    train_split = data.split("train", augment)
+    train = make_loader(train_split, config.batch_size, train=True, weights=weights, **common)
     return train, make_loader(data.split("val"), config.batch_size, train=False, **common)
 
 
@@ -540,6 +545,7 @@ def announce(s: Session) -> None:
         f"device {s.device}{f' x {ctx.world_size} processes' if ctx.enabled else ''}; precision "
         f"{s.precision.name} ({s.precision.reason}); channels_last {c.channels_last}; "
         f"compile {c.compile}; loss {c.loss}, class weights {c.class_weights}"
+        + (f"; class-balanced sampling {c.class_sampling:g}" if c.class_sampling else "")
     )
 
 

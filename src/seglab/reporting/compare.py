@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from seglab import __version__
 from seglab.config import TrainConfig
 from seglab.data.dataset import Data, open_data
 from seglab.data.show import colorize, with_legend
-from seglab.deployment.card import file_sha256
+from seglab.deployment.card import file_sha256, machine_description
 from seglab.deployment.export import calibration_images, card_files, export_artifact
 from seglab.engine.checkpoint import Checkpoint, TrainingState
 from seglab.engine.evaluate import Evaluation, evaluate_split
@@ -151,7 +150,7 @@ def compare(
             images=len(images),
             eval_size=eval_size,
             classes=tuple(data.info.classes),
-            machine=_machine(),
+            machine=machine_description(),
             seglab_version=__version__,
             examples=choose_examples([e.predictions for e in measured.evaluations], examples),
             forms=forms,
@@ -507,13 +506,3 @@ def examples_grid(
 def _colours(classes: torch.Tensor, info) -> torch.Tensor:
     """3 x H x W uint8: each class in its colour, ignored pixels black."""
     return torch.from_numpy(colorize(classes.numpy(), info)).permute(2, 0, 1)
-
-
-def _machine() -> dict:
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }

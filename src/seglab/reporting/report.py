@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from seglab.deployment.card import describe_machine
 from seglab.engine.evaluate import percent
 from seglab.reporting.checks import (
     DEGENERATE_SHARE,
@@ -145,7 +146,6 @@ def tables(comparison: Comparison) -> list[Table]:
 
 def _summary(c: Comparison) -> Table:
     header, rows = summary_table(c)
-    machine = c.machine
     flagged = [f"{m.name} is {f.kind}: {f.reason}." for m in c.models for f in m.flags]
     return Table(
         "Summary",
@@ -153,8 +153,8 @@ def _summary(c: Comparison) -> Table:
         [tuple(Cell(text) for text in row) for row in rows],
         f"Evaluated on {c.images} {c.split} images of {c.data} at "
         f"{c.eval_size[0]}x{c.eval_size[1]}. Latency: batch 1, median of repeats, PyTorch "
-        f"{c.first.cost.precision} on this machine's CPU ({machine['cpu']}, "
-        f"{machine['threads']} threads); peak memory: resident memory of a fresh process that "
+        f"{c.first.cost.precision} on this machine's CPU ({describe_machine(c.machine)}); "
+        "peak memory: resident memory of a fresh process that "
         "loads the model and runs batch-1 inference; model memory: that peak less the same "
         "process before loading the model (PyTorch alone)."
         + (FLAGS_NOTE + " ".join(flagged) if flagged else ""),
@@ -292,7 +292,8 @@ def _setup(c: Comparison) -> Table:
         ("model", "encoder", "run", "encoder weights", "training schedule", "steps done"),
         rows,
         f"{claims}Every model evaluated on the same {c.images} {c.split} images of {c.data} "
-        f"at the original resolution. seglab {c.seglab_version}, PyTorch {c.machine['torch']}.",
+        f"at the original resolution. seglab {c.seglab_version}, "
+        f"PyTorch {c.machine['versions']['torch']}.",
     )
 
 
