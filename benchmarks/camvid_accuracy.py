@@ -11,7 +11,10 @@ Each model trains in its own `seglab train` process, one after the other (they w
 otherwise), from configs/camvid_unet_<encoder>.yaml with --weights none. The script prints a table
 (mIoU plain, with flip TTA and with flip + multi-scale TTA, pixel accuracy, per-class IoU), writes
 JSON and the mIoU-over-time plot.
---reuse evaluates finished runs already in --out instead of training them again.
+--reuse evaluates finished runs already in --out instead of training them again; --no-tta leaves
+out the flip and multi-scale passes (7x the evaluation time: a quarter of an hour for VGG19).
+best.pt is the best validation on the split it is scored on, which flatters it; last.pt, the final
+weights, is scored too (the "last" column).
 --variant NAME with --flags "..." trains the recipe with those flags added (run folders and result
 names carry NAME). --steps N trains a fixed number of steps instead of the wall-time budget: the
 figure then does not depend on what else shares the CPU; N should be the steps the variant reaches
@@ -38,6 +41,7 @@ from seglab.reporting.plots import training_curves
 from seglab.reporting.results import read_history
 
 TTA_SCALES = (0.75, 1.0, 1.25)  # with flip: six passes per image
+NO_SUFFIX = ("", "standard")  # run folders: camvid_ENCODER[_PROTOCOL][_VARIANT]
 
 PROTOCOLS = {
     "standard": "../shared/datasets/camvid",
@@ -82,6 +86,38 @@ def history(run: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def scores(run: Path, data: str, tta: bool) -> dict:
+    """mIoU of best.pt (plain, and with TTA when asked) and of last.pt, with per-class IoU."""
+    plain = evaluate_checkpoint(run / "best.pt", data, "val")
+    flipped = evaluate_checkpoint(run / "best.pt", data, "val", flip=True) if tta else None
+    multi = (
+        evaluate_checkpoint(run / "best.pt", data, "val", flip=True, scales=TTA_SCALES)
+        if tta
+        else None
+    )
+    # best.pt was chosen on this very split, which flatters it; the final weights were not
+    final = evaluate_checkpoint(run / "last.pt", data, "val")
+    return {
+        "miou": plain["miou"],
+        "miou_flip": flipped["miou"] if flipped else None,
+        "miou_tta": multi["miou"] if multi else None,
+        "tta_scales": list(TTA_SCALES),
+        "pixel_accuracy": plain["pixel_accuracy"],
+        "miou_last": final["miou"],
+        "per_class_iou": per_class(plain),
+        "per_class_iou_tta": per_class(multi) if multi else None,
+        "per_class_iou_last": per_class(final),
+    }
+
+
+def per_class(metrics: dict) -> dict[str, float]:
+    return {c: v["iou"] for c, v in metrics["per_class"].items()}
+
+
+def pct(value: float | None, width: int = 7) -> str:
+    return f"{100 * value:{width}.2f}" if value is not None else f"{'-':>{width}}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -93,6 +129,12 @@ def main() -> None:
     parser.add_argument("--time-budget", default="60m", help="training time per model")
     parser.add_argument("--out", default="runs/bench", help="run folders go here")
     parser.add_argument("--reuse", action="store_true", help="evaluate finished runs in --out")
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score best.pt with flip and multi-scale TTA (7x the evaluation time)",
+    )
     parser.add_argument("--variant", default="", help="name of a recipe variant (with --flags)")
     parser.add_argument("--flags", default="", help="seglab train flags the variant adds")
     parser.add_argument(
@@ -121,15 +163,10 @@ def main() -> None:
     runs = [(e, p) for p in args.protocols.split(",") for e in args.encoders.split(",")]
     for encoder, protocol in runs:
         data = PROTOCOLS[protocol]
-        suffix = "".join(f"_{part}" for part in (protocol, args.variant) if part != "standard")
+        suffix = "".join(f"_{part}" for part in (protocol, args.variant) if part not in NO_SUFFIX)
         run = Path(args.out) / f"camvid_{encoder}{suffix}"
         if not (args.reuse and (run / "best.pt").is_file()):
             train(encoder, data, args.time_budget, run, args.steps, shlex.split(args.flags))
-        plain = evaluate_checkpoint(run / "best.pt", data, "val")
-        flipped = evaluate_checkpoint(run / "best.pt", data, "val", flip=True)
-        tta = evaluate_checkpoint(run / "best.pt", data, "val", flip=True, scales=TTA_SCALES)
-        # best.pt was chosen on this very split, which flatters it; the final weights were not
-        final = evaluate_checkpoint(run / "last.pt", data, "val")
         rows = history(run)
         name = encoder + "".join(f" {part}" for part in (args.variant,) if part)
         name += f" ({protocol})" if protocol != "standard" else ""
@@ -141,16 +178,8 @@ def main() -> None:
             "steps": int(rows[-1]["step"]),
             "images_per_second": images_per_second(run),
             "run": str(run),
-            "miou": plain["miou"],
-            "miou_flip": flipped["miou"],
-            "miou_tta": tta["miou"],
-            "tta_scales": list(TTA_SCALES),
-            "pixel_accuracy": plain["pixel_accuracy"],
-            "miou_last": final["miou"],
-            "per_class_iou_last": {c: v["iou"] for c, v in final["per_class"].items()},
+            **scores(run, data, args.tta),
             "last_validation_miou": float(rows[-1]["val_miou"]),  # best.pt is the best of these
-            "per_class_iou": {c: v["iou"] for c, v in plain["per_class"].items()},
-            "per_class_iou_tta": {c: v["iou"] for c, v in tta["per_class"].items()},
             "epochs": int(rows[-1]["epoch"]),
             "minutes": float(rows[-1]["seconds"]) / 60,
             "history": rows,
@@ -167,17 +196,18 @@ def main() -> None:
     )
     for name, m in models.items():
         print(
-            f"{name:<14}{100 * m['miou']:7.2f}{100 * m['miou_flip']:7.2f}{100 * m['miou_tta']:7.2f}"
-            f"{100 * m['miou_last']:7.2f}{100 * m['pixel_accuracy']:8.2f}{m['epochs']:8d}"
+            f"{name:<14}{pct(m['miou'])}{pct(m['miou_flip'])}{pct(m['miou_tta'])}"
+            f"{pct(m['miou_last'])}{pct(m['pixel_accuracy'], 8)}{m['epochs']:8d}"
             f"{m['minutes']:6.1f}"
         )
     print(f"\n{'per-class IoU':<14}" + "".join(f"{name[:12]:>14}{'+ms':>7}" for name in models))
     for c in classes:
+        tta = (m["per_class_iou_tta"] or {} for m in models.values())
         print(
             f"{c:<14}"
             + "".join(
-                f"{100 * m['per_class_iou'][c]:14.1f}{100 * m['per_class_iou_tta'][c]:7.1f}"
-                for m in models.values()
+                f"{pct(m['per_class_iou'][c], 14)}{pct(t.get(c))}"
+                for m, t in zip(models.values(), tta)
             )
         )
 
