@@ -72,6 +72,14 @@ class TrainConfig:
     color_jitter: float = option(
         0.2, "brightness/contrast/saturation jitter (0 turns it off)", minimum=0
     )
+    class_crop: float = option(
+        0.0,
+        "class-aware crops: the share of training crops placed to hold a pixel of a class drawn "
+        "uniformly from those in the image, so poles, signs and people are in the crop as often "
+        "as road; 0 is anywhere",
+        minimum=0,
+        check=lambda value, where: check_share(value, where),
+    )
     class_sampling: float = option(
         0.0,
         "class-balanced sampling: the share of draws that pick a class uniformly, then an image in "
@@ -376,7 +384,7 @@ def check_encoder(name: str, where: str = "encoder") -> None:
 
 def check_share(value: float, where: str) -> None:
     if value > 1:
-        raise SeglabError(f"{where}: {value} is a share of draws, from 0 to 1")
+        raise SeglabError(f"{where}: {value} is a share, from 0 to 1")
 
 
 def check_device(name: str, where: str = "device") -> None:

@@ -81,5 +81,5 @@ def test_image_class_pixels_of_generated_data_are_measured(tmp_path):
 
 def test_class_sampling_is_a_share():
     assert TrainConfig(class_sampling=0.5).class_sampling == 0.5
-    with pytest.raises(SeglabError, match=r"class_sampling: 1\.5 is a share of draws, from 0 to 1"):
+    with pytest.raises(SeglabError, match=r"class_sampling: 1\.5 is a share, from 0 to 1"):
         TrainConfig(class_sampling=1.5)

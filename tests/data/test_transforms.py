@@ -14,17 +14,19 @@ from seglab.data.transforms import eval_transform, train_transform
     crop=st.none() | st.tuples(st.integers(4, 80), st.integers(4, 80)),
     low=st.floats(0.3, 1.0),
     spread=st.floats(0.0, 1.5),
+    class_crop=st.sampled_from([0.0, 0.5, 1.0]),
     seed=st.integers(0, 2**16),
 )
 def test_augmentation_never_invents_mask_values(
-    height, width, num_classes, crop, low, spread, seed
+    height, width, num_classes, crop, low, spread, class_crop, seed
 ):
     g = torch.Generator().manual_seed(seed)
     mask = torch.randint(0, num_classes, (height, width), generator=g)
     mask[torch.rand(height, width, generator=g) < 0.1] = IGNORE
     image = torch.randint(0, 256, (3, height, width), generator=g, dtype=torch.uint8)
     torch.manual_seed(seed)
-    out_image, out_mask = train_transform(crop, scale=(low, low + spread))(image, mask)
+    augment = train_transform(crop, scale=(low, low + spread), class_crop=class_crop)
+    out_image, out_mask = augment(image, mask)
     allowed = set(range(num_classes)) | {IGNORE}
     assert set(out_mask.unique().tolist()) <= allowed
     assert out_mask.dtype == torch.int64 and type(out_mask) is torch.Tensor
@@ -57,3 +59,38 @@ def test_evaluation_keeps_the_original_resolution():
     out_image, out_mask = eval_transform(image, mask)
     assert out_image.shape == (3, 37, 53) and torch.equal(out_mask, mask)
     assert torch.allclose(out_image * 255, image.float())
+
+
+def crops_holding(value: int, mask: torch.Tensor, class_crop: float, tries: int = 400) -> float:
+    image = torch.zeros(3, *mask.shape, dtype=torch.uint8)
+    augment = train_transform(
+        (20, 20), scale=(1.0, 1.0), hflip=False, color_jitter=0, class_crop=class_crop
+    )
+    torch.manual_seed(0)
+    return sum(bool((augment(image, mask)[1] == value).any()) for _ in range(tries)) / tries
+
+
+def test_class_aware_crops_hold_a_small_class_as_often_as_a_large_one():
+    mask = torch.zeros(100, 100, dtype=torch.int64)
+    mask[90:93, 5:8] = 1  # a sign: 9 pixels of 10000
+    anywhere = crops_holding(1, mask, class_crop=0.0)
+    aimed = crops_holding(1, mask, class_crop=1.0)
+    assert anywhere < 0.15  # about (20 + 2)^2 / 81^2 of uniform windows hold it
+    assert 0.4 < aimed < 0.75  # half the crops aim at it (two classes), a few others hold it too
+
+    # ignored pixels are never aimed at: with one class below an ignored band, every aimed crop
+    # holds that class, while most crops placed anywhere hold none of it
+    banded = torch.full((100, 100), IGNORE, dtype=torch.int64)
+    banded[80:] = 0
+    assert crops_holding(0, banded, class_crop=1.0) == 1.0
+    assert crops_holding(0, banded, class_crop=0.0) < 0.5
+
+
+def test_class_aware_crops_pad_smaller_images_with_the_ignore_index():
+    image = torch.full((3, 10, 12), 200, dtype=torch.uint8)
+    mask = torch.zeros(10, 12, dtype=torch.int64)
+    mask[4, 4] = 2
+    augment = train_transform((16, 16), scale=(1.0, 1.0), color_jitter=0, class_crop=1.0)
+    out_image, out_mask = augment(image, mask)
+    assert out_mask.shape == (16, 16) and (out_mask == IGNORE).sum() == 256 - 120
+    assert (out_mask == 2).sum() == 1 and (out_image[:, out_mask == IGNORE] == 0).all()

@@ -99,8 +99,18 @@ def test_class_balanced_sampling_shows_the_rare_class_more_often(tmp_path, capsy
     assert 0.45 < share < 0.65
 
     code = main(
-        train_args(str(tmp_path), tmp_path / "run", "--class-sampling", "0.5", "--epochs", "1")
+        train_args(
+            str(tmp_path),
+            tmp_path / "run",
+            "--class-sampling",
+            "0.5",
+            "--class-crop",
+            "0.5",
+            "--epochs",
+            "1",
+        )
     )
     assert code == 0
-    assert "class-balanced sampling 0.5" in capsys.readouterr().out
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["class_sampling"] == 0.5
+    assert "class-balanced sampling 0.5; class-aware crops 0.5" in capsys.readouterr().out
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert recorded["class_sampling"] == 0.5 and recorded["class_crop"] == 0.5

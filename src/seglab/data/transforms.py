@@ -33,15 +33,55 @@ class RandomScale(v2.Transform):
         return TF.resize(inpt, params["size"], antialias=True)
 
 
+class ClassAwareCrop(v2.Transform):
+    """A crop of ``size`` that, with probability ``share``, holds a pixel of a class drawn
+    uniformly from those in the mask, so a pole or a sign is in the crop as often as the road;
+    otherwise anywhere. Inputs smaller than ``size`` are padded at the bottom and right first
+    (image with 0, mask with the ignore index)."""
+
+    def __init__(self, size: tuple[int, int], share: float):
+        super().__init__()
+        self.size, self.share = size, share
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        crop_h, crop_w = self.size
+        padded_h, padded_w = max(height, crop_h), max(width, crop_w)
+        top, left = _draw(0, padded_h - crop_h), _draw(0, padded_w - crop_w)
+        mask = next(x for x in flat_inputs if isinstance(x, tv_tensors.Mask))
+        classes = mask.unique()
+        classes = classes[classes != IGNORE]
+        if len(classes) and float(torch.rand(1)) < self.share:
+            ys, xs = (mask == classes[_draw(0, len(classes) - 1)]).nonzero(as_tuple=True)
+            pixel = _draw(0, len(ys) - 1)
+            y, x = int(ys[pixel]), int(xs[pixel])
+            top = _draw(max(0, y - crop_h + 1), min(y, padded_h - crop_h))
+            left = _draw(max(0, x - crop_w + 1), min(x, padded_w - crop_w))
+        return {"padding": [0, 0, padded_w - width, padded_h - height], "top": top, "left": left}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if any(params["padding"]):
+            fill = IGNORE if isinstance(inpt, tv_tensors.Mask) else 0
+            inpt = TF.pad(inpt, params["padding"], fill=fill)
+        return TF.crop(inpt, params["top"], params["left"], *self.size)
+
+
+def _draw(low: int, high: int) -> int:
+    """A uniform integer in [low, high], from torch's random state (seeded per item)."""
+    return int(torch.randint(low, high + 1, (1,)))
+
+
 def train_transform(
     crop_size: tuple[int, int] | None = None,
     scale: tuple[float, float] = (0.75, 1.25),
     hflip: bool = True,
     color_jitter: float = 0.2,
+    class_crop: float = 0.0,
 ) -> Callable[[torch.Tensor, torch.Tensor], Pair]:
     """Random scale, random crop (padded where the image is smaller: image with 0, mask with the
     ignore index), horizontal flip and colour jitter. ``crop_size=None`` crops back to the
-    image's own size."""
+    image's own size. ``class_crop``: the share of crops placed to hold a class drawn uniformly
+    from those in the image (see ClassAwareCrop)."""
     steps: list[v2.Transform] = []
     if scale != (1.0, 1.0):
         steps.append(RandomScale(scale))
@@ -54,7 +94,10 @@ def train_transform(
 
     def apply(image: torch.Tensor, mask: torch.Tensor) -> Pair:
         size = crop_size or tuple(image.shape[-2:])
-        crop = v2.RandomCrop(size, pad_if_needed=True, fill=fill)
+        if class_crop > 0:
+            crop = ClassAwareCrop(size, class_crop)
+        else:
+            crop = v2.RandomCrop(size, pad_if_needed=True, fill=fill)
         out_image, out_mask = crop(*augment(tv_tensors.Image(image), tv_tensors.Mask(mask)))
         return to_float(out_image), out_mask.as_subclass(torch.Tensor)
 

@@ -265,7 +265,9 @@ def memory_format(channels_last: bool) -> torch.memory_format:
 def make_loaders(config: TrainConfig, data, ctx: Dist, device: torch.device):
     """The augmented, shuffled training loader and the validation loader (this process's
     share of every global batch under DDP)."""
-    augment = train_transform(config.crop_size, config.scale, config.hflip, config.color_jitter)
+    augment = train_transform(
+        config.crop_size, config.scale, config.hflip, config.color_jitter, config.class_crop
+    )
     common = dict(
         seed=config.seed,
         ignore_index=data.info.ignore_index,
@@ -546,6 +548,7 @@ def announce(s: Session) -> None:
         f"{s.precision.name} ({s.precision.reason}); channels_last {c.channels_last}; "
         f"compile {c.compile}; loss {c.loss}, class weights {c.class_weights}"
         + (f"; class-balanced sampling {c.class_sampling:g}" if c.class_sampling else "")
+        + (f"; class-aware crops {c.class_crop:g}" if c.class_crop else "")
     )
 
 
