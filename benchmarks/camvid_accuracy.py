@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from seglab.config import parse_duration
-from seglab.deployment.card import machine_description
+from seglab.deployment.card import machine_description, pct
 from seglab.engine.evaluate import evaluate_checkpoint
 from seglab.reporting.plots import training_curves
 from seglab.reporting.results import read_history
@@ -101,7 +101,7 @@ def scores(run: Path, data: str, tta: bool) -> dict:
         "miou": plain["miou"],
         "miou_flip": flipped["miou"] if flipped else None,
         "miou_tta": multi["miou"] if multi else None,
-        "tta_scales": list(TTA_SCALES),
+        "tta_scales": list(TTA_SCALES) if tta else None,
         "pixel_accuracy": plain["pixel_accuracy"],
         "miou_last": final["miou"],
         "per_class_iou": per_class(plain),
@@ -114,8 +114,8 @@ def per_class(metrics: dict) -> dict[str, float]:
     return {c: v["iou"] for c, v in metrics["per_class"].items()}
 
 
-def pct(value: float | None, width: int = 7) -> str:
-    return f"{100 * value:{width}.2f}" if value is not None else f"{'-':>{width}}"
+def column(value: float | None, width: int = 7) -> str:
+    return f"{pct(value):>{width}}"
 
 
 def main() -> None:
@@ -188,7 +188,8 @@ def main() -> None:
     models = results["models"]
     classes = list(next(iter(models.values()))["per_class_iou"])
     print(f"\nCamVid val, 360x480, trained from scratch for {args.time_budget} on this machine")
-    print(f"TTA: flip, and flip at scales {', '.join(map(str, TTA_SCALES))}")
+    tta_scales = ", ".join(map(str, TTA_SCALES))
+    print(f"TTA: flip, and flip at scales {tta_scales}" if args.tta else "TTA: not run (--no-tta)")
     print("best: best.pt, chosen on this split; last: the final weights (the unflattered figure)")
     print(
         f"{'model':<14}{'best':>7}{'+flip':>7}{'+ms':>7}{'last':>7}{'pixacc':>8}{'epochs':>8}"
@@ -196,8 +197,8 @@ def main() -> None:
     )
     for name, m in models.items():
         print(
-            f"{name:<14}{pct(m['miou'])}{pct(m['miou_flip'])}{pct(m['miou_tta'])}"
-            f"{pct(m['miou_last'])}{pct(m['pixel_accuracy'], 8)}{m['epochs']:8d}"
+            f"{name:<14}{column(m['miou'])}{column(m['miou_flip'])}{column(m['miou_tta'])}"
+            f"{column(m['miou_last'])}{column(m['pixel_accuracy'], 8)}{m['epochs']:8d}"
             f"{m['minutes']:6.1f}"
         )
     print(f"\n{'per-class IoU':<14}" + "".join(f"{name[:12]:>14}{'+ms':>7}" for name in models))
@@ -206,7 +207,7 @@ def main() -> None:
         print(
             f"{c:<14}"
             + "".join(
-                f"{pct(m['per_class_iou'][c], 14)}{pct(t.get(c))}"
+                f"{column(m['per_class_iou'][c], 14)}{column(t.get(c))}"
                 for m, t in zip(models.values(), tta)
             )
         )

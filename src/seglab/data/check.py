@@ -25,11 +25,17 @@ SHOWN_LEAKS = 5  # leakage warnings before one line sums up the rest
 class SplitSummary:
     pairs: int
     image_sizes: Counter  # (height, width) -> count
-    class_pixels: np.ndarray  # per class
     ignored_pixels: int
     pixels_of_images_with_class: np.ndarray  # total pixels of those images (median frequency)
     groups: Counter = field(default_factory=Counter)  # group -> images, when groups are given
     image_class_pixels: list[np.ndarray] = field(default_factory=list)  # per pair, per class
+
+    @property
+    def class_pixels(self) -> np.ndarray:
+        """Pixels of each class in the split."""
+        if not self.image_class_pixels:
+            return np.zeros_like(self.pixels_of_images_with_class)
+        return np.sum(self.image_class_pixels, axis=0)
 
 
 @dataclass
@@ -45,9 +51,7 @@ def check_source(source: DatasetSource, records: dict[str, Record]) -> CheckRepo
     problems = list(source.listing.problems)
     splits = {}
     for split, pairs in source.splits.items():
-        summary = SplitSummary(
-            0, Counter(), np.zeros(num_classes, np.int64), 0, np.zeros(num_classes, np.int64)
-        )
+        summary = SplitSummary(0, Counter(), 0, np.zeros(num_classes, np.int64))
         complete = [(i, m) for i, m in pairs if i is not None and m is not None]
         if not complete:
             problems.append(f"{source.root}: split {split!r} is empty")
@@ -126,7 +130,6 @@ def _pair_problems(
     classes = decoded[(decoded != INVALID) & (decoded != IGNORE)]
     class_counts = counts[(decoded != INVALID) & (decoded != IGNORE)]
     per_class = np.bincount(classes, weights=class_counts, minlength=source.info.num_classes)
-    summary.class_pixels += per_class.astype(np.int64)
     summary.image_class_pixels.append(per_class.astype(np.int64))
     summary.ignored_pixels += int(counts[decoded == IGNORE].sum())
     present = per_class > 0

@@ -75,31 +75,27 @@ class Data:
         if self.report is not None:
             s = self.report.splits["train"]
             return s.class_pixels, s.pixels_of_images_with_class
-        dataset = self.split("train")
-        pixels = np.zeros(self.info.num_classes, np.int64)
-        with_class = np.zeros(self.info.num_classes, np.int64)
-        for i in range(min(samples, len(dataset))):
-            mask = dataset.load(i)[1].numpy()
-            counts = np.bincount(
-                mask[mask != self.info.ignore_index], minlength=self.info.num_classes
-            )
-            pixels += counts
-            with_class += (counts > 0) * mask.size
-        return pixels, with_class
+        rows, image_pixels = self._measure("train", samples)
+        return rows.sum(axis=0), ((rows > 0) * image_pixels[:, None]).sum(axis=0)
 
     def image_class_pixels(self, split: str = "train") -> np.ndarray:
         """Pixels of each class in each image of ``split``, images in the split's order
         (N x classes): what class-balanced sampling draws by. Generated datasets are measured."""
         if self.report is not None:
             return np.stack(self.report.splits[split].image_class_pixels)
+        return self._measure(split)[0]
+
+    def _measure(self, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Class pixels per image (N x classes) and each image's pixel count, read from the
+        masks of the first ``limit`` items (all by default): for datasets without a scan."""
         dataset = self.split(split)
-        rows = []
-        for i in range(len(dataset)):
+        rows, image_pixels = [], []
+        for i in range(min(limit or len(dataset), len(dataset))):
             mask = dataset.load(i)[1].numpy()
-            rows.append(
-                np.bincount(mask[mask != self.info.ignore_index], minlength=self.info.num_classes)
-            )
-        return np.stack(rows)
+            valid = mask[mask != self.info.ignore_index]
+            rows.append(np.bincount(valid, minlength=self.info.num_classes))
+            image_pixels.append(mask.size)
+        return np.stack(rows), np.array(image_pixels)
 
     @property
     def problems(self) -> list[str]:

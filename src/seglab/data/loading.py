@@ -98,7 +98,14 @@ def make_loader(
     """Batches of ``dataset``; a training loader shuffles each epoch, or with ``weights`` draws
     its items in proportion to them."""
     sampler = GlobalBatchSampler(
-        len(dataset), batch_size, seed, rank, world_size, train, train, weights if train else None
+        len(dataset),
+        batch_size,
+        seed,
+        rank,
+        world_size,
+        shuffle=train,
+        drop_last=train,
+        weights=weights if train else None,
     )
     return DataLoader(
         SeededItems(dataset, seed),
