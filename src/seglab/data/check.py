@@ -183,11 +183,10 @@ def format_report(report: CheckReport) -> str:
         lines.append(f"{split}: {s.pairs} pairs; image sizes {sizes or '-'}{more}")
         if s.groups:
             lines.append(_groups_line(s.groups))
-        total = s.class_pixels.sum() + s.ignored_pixels
+        pixels = s.class_pixels  # summed over the split's images: sum once
+        total = pixels.sum() + s.ignored_pixels
         if total:
-            shares = [
-                f"{name} {100 * n / total:.2f}%" for name, n in zip(info.classes, s.class_pixels)
-            ]
+            shares = [f"{name} {100 * n / total:.2f}%" for name, n in zip(info.classes, pixels)]
             shares.append(f"ignored {100 * s.ignored_pixels / total:.2f}%")
             lines.append("  pixels: " + ", ".join(shares))
     lines += [f"warning: {w}" for w in report.warnings]
