@@ -1,6 +1,8 @@
 """Transfer-learning phase, divergence, time budget, evaluation command, precision choice."""
 
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -184,3 +186,42 @@ def test_the_clock_keeps_back_time_for_the_last_validation_and_save(monkeypatch)
     assert clock.time_up(reserve=20.0)  # 40 + 20 = the whole budget: stop now
     assert clock.progress(step=10, total_steps=1000) == pytest.approx(40 / 60)
     assert not train_module.Clock(start=100.0, budget=None).time_up(reserve=1e9)
+
+
+def test_the_schedule_is_fitted_to_the_budget_less_what_it_keeps_back(monkeypatch):
+    now = {"t": 140.0}
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: now["t"])
+    clock = train_module.Clock(start=100.0, budget=60.0)
+    # 40 s used, 20 s kept for the last validation: training time is over, the decay complete
+    assert clock.progress(step=10, total_steps=1000, reserve=20.0) == pytest.approx(1.0)
+    assert clock.progress(step=10, total_steps=1000, reserve=0.0) == pytest.approx(40 / 60)
+    assert clock.progress(step=900, total_steps=1000, reserve=20.0) >= 1.0
+
+
+class SlowFirstCall(torch.nn.Module):
+    """A model whose first forward pays a one-off cost, as cuDNN's algorithm search does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.calls = torch.nn.Conv2d(3, 2, 1), 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.5)
+        return self.conv(x)
+
+
+def test_the_validation_estimate_leaves_out_the_first_pass_costs():
+    batch = (torch.zeros(2, 3, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long))
+    session = SimpleNamespace(
+        config=SimpleNamespace(time_budget=60.0),
+        val_loader=[batch] * 20,
+        model=SlowFirstCall(),
+        device=torch.device("cpu"),
+    )
+    reserve = train_module.estimate_validation_seconds(session)
+    assert session.model.calls == 2  # one warm-up pass, one timed
+    assert 0 < reserve < 0.5  # 20 batches at the first pass's speed would keep back 10 s
+    session.config.time_budget = None
+    assert train_module.estimate_validation_seconds(session) == 0.0

@@ -140,7 +140,9 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
             for _ in range(todo):
                 lr = set_lr(
                     s.optimizer,
-                    lr_factor(s.config, state.step, clock.progress(state.step, s.total_steps)),
+                    lr_factor(
+                        s.config, state.step, clock.progress(state.step, s.total_steps, reserve)
+                    ),
                 )
                 loss, time_up = train_step(s, batches, clock, reserve)
                 if not math.isfinite(loss):
@@ -413,21 +415,33 @@ class Clock:
         save) still fit the budget."""
         return bool(self.budget) and self.elapsed() + reserve >= self.budget
 
-    def progress(self, step: int, total_steps: int) -> float:
-        """Fraction of training done: by steps, or by time when a time budget is set."""
+    def progress(self, step: int, total_steps: int, reserve: float = 0.0) -> float:
+        """Fraction of training done: by steps, or by time when a time budget is set. The time
+        for training is the budget less ``reserve`` (kept back for the last validation and
+        save), so the learning rate has decayed when training stops."""
         done = step / total_steps
-        return max(done, self.elapsed() / self.budget) if self.budget else done
+        if not self.budget:
+            return done
+        return max(done, self.elapsed() / max(self.budget - reserve, 1e-9))
 
 
 def estimate_validation_seconds(s: Session) -> float:
     """Seconds a validation and the checkpoint saves will take, from one timed batch: what the
-    time budget keeps back for the end. Zero without a budget."""
+    time budget keeps back for the end. Zero without a budget. The batch is timed on its second
+    pass: the first pays one-off costs (cuDNN's algorithm choice, oneDNN's kernel set-up, the
+    allocator's first blocks) that once multiplied by the number of batches kept back minutes a
+    short run could have trained (seen on an H100: 1.8 of 4.4 minutes)."""
     if not s.config.time_budget or len(s.val_loader) == 0:
         return 0.0
     images, _ = next(iter(s.val_loader))
-    began = time.perf_counter()
+    images = images.to(s.device)
+    sync = torch.cuda.synchronize if s.device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
-        s.model.eval()(images.to(s.device))
+        s.model.eval()(images)  # warm-up, untimed
+        sync()
+        began = time.perf_counter()
+        s.model(images)
+        sync()
     per_batch = time.perf_counter() - began
     parameters_mb = sum(p.numel() for p in s.model.parameters()) * 4 / 1e6
     return per_batch * len(s.val_loader) + 2 * parameters_mb / 200  # two saves at ~200 MB/s
