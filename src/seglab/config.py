@@ -108,6 +108,14 @@ class TrainConfig:
         "as poles are a few pixels wide; 0 is off",
         minimum=0,
     )
+    input_norm: str = option(
+        "dataset",
+        "how images are normalised before the encoder: dataset (the encoder weights' fixed mean "
+        "and std) or image (each image by its own per-channel mean and std, so a brighter "
+        "street, another hour or another camera's exposure looks the same to the model; with "
+        "--window, each tile by its own)",
+        choices=("dataset", "image"),
+    )
     freeze_encoder_epochs: int = option(
         0, "train only the decoder for this many epochs first", minimum=0
     )

@@ -202,3 +202,20 @@ def test_executorch_absent_is_one_line(tiny_runs, tmp_path):
     )
     assert "Traceback" not in result.stderr and not (tmp_path / "m.pte").exists()
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_a_per_image_normalised_model_exports_with_its_normalisation(tiny_runs, tmp_path):
+    run, onnx = tmp_path / "run", tmp_path / "model.onnx"
+    argv = ["train", "--data", str(tiny_runs["data"]), "--encoder", "mobilenet_v2"]
+    argv += ["--weights", "none", "--iterations", "2", "--batch-size", "4", "--workers", "0"]
+    assert main([*argv, "--input-norm", "image", "--no-progress", "--out", str(run)]) == 0
+    model, _ = load_model(run / "last.pt")
+    assert model.spec.input_norm == "image"
+    assert main(["export", "--checkpoint", str(run / "last.pt"), "--out", str(onnx)]) == 0
+    card = read_card(onnx)
+    assert card.spec.input_norm == "image"
+    images = torch.stack([SyntheticScenes("val", size=(50, 90))[k][0] for k in range(2)])
+    darker = images * 0.6  # the same scenes at a lower exposure
+    segmenter, reference = load_segmenter(onnx), pytorch_reference(model, INFO, card.input)
+    assert (segmenter(images) - reference(images)).abs().max() < 1e-4
+    assert (segmenter(darker) - segmenter(images)).abs().max() < 1e-3  # in the exported graph too

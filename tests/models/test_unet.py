@@ -97,6 +97,28 @@ def test_a_full_resolution_skip_feeds_the_last_decoder_block():
     rebuilt.load_state_dict(model.state_dict())  # a checkpoint rebuilds it from its spec
 
 
+def test_per_image_normalisation_makes_the_model_blind_to_exposure():
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 64, 96) * 0.5
+    # a brighter, higher-contrast, warmer take of the same scenes (per-channel gain and offset)
+    brighter = images * torch.tensor([1.6, 1.5, 1.3]).view(1, 3, 1, 1) + 0.2
+    per_image = build_model("mobilenet_v2", 4, encoder_weights=None, input_norm="image").eval()
+    fixed = build_model("mobilenet_v2", 4, encoder_weights=None).eval()
+    fixed.load_state_dict(per_image.state_dict())
+    with torch.no_grad():
+        moved = (per_image(images) - per_image(brighter)).abs().max()
+        moved_fixed = (fixed(images) - fixed(brighter)).abs().max()
+    assert moved < 1e-3
+    assert moved_fixed > 100 * moved  # the fixed normalisation passes the exposure on
+    assert per_image.spec.input_norm == "image" and fixed.spec.input_norm == "dataset"
+    rebuilt = type(per_image)(type(per_image.spec).from_dict(per_image.spec.to_dict()))
+    assert rebuilt.spec.input_norm == "image"
+    older = {k: v for k, v in fixed.spec.to_dict().items() if k != "input_norm"}
+    assert type(fixed.spec).from_dict(older).input_norm == "dataset"  # checkpoints from before
+    with pytest.raises(SeglabError, match="input_norm must be one of dataset, image, got 'imag'"):
+        build_model("mobilenet_v2", 4, encoder_weights=None, input_norm="imag")
+
+
 def test_an_encoder_with_a_full_resolution_tap_refuses_a_second_one():
     with pytest.raises(SeglabError, match="vgg19 already gives the decoder a full-resolution"):
         build_model("vgg19", 5, encoder_weights=None, full_res_skip=8)

@@ -212,6 +212,7 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         data.info.in_channels,
         weights,
         full_res_skip=config.full_res_skip,
+        input_norm=config.input_norm,
     )
     model = model.to(device, memory_format=memory_format(config.channels_last))
     per_class = None
@@ -563,6 +564,7 @@ def announce(s: Session) -> None:
         f"compile {c.compile}; loss {c.loss}, class weights {c.class_weights}"
         + (f"; class-balanced sampling {c.class_sampling:g}" if c.class_sampling else "")
         + (f"; class-aware crops {c.class_crop:g}" if c.class_crop else "")
+        + ("; each image normalised by its own mean and std" if c.input_norm == "image" else "")
     )
 
 

@@ -16,6 +16,7 @@ from seglab.models.weights import imagenet_state_dict, load_encoder_weights, rea
 
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)
 INPUT_STEM = "input_stem"  # the feature name of the full-resolution skip
+INPUT_NORMS = ("dataset", "image")  # the weights' fixed mean and std, or each image's own
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class ModelSpec:
     # Channels of a stride-1 stem on the image, a skip for the decoder's last block where the
     # encoder has no full-resolution tap (0: none)
     full_res_skip: int = 0
+    # How images are normalised before the encoder: "dataset" (the weights' fixed mean and std)
+    # or "image" (each image by its own per-channel mean and std)
+    input_norm: str = "dataset"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "decoder_channels": list(self.decoder_channels)}
@@ -115,8 +119,17 @@ class UNet(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.encoder_frozen = False
 
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        if self.spec.input_norm == "image":
+            # Each image to zero mean and unit spread per channel: a darker hour or another
+            # camera's exposure and white balance no longer move what the encoder sees.
+            centred = images - images.mean(dim=(2, 3), keepdim=True)
+            spread = centred.pow(2).mean(dim=(2, 3), keepdim=True).add(1e-4).sqrt()
+            return centred / spread
+        return (images - self.mean) / self.std
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images - self.mean) / self.std
+        x = self.normalise(images)
         features = self.encoder(x)
         if self.input_stem is not None:
             features = {**features, INPUT_STEM: self.input_stem(x)}
@@ -167,18 +180,24 @@ def build_model(
     encoder_weights: str | os.PathLike | None = "imagenet",
     decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
     full_res_skip: int = 0,
+    input_norm: str = "dataset",
 ) -> UNet:
     """A U-Net on a registered encoder.
 
     ``encoder_weights``: ``"imagenet"`` (torchvision's official weights via the torch.hub cache),
     ``None`` (random initialisation), or the path of a torchvision-format state dict.
     ``full_res_skip``: channels of a stride-1 stem whose features skip to the last decoder block.
+    ``input_norm``: ``"dataset"`` (the weights' mean and std) or ``"image"`` (each image's own).
     """
     if num_classes < 1 or in_channels < 1:
         raise SeglabError(
             f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}"
         )
-    spec = ModelSpec(encoder, num_classes, in_channels, tuple(decoder_channels), full_res_skip)
+    if input_norm not in INPUT_NORMS:
+        raise SeglabError(f"input_norm must be one of {', '.join(INPUT_NORMS)}, got {input_norm!r}")
+    spec = ModelSpec(
+        encoder, num_classes, in_channels, tuple(decoder_channels), full_res_skip, input_norm
+    )
     model = UNet(spec)
     if encoder_weights is not None:
         enc = get_encoder_spec(encoder)
