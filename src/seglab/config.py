@@ -112,8 +112,8 @@ class TrainConfig:
         "dataset",
         "how images are normalised before the encoder: dataset (the encoder weights' fixed mean "
         "and std) or image (each image by its own per-channel mean and std, so a brighter "
-        "street, another hour or another camera's exposure looks the same to the model; with "
-        "--window, each tile by its own)",
+        "street, another hour or another camera's exposure looks the same to the model; where "
+        "inference tiles an image (--window, fixed-size exports), each tile by its own)",
         choices=("dataset", "image"),
     )
     freeze_encoder_epochs: int = option(
