@@ -22,6 +22,7 @@ from seglab.errors import SeglabError, first_line
 
 LOSS_NAMES = ("ce", "ohem", "dice", "focal")
 CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "inverse_frequency")
+INPUT_NORMS = ("dataset", "image")  # the encoder weights' fixed mean and std, or each image's own
 # Keys a run's config.yaml adds beside the options: what was resolved, and how the run grew.
 RUN_RECORD_KEYS = ("resolved", "extensions")
 
@@ -114,7 +115,7 @@ class TrainConfig:
         "and std) or image (each image by its own per-channel mean and std, so a brighter "
         "street, another hour or another camera's exposure looks the same to the model; where "
         "inference tiles an image (--window, fixed-size exports), each tile by its own)",
-        choices=("dataset", "image"),
+        choices=INPUT_NORMS,
     )
     freeze_encoder_epochs: int = option(
         0, "train only the decoder for this many epochs first", minimum=0

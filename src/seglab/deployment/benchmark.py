@@ -8,7 +8,6 @@ import os
 import statistics
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from seglab.data.info import DatasetInfo
 from seglab.deployment.backends import BACKEND_NOTES, BACKENDS, FORMATS, TORCH_BACKENDS
+from seglab.engine.performance import synchronize, time_it
 from seglab.engine.segmenter import Segmenter, TorchSegmenter
 from seglab.errors import SeglabError, first_line
 from seglab.models.unet import ModelSpec, UNet
@@ -141,29 +141,16 @@ class PeakMemory:
         self.peak = max(self.peak, rss_mb())
 
 
-def time_it(run: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
-    """Seconds of each of ``repeats`` calls of ``run``, after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def time_segmenter(
     segmenter: Segmenter, images: torch.Tensor, repeats: int, warmup: int = 2
 ) -> list[float]:
     """Seconds of each of ``repeats`` runs of ``segmenter`` on ``images`` (waiting for the GPU
     to finish, on a GPU)."""
     images = images.to(segmenter.device)
-    sync = torch.cuda.synchronize if segmenter.device.type == "cuda" else (lambda: None)
 
     def run() -> None:
         segmenter(images)
-        sync()
+        synchronize(segmenter.device)
 
     return time_it(run, repeats, warmup)
 

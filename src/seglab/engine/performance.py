@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -68,3 +70,22 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SeglabError(f"device {name!r} requested but CUDA is not available on this machine")
     return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a GPU runs asynchronously; a CPU has none queued)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_it(run: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``run``, after ``warmup`` untimed ones (first
+    calls pay one-off costs: cuDNN's algorithm choice, oneDNN's kernel set-up, allocations)."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times

@@ -44,6 +44,8 @@ from seglab.engine.performance import (
     choose_precision,
     configure_backends,
     pick_device,
+    synchronize,
+    time_it,
 )
 from seglab.engine.run_folder import claim_run_folder, default_run_folder
 from seglab.engine.segmenter import TorchSegmenter
@@ -434,16 +436,15 @@ def estimate_validation_seconds(s: Session) -> float:
     short run could have trained (seen on an H100: 1.8 of 4.4 minutes)."""
     if not s.config.time_budget or len(s.val_loader) == 0:
         return 0.0
-    images, _ = next(iter(s.val_loader))
-    images = images.to(s.device)
-    sync = torch.cuda.synchronize if s.device.type == "cuda" else (lambda: None)
-    with torch.inference_mode():
-        s.model.eval()(images)  # warm-up, untimed
-        sync()
-        began = time.perf_counter()
+    images = next(iter(s.val_loader))[0].to(s.device)
+
+    def run() -> None:
         s.model(images)
-        sync()
-    per_batch = time.perf_counter() - began
+        synchronize(s.device)
+
+    with torch.inference_mode():
+        s.model.eval()
+        (per_batch,) = time_it(run, repeats=1, warmup=1)
     parameters_mb = sum(p.numel() for p in s.model.parameters()) * 4 / 1e6
     return per_batch * len(s.val_loader) + 2 * parameters_mb / 200  # two saves at ~200 MB/s
 

@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.config import INPUT_NORMS
 from seglab.errors import SeglabError
 from seglab.models.encoders import build_encoder, get_encoder_spec, normalisation_for
 from seglab.models.weights import imagenet_state_dict, load_encoder_weights, read_state_dict
 
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)
 INPUT_STEM = "input_stem"  # the feature name of the full-resolution skip
-INPUT_NORMS = ("dataset", "image")  # the weights' fixed mean and std, or each image's own
 
 
 @dataclass(frozen=True)
