@@ -107,8 +107,11 @@ def test_evaluate_checkpoint_reproduces_the_stored_metrics_exactly(tiny_runs):
 
 
 def test_printed_scores_are_percent_with_two_decimals(items):
-    metrics = evaluate(Constant(0), batches(items, 2), progress=False).metrics
+    metrics = evaluate(Constant(1), batches(items, 2), progress=False).metrics
     text = format_metrics(metrics)
     assert f"mIoU {100 * metrics['miou']:.2f}  pixel accuracy" in text
     sky = next(line for line in text.splitlines() if line.startswith("sky"))
     assert f"{100 * metrics['per_class']['sky']['iou']:.2f}" in sky
+    assert sky.endswith("ground (100.00%)")  # where a class's pixels go: all of sky to ground
+    ground = next(line for line in text.splitlines() if line.startswith("ground"))
+    assert ground.endswith(str(metrics["per_class"]["ground"]["pixels"]))  # none misread

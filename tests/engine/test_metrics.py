@@ -7,6 +7,7 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassJaccardIndex,
+    MulticlassPrecision,
 )
 
 from seglab.engine.metrics import confusion_matrix, summarize
@@ -52,6 +53,11 @@ def test_scores_agree_with_torchmetrics(seed):
     dice = MulticlassF1Score(**tm, average="none")(pred, target)
     assert [m["per_class"][n]["dice"] for n in NAMES] == pytest.approx(dice.tolist(), abs=1e-6)
     assert m["pixels"] == int((target != IGNORE).sum())
+    precision = MulticlassPrecision(**tm, average="none")(pred, target)
+    assert [m["per_class"][n]["precision"] for n in NAMES] == pytest.approx(
+        precision.tolist(), abs=1e-6
+    )
+    assert m["confusion"] == cm.tolist()
 
 
 def test_accumulated_batches_equal_one_big_batch():
@@ -82,3 +88,16 @@ def test_frequency_weighted_iou_by_hand():
     assert m["per_class"]["a"]["iou"] == pytest.approx(2 / 3)
     assert m["per_class"]["b"]["iou"] == pytest.approx(1 / 2)
     assert m["fw_iou"] == pytest.approx(0.75 * 2 / 3 + 0.25 * 1 / 2)
+
+
+def test_taken_for_names_where_a_class_errors_go():
+    # truth: 4 pixels of a (1 read as b, 2 as c), 2 of b (both right), 1 of c (never predicted).
+    target = torch.tensor([0, 0, 0, 0, 1, 1, 2])
+    pred = torch.tensor([0, 1, 2, 2, 1, 1, 1])
+    m = summarize(confusion_matrix(pred, target, 3), ["a", "b", "c"])
+    assert m["per_class"]["a"]["taken_for"] == {"class": "c", "share": pytest.approx(0.5)}
+    assert m["per_class"]["b"]["taken_for"] is None  # nothing of b is misread
+    assert m["per_class"]["c"]["taken_for"] == {"class": "b", "share": pytest.approx(1.0)}
+    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 4)
+    assert m["per_class"]["a"]["precision"] == pytest.approx(1.0)
+    assert m["per_class"]["c"]["precision"] == pytest.approx(0.0)

@@ -2,6 +2,7 @@
 test sets exactly the numbers it needs, with no training or measuring."""
 
 from seglab.config import TrainConfig
+from seglab.reporting.report import FIGURES
 from seglab.reporting.results import Bootstrap, Comparison, Cost, FormResult, ModelResult, Setup
 
 MACHINE = {  # as seglab.deployment.card.machine_description() records it
@@ -75,7 +76,7 @@ def comparison(models=None, forms=(), verdict=None):
 def fake_figures(folder):
     """The report's figures as stand-in PNG files."""
     figures = {}
-    for key in ("per_class", "frontier", "curves", "examples"):
+    for key, _ in FIGURES:
         figures[key] = folder / f"{key}.png"
         figures[key].write_bytes(b"\x89PNG")
     return figures

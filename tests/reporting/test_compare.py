@@ -45,6 +45,7 @@ def test_every_output_and_section_is_there(compared):
         "Summary",
         "Every model in every form",
         "Per-class IoU",
+        "Confusion matrices",
         "Is the difference real?",
         "Setup",
         "Accuracy against cost",
@@ -52,7 +53,7 @@ def test_every_output_and_section_is_there(compared):
         "Examples",
     ):
         assert f"<h2>{section}" in html, section
-    assert html.count("src='data:image/png;base64,") == 4  # self-contained: no external files
+    assert html.count("src='data:image/png;base64,") == 5  # self-contained: no external files
     assert "**" not in html
 
 
@@ -66,6 +67,7 @@ def test_numbers_agree_with_the_evaluation_and_across_outputs(compared, tiny_run
         independent = evaluate_checkpoint(run / "best.pt", workers=0, progress=False)
         assert model["metrics"]["miou"] == independent["miou"]
         assert model["metrics"]["per_class"] == independent["per_class"]
+        assert model["metrics"]["confusion"] == independent["confusion"]  # the figure's numbers
         assert model["cost"]["gflops"] > 0 and model["cost"]["latency_ms"] > 0
         assert model["cost"]["peak_memory_mb"] > model["cost"]["model_memory_mb"] > 0
         assert model["cost"]["training_minutes"] > 0

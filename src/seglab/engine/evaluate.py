@@ -242,10 +242,17 @@ def percent(value: float | None) -> str:
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     """The per-class table a person reads, then the summary scores (all in percent)."""
-    rows = [f"{'class':<18}{'IoU':>8}{'Dice':>8}{'acc':>8}{'pixels':>12}"]
+    header = "".join(f"{h:>8}" for h in ("IoU", "Dice", "acc", "prec"))
+    rows = [f"{'class':<18}{header}{'pixels':>12}  mostly taken for (share)"]
     for name, s in metrics["per_class"].items():
-        cells = [f"{percent(s[k]):>8}" for k in ("iou", "dice", "accuracy")]
-        rows.append(f"{name:<18}{''.join(cells)}{s['pixels']:>12}")
+        # Metrics stored by an older seglab (a resumed run's best) lack precision and taken_for.
+        scores = [
+            percent(s[k]) if k in s else "-" for k in ("iou", "dice", "accuracy", "precision")
+        ]
+        cells = [f"{score:>8}" for score in scores]
+        taken = s.get("taken_for")
+        mistaken = f"  {taken['class']} ({percent(taken['share'])}%)" if taken else ""
+        rows.append(f"{name:<18}{''.join(cells)}{s['pixels']:>12}{mistaken}")
     rows.append(
         f"mIoU {percent(metrics['miou'])}  pixel accuracy {percent(metrics['pixel_accuracy'])}  "
         f"mean class accuracy {percent(metrics['mean_class_accuracy'])}  "

@@ -25,9 +25,11 @@ def confusion_matrix(
 
 
 def summarize(confusion: torch.Tensor, class_names: Sequence[str]) -> dict:
-    """mIoU, pixel accuracy, mean class accuracy, frequency-weighted IoU, and per-class IoU, Dice
-    and accuracy. A class absent from both truth and prediction has no IoU: it is left out of the
-    mean and listed under ``absent_classes``."""
+    """mIoU, pixel accuracy, mean class accuracy, frequency-weighted IoU, and per class: IoU,
+    Dice, accuracy (recall), precision, and ``taken_for``, the other class that receives most of
+    its pixels (where the errors go: a model that carries badly to new images shows it here).
+    A class absent from both truth and prediction has no IoU: it is left out of the mean and
+    listed under ``absent_classes``. ``confusion`` is the matrix itself, rows truth."""
     cm = confusion.double().cpu()
     tp = cm.diag()
     truth, predicted = cm.sum(1), cm.sum(0)
@@ -36,6 +38,8 @@ def summarize(confusion: torch.Tensor, class_names: Sequence[str]) -> dict:
     iou = tp / union  # nan where the class is absent
     dice = 2 * tp / (truth + predicted)
     accuracy = tp / truth  # nan where the class never occurs in the truth
+    precision = tp / predicted  # nan where the class is never predicted
+    errors = cm - torch.diag(tp)
     total = cm.sum()
     frequency = truth / total if total > 0 else truth
     return {
@@ -48,13 +52,27 @@ def summarize(confusion: torch.Tensor, class_names: Sequence[str]) -> dict:
                 "iou": _num(iou[i]),
                 "dice": _num(dice[i]),
                 "accuracy": _num(accuracy[i]),
+                "precision": _num(precision[i]),
+                "taken_for": _taken_for(errors[i], truth[i], class_names),
                 "pixels": int(truth[i]),
             }
             for i, name in enumerate(class_names)
         },
         "absent_classes": [name for i, name in enumerate(class_names) if not present[i]],
         "pixels": int(total),
+        "confusion": confusion.cpu().long().tolist(),
     }
+
+
+def _taken_for(
+    errors: torch.Tensor, truth: torch.Tensor, class_names: Sequence[str]
+) -> dict | None:
+    """The class that most of this class's misread pixels go to, and its share of the class's
+    pixels; None when no pixel of the class is misread."""
+    if errors.sum() == 0:
+        return None
+    other = int(errors.argmax())
+    return {"class": class_names[other], "share": float(errors[other] / truth)}
 
 
 def _mean(values: torch.Tensor) -> float:

@@ -34,6 +34,32 @@ def per_class_bars(comparison: Comparison, path: Path) -> Path:
     return _save(fig, path)
 
 
+def confusion_matrices(comparison: Comparison, path: Path) -> Path:
+    """Each model's confusion matrix side by side, each row (a true class) as shares of that
+    class's pixels, so a small class's errors show as plainly as a large one's."""
+    classes, models = comparison.classes, comparison.models
+    side = 0.45 * len(classes) + 2
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(side * len(models), side + 0.8), squeeze=False
+    )
+    for ax, m in zip(axes[0], models):
+        counts = np.asarray(m.metrics["confusion"], dtype=np.float64)
+        shares = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=100)
+        for (row, col), share in np.ndenumerate(shares):
+            if share >= 1:  # a label on every cell would hide the pattern
+                colour = "white" if share > 60 else "black"
+                ax.text(
+                    col, row, f"{share:.0f}", ha="center", va="center", fontsize=7, color=colour
+                )
+        ticks = np.arange(len(classes))
+        ax.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(ticks, classes, fontsize=8)
+        ax.set(xlabel="predicted", ylabel="true class", title=m.name)
+    fig.suptitle("Where each class's pixels go (% of the true class)")
+    return _save(fig, path)
+
+
 # One marker per form (colour is the model); a form missing here is drawn as a circle.
 FORM_MARKERS = {"pytorch": "o", "onnx": "s", "onnx-int8": "^", "executorch": "D"}
 

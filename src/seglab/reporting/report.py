@@ -312,6 +312,7 @@ def _setup_differences(c: Comparison) -> Table:
 
 FIGURES = [
     ("per_class", "Per-class IoU"),
+    ("confusion", "Confusion matrices"),
     ("frontier", "Accuracy against cost: every model in every form"),
     ("curves", "Training curves"),
     ("examples", "Examples"),
