@@ -466,11 +466,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from seglab.deployment.runtime import evaluate_model
-    from seglab.engine.evaluate import default_metrics_path, format_metrics
+    from seglab.engine.evaluate import confusion_figure_path, default_metrics_path, format_metrics
     from seglab.outputs import check_output_file
+    from seglab.reporting.plots import confusion_matrices
 
     out = args.out or default_metrics_path(args.checkpoint, args.split)
     check_output_file(out, "evaluate: --out")
+    figure = check_output_file(confusion_figure_path(out), "evaluate: the confusion figure")
     metrics = evaluate_model(
         args.checkpoint,
         data=args.data,
@@ -483,8 +485,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     Path(out).write_text(json.dumps(metrics, indent=2))
+    confusion_matrices(
+        {Path(args.checkpoint).name: metrics["confusion"]}, list(metrics["per_class"]), figure
+    )
     print(format_metrics(metrics))
-    print(f"metrics written to {out}")
+    print(f"metrics written to {out}, the confusion matrix drawn in {figure}")
     return 0
 
 

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from PIL import Image
 
 from seglab.cli import main
 from seglab.engine import performance
@@ -128,6 +129,11 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_data, tmp_path, capsys):
     metrics = json.loads((tmp_path / "run" / "best_val_metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(Checkpoint.load(ckpt).metrics["miou"], abs=1e-6)
     assert metrics["evaluation"]["split"] == "val"
+    assert (
+        len(metrics["confusion"]) == 7 and sum(map(sum, metrics["confusion"])) == metrics["pixels"]
+    )
+    figure = Image.open(tmp_path / "run" / "best_val_confusion.png")
+    assert figure.format == "PNG" and min(figure.size) > 300
 
     out_json = tmp_path / "tta.json"
     argv = [
@@ -146,6 +152,7 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_data, tmp_path, capsys):
     ]
     assert main(argv) == 0
     tta = json.loads(out_json.read_text())
+    assert (tmp_path / "tta_confusion.png").is_file()  # beside --out, named after it
     assert tta["evaluation"]["flip"] is True and tta["evaluation"]["scales"] == [0.75, 1.0]
     assert tta["pixels"] == metrics["pixels"]
 

@@ -235,6 +235,13 @@ def default_metrics_path(checkpoint: str | os.PathLike, split: str) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}_{split}_metrics.json")
 
 
+def confusion_figure_path(metrics_path: str | os.PathLike) -> Path:
+    """Where `seglab evaluate` draws the confusion matrix: beside its metrics JSON,
+    e.g. runs/x/best_val_confusion.png."""
+    metrics_path = Path(metrics_path)
+    return metrics_path.with_name(f"{metrics_path.stem.removesuffix('_metrics')}_confusion.png")
+
+
 def percent(value: float | None) -> str:
     """A score as printed everywhere: percent with 2 decimals ("absent" for no score)."""
     return "absent" if value is None else f"{100 * value:.2f}"

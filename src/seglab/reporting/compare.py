@@ -307,7 +307,11 @@ def write_outputs(comparison: Comparison, segmenters, data: Data, out: Path) -> 
     models = comparison.models
     figures = {
         "per_class": plots.per_class_bars(comparison, out / "per_class_iou.png"),
-        "confusion": plots.confusion_matrices(comparison, out / "confusion.png"),
+        "confusion": plots.confusion_matrices(
+            {m.name: m.metrics["confusion"] for m in models},
+            comparison.classes,
+            out / "confusion.png",
+        ),
         "frontier": plots.accuracy_cost_frontier(comparison, out / "accuracy_vs_latency.png"),
         "curves": plots.training_curves(
             {m.name: m.history for m in models}, out / "training_curves.png"

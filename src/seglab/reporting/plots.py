@@ -34,16 +34,17 @@ def per_class_bars(comparison: Comparison, path: Path) -> Path:
     return _save(fig, path)
 
 
-def confusion_matrices(comparison: Comparison, path: Path) -> Path:
-    """Each model's confusion matrix side by side, each row (a true class) as shares of that
-    class's pixels, so a small class's errors show as plainly as a large one's."""
-    classes, models = comparison.classes, comparison.models
+def confusion_matrices(
+    matrices: Mapping[str, Sequence[Sequence[int]]], classes: Sequence[str], path: Path
+) -> Path:
+    """Confusion matrices (name -> K x K counts, rows truth) side by side, each row as shares of
+    that true class's pixels, so a small class's errors show as plainly as a large one's."""
     side = 0.45 * len(classes) + 2
     fig, axes = plt.subplots(
-        1, len(models), figsize=(side * len(models), side + 0.8), squeeze=False
+        1, len(matrices), figsize=(side * len(matrices), side + 0.8), squeeze=False
     )
-    for ax, m in zip(axes[0], models):
-        counts = np.asarray(m.metrics["confusion"], dtype=np.float64)
+    for ax, (name, matrix) in zip(axes[0], matrices.items()):
+        counts = np.asarray(matrix, dtype=np.float64)
         shares = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=100)
         for (row, col), share in np.ndenumerate(shares):
@@ -55,7 +56,7 @@ def confusion_matrices(comparison: Comparison, path: Path) -> Path:
         ticks = np.arange(len(classes))
         ax.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(ticks, classes, fontsize=8)
-        ax.set(xlabel="predicted", ylabel="true class", title=m.name)
+        ax.set(xlabel="predicted", ylabel="true class", title=name)
     fig.suptitle("Where each class's pixels go (% of the true class)")
     return _save(fig, path)
 
