@@ -485,9 +485,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     Path(out).write_text(json.dumps(metrics, indent=2))
-    confusion_matrices(
-        {Path(args.checkpoint).name: metrics["confusion"]}, list(metrics["per_class"]), figure
-    )
+    model = Path(args.checkpoint).absolute()
+    title = f"{model.parent.name}/{model.name} on {args.split}"  # e.g. "mine/best.pt on val"
+    confusion_matrices({title: metrics["confusion"]}, list(metrics["per_class"]), figure)
     print(format_metrics(metrics))
     print(f"metrics written to {out}, the confusion matrix drawn in {figure}")
     return 0
