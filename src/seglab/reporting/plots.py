@@ -39,7 +39,8 @@ def confusion_matrices(
 ) -> Path:
     """Confusion matrices (name -> K x K counts, rows truth) side by side, each row as shares of
     that true class's pixels, so a small class's errors show as plainly as a large one's."""
-    side = 0.45 * len(classes) + 2
+    side = min(0.45 * len(classes) + 2, 14)  # inches: 150 classes stay a readable page
+    labelled = len(classes) <= 30  # beyond that the numbers would not fit their cells
     fig, axes = plt.subplots(
         1, len(matrices), figsize=(side * len(matrices), side + 0.8), squeeze=False
     )
@@ -48,14 +49,15 @@ def confusion_matrices(
         shares = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=100)
         for (row, col), share in np.ndenumerate(shares):
-            if share >= 1:  # a label on every cell would hide the pattern
+            if labelled and share >= 1:  # a label on every cell would hide the pattern
                 colour = "white" if share > 60 else "black"
                 ax.text(
                     col, row, f"{share:.0f}", ha="center", va="center", fontsize=7, color=colour
                 )
         ticks = np.arange(len(classes))
-        ax.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(ticks, classes, fontsize=8)
+        fontsize = 8 if labelled else 4
+        ax.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=fontsize)
+        ax.set_yticks(ticks, classes, fontsize=fontsize)
         ax.set(xlabel="predicted", ylabel="true class", title=name)
     fig.suptitle("Where each class's pixels go (% of the true class)")
     return _save(fig, path)
