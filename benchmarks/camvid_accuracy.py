@@ -35,8 +35,10 @@ from pathlib import Path
 import torch
 
 from seglab.config import parse_duration
-from seglab.deployment.card import machine_description, pct
-from seglab.engine.evaluate import evaluate_checkpoint
+from seglab.deployment.measure import evaluate_model
+from seglab.engine.evaluate import EvalOptions
+from seglab.engine.machine import machine_description
+from seglab.formatting import percent
 from seglab.reporting.plots import training_curves
 from seglab.reporting.results import read_history
 
@@ -88,15 +90,19 @@ def history(run: Path) -> list[dict]:
 
 def scores(run: Path, data: str, tta: bool) -> dict:
     """mIoU of best.pt (plain, and with TTA when asked) and of last.pt, with per-class IoU."""
-    plain = evaluate_checkpoint(run / "best.pt", data, "val")
-    flipped = evaluate_checkpoint(run / "best.pt", data, "val", flip=True) if tta else None
+    plain = evaluate_model(run / "best.pt", data, "val", EvalOptions(workers=2))
+    flipped = None
+    if tta:
+        flipped = evaluate_model(run / "best.pt", data, "val", EvalOptions(flip=True, workers=2))
     multi = (
-        evaluate_checkpoint(run / "best.pt", data, "val", flip=True, scales=TTA_SCALES)
+        evaluate_model(
+            run / "best.pt", data, "val", EvalOptions(flip=True, scales=TTA_SCALES, workers=2)
+        )
         if tta
         else None
     )
     # best.pt was chosen on this very split, which flatters it; the final weights were not
-    final = evaluate_checkpoint(run / "last.pt", data, "val")
+    final = evaluate_model(run / "last.pt", data, "val", EvalOptions(workers=2))
     return {
         "miou": plain["miou"],
         "miou_flip": flipped["miou"] if flipped else None,
@@ -115,7 +121,7 @@ def per_class(metrics: dict) -> dict[str, float]:
 
 
 def column(value: float | None, width: int = 7) -> str:
-    return f"{pct(value):>{width}}"
+    return f"{percent(value):>{width}}"
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from seglab.deployment.benchmark import rss_mb
+from seglab.engine.performance import rss_mb
 from seglab.serving.process import ServerProcess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

@@ -30,8 +30,8 @@ import torch
 
 from seglab.data.classes import default_colors
 from seglab.data.info import DatasetInfo
-from seglab.deployment.benchmark import PeakMemory, backend_segmenter
-from seglab.engine.performance import choose_precision
+from seglab.deployment.benchmark import backend_segmenter
+from seglab.engine.performance import PeakMemory, choose_precision
 from seglab.models import build_model
 from seglab.models.complexity import forward_gflops
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from seglab.config import describe_options, parse_scales, parse_size
-from seglab.deployment.backends import BACKENDS, FORMATS  # constants only: no torch
+from seglab.deployment.backends import BACKENDS  # constants only: no torch
+from seglab.deployment.formats import FORMATS  # constants only: no torch
 from seglab.errors import SeglabError
 
 EPILOG = "Run 'seglab COMMAND --help' for a command's options."
@@ -187,7 +188,7 @@ def _add_predict(commands) -> None:
 
 
 def _add_export(commands) -> None:
-    formats = "; ".join(f"{name}: {how}" for name, (_, how, _) in FORMATS.items())
+    formats = "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
     export = commands.add_parser(
         "export",
         help="export a checkpoint to ONNX, ONNX INT8 or ExecuTorch, with its deployment card",
@@ -465,25 +466,23 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from seglab.deployment.runtime import evaluate_model
-    from seglab.engine.evaluate import confusion_figure_path, default_metrics_path, format_metrics
-    from seglab.outputs import check_output_file
+    from seglab.deployment.measure import evaluate_model
+    from seglab.engine.evaluate import EvalOptions
+    from seglab.formatting import format_metrics
+    from seglab.outputs import check_output_file, confusion_figure_path, default_metrics_path
     from seglab.reporting.plots import confusion_matrices
 
     out = args.out or default_metrics_path(args.checkpoint, args.split)
     check_output_file(out, "evaluate: --out")
     figure = check_output_file(confusion_figure_path(out), "evaluate: the confusion figure")
-    metrics = evaluate_model(
-        args.checkpoint,
-        data=args.data,
-        split=args.split,
+    options = EvalOptions(
         flip=args.flip,
-        scales=args.scales,
+        scales=tuple(args.scales),
         window=args.window,
         batch_size=args.batch_size,
-        device=args.device,
         workers=args.workers,
     )
+    metrics = evaluate_model(args.checkpoint, args.data, args.split, options, device=args.device)
     Path(out).write_text(json.dumps(metrics, indent=2))
     model = Path(args.checkpoint).absolute()
     title = f"{model.parent.name}/{model.name} on {args.split}"  # e.g. "mine/best.pt on val"

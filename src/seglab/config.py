@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 
 from seglab.errors import SeglabError, first_line
+from seglab.models import INPUT_NORMS
 
 LOSS_NAMES = ("ce", "ohem", "dice", "focal")
 CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "inverse_frequency")
-INPUT_NORMS = ("dataset", "image")  # the encoder weights' fixed mean and std, or each image's own
 # Keys a run's config.yaml adds beside the options: what was resolved, and how the run grew.
 RUN_RECORD_KEYS = ("resolved", "extensions")
 

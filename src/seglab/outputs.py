@@ -1,5 +1,6 @@
-"""Checks that an output location can be written, made before any work starts, so a mistake in
-``--out`` is one line at once rather than a traceback after minutes of work. No torch here."""
+"""Where outputs go by default, and checks that an output location can be written, made before
+any work starts, so a mistake in ``--out`` is one line at once rather than a traceback after
+minutes of work. No torch here."""
 
 from __future__ import annotations
 
@@ -48,3 +49,17 @@ def _probe(existing: Path, folder: Path, what: str) -> None:
         raise SeglabError(
             f"{what} {folder} cannot be written ({err.strerror or type(err).__name__})"
         ) from None
+
+
+def default_metrics_path(checkpoint: str | os.PathLike, split: str) -> Path:
+    """Where `seglab evaluate` writes its metrics without --out: beside the model file,
+    e.g. runs/x/best_val_metrics.json."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}_{split}_metrics.json")
+
+
+def confusion_figure_path(metrics_path: str | os.PathLike) -> Path:
+    """Where `seglab evaluate` draws the confusion matrix: beside its metrics JSON,
+    e.g. runs/x/best_val_confusion.png."""
+    metrics_path = Path(metrics_path)
+    return metrics_path.with_name(f"{metrics_path.stem.removesuffix('_metrics')}_confusion.png")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from seglab.deployment.backends import FORMATS
+from seglab.deployment.formats import FORMATS
 
 
 @pytest.fixture(scope="session")
@@ -13,8 +13,8 @@ def exported(tiny_runs, tmp_path_factory):
     session), measured on 2 validation images, as (path, card, progress lines). The ONNX file
     is written through the command line."""
     from seglab.cli import main
+    from seglab.deployment.artifacts import read_card
     from seglab.deployment.export import export_artifact
-    from seglab.deployment.runtime import read_card
 
     folder = tmp_path_factory.mktemp("exported")
     checkpoint = tiny_runs["mobilenet_v2"] / "best.pt"
@@ -22,7 +22,7 @@ def exported(tiny_runs, tmp_path_factory):
 
     def get(format: str) -> tuple[Path, object, list[str]]:
         if format not in made:
-            out = folder / f"model-{format}{FORMATS[format][0]}"
+            out = folder / f"model-{format}{FORMATS[format].suffix}"
             if format == "onnx":
                 argv = ["export", "--checkpoint", str(checkpoint), "--out", str(out)]
                 argv += ["--limit", "2", "--repeats", "2", "--no-progress"]

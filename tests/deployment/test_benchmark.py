@@ -98,7 +98,7 @@ def test_an_exported_file_without_its_checkpoint_is_timed_alone(exported, tmp_pa
     import shutil
     from dataclasses import replace
 
-    from seglab.deployment.runtime import read_card, write_card
+    from seglab.deployment.artifacts import read_card, write_card
 
     path = shutil.copy(exported("onnx")[0], tmp_path / "m.onnx")
     card = read_card(path)

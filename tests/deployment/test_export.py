@@ -12,20 +12,20 @@ import torch
 
 from seglab.cli import main
 from seglab.data.synthetic import INFO, SyntheticScenes
-from seglab.deployment.backends import FORMATS
-from seglab.deployment.card import TOLERANCES, InputPolicy, file_sha256
-from seglab.deployment.export import card_files, export_artifact
-from seglab.deployment.predict import predict
-from seglab.deployment.runtime import (
-    ExecuTorchSegmenter,
-    FixedInputSegmenter,
+from seglab.deployment.artifacts import (
     content_sha256,
+    file_sha256,
     load_segmenter,
     pytorch_reference,
     read_card,
 )
+from seglab.deployment.card import InputPolicy
+from seglab.deployment.export import card_files, export_artifact
+from seglab.deployment.formats import FORMATS
+from seglab.deployment.formats.executorch_xnnpack import ExecuTorchSegmenter
+from seglab.deployment.predict import predict
 from seglab.engine.checkpoint import load_model
-from seglab.engine.segmenter import Segmenter, TorchSegmenter
+from seglab.engine.segmenter import FixedInputSegmenter, Segmenter, TorchSegmenter
 from seglab.errors import SeglabError
 from tests.deployment.helpers import write_inputs
 
@@ -42,7 +42,7 @@ def test_each_format_carries_its_card_in_the_file_and_beside_it(exported, tiny_r
     assert card.input == InputPolicy((64, 80), fixed=format == "executorch")
     assert card.source["sha256"] == file_sha256(checkpoint)
     assert card.content_sha256 == content_sha256(path)
-    assert card.tolerances == TOLERANCES[format] and card.failures == []
+    assert card.tolerances == FORMATS[format].implementation().TOLERANCES and card.failures == []
     measured = card.measured
     assert measured.data == str(tiny_runs["data"]) and measured.images == 2
     assert measured.size == (64, 80) and measured.repeats == 2 and measured.parity_images == 2
@@ -104,13 +104,13 @@ def test_evaluate_takes_an_exported_model(exported, tiny_runs, tmp_path, capsys,
 
 
 def test_the_pte_card_is_also_a_constant_method_of_the_program(exported):
-    from seglab.deployment.runtime import PTE_CARD_METHOD, PTE_CARD_PREFIX, executorch_runtime
+    from seglab.deployment.formats.executorch_xnnpack import CARD_METHOD, CARD_PREFIX, runtime
 
     path, card, _ = exported("executorch")
-    program = executorch_runtime().load_program(str(path))
-    text = program.load_method(PTE_CARD_METHOD).execute([])[0]
-    assert text.startswith(PTE_CARD_PREFIX.decode())
-    assert json.loads(text[len(PTE_CARD_PREFIX) :]) == card.to_dict()
+    program = runtime().load_program(str(path))
+    text = program.load_method(CARD_METHOD).execute([])[0]
+    assert text.startswith(CARD_PREFIX.decode())
+    assert json.loads(text[len(CARD_PREFIX) :]) == card.to_dict()
     assert isinstance(load_segmenter(path).inner, ExecuTorchSegmenter)
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from seglab.cli import main
 from seglab.data.synthetic import INFO
-from seglab.deployment.predict import check_output_folder, expand_inputs, predict
+from seglab.deployment.predict import check_predict_outputs, expand_inputs, predict
 from seglab.engine.checkpoint import load_model
 from seglab.errors import SeglabError
 from tests.deployment.helpers import unwritable_folder, write_inputs
@@ -76,10 +76,10 @@ def test_predict_never_writes_over_an_input(tiny_runs, tmp_path):
     out = tmp_path / "out"
     shutil.copy(pin / "in0.png", tmp_path / "in0_overlay.png")
     with pytest.raises(SeglabError, match=r"in0_overlay.png would overwrite the input image"):
-        check_output_folder(tmp_path, [pin / "in0.png", tmp_path / "in0_overlay.png"])
+        check_predict_outputs(tmp_path, [pin / "in0.png", tmp_path / "in0_overlay.png"])
     with pytest.raises(SeglabError, match=r"would both write .*in0_overlay.png"):  # elsewhere
-        check_output_folder(out, [pin / "in0.png", tmp_path / "in0_overlay.png"])
-    assert check_output_folder(out, [pin / "in0.png", pin / "in1.png"]) == out
+        check_predict_outputs(out, [pin / "in0.png", tmp_path / "in0_overlay.png"])
+    assert check_predict_outputs(out, [pin / "in0.png", pin / "in1.png"]) == out
 
 
 def test_predict_refuses_an_out_that_cannot_hold_its_outputs_before_any_work(tmp_path):
@@ -102,7 +102,7 @@ def test_predict_refuses_an_out_that_cannot_hold_its_outputs_before_any_work(tmp
 def test_two_inputs_that_would_write_the_same_output_are_refused(tmp_path):
     a, b = write_inputs(tmp_path / "a"), write_inputs(tmp_path / "b")
     with pytest.raises(SeglabError) as error:
-        check_output_folder(tmp_path / "out", expand_inputs([str(a), str(b)]))
+        check_predict_outputs(tmp_path / "out", expand_inputs([str(a), str(b)]))
     message = str(error.value)
     assert message.startswith(f"predict: inputs {a / 'in0.png'} and {b / 'in0.png'} would both")
     assert len(message.splitlines()) == 1
@@ -135,7 +135,7 @@ def test_videos_are_read_frame_by_frame(tiny_runs, tmp_path, capsys):
     assert ok and frame.shape == (64, 80, 3)
     capture.release()
     with pytest.raises(SeglabError, match=r"output .*clip_overlay.mp4 would overwrite an input"):
-        check_output_folder(tmp_path, [video, tmp_path / "clip_overlay.mp4"])
+        check_predict_outputs(tmp_path, [video, tmp_path / "clip_overlay.mp4"])
     argv = ["predict", str(video), "--checkpoint", str(tiny_runs["mobilenet_v2"] / "best.pt")]
     assert main([*argv, "--out", str(tmp_path / "o4")]) == 0
     printed = capsys.readouterr().out
@@ -143,8 +143,8 @@ def test_videos_are_read_frame_by_frame(tiny_runs, tmp_path, capsys):
     # a frame's output that another input would write too: refused
     Image.open(out / "clip_000001.png").convert("RGB").save(tmp_path / "clip_000001.jpg")
     with pytest.raises(SeglabError, match=r"clip_000001.jpg and .*clip.mp4 would both write"):
-        check_output_folder(tmp_path / "o2", [tmp_path / "clip_000001.jpg", video])
+        check_predict_outputs(tmp_path / "o2", [tmp_path / "clip_000001.jpg", video])
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "clip.mp4").write_bytes(video.read_bytes())
     with pytest.raises(SeglabError, match=r"clip.mp4 and .*other/clip.mp4 would both write"):
-        check_output_folder(tmp_path / "o3", [video, tmp_path / "other" / "clip.mp4"])
+        check_predict_outputs(tmp_path / "o3", [video, tmp_path / "other" / "clip.mp4"])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from seglab.cli import main
-from seglab.deployment.runtime import PTE_CARD_CAPACITY, PTE_CARD_PREFIX, read_card, write_card
+from seglab.deployment.artifacts import read_card, write_card
+from seglab.deployment.formats.executorch_xnnpack import CARD_CAPACITY, CARD_PREFIX
 from seglab.deployment.verify import verify_artifact
 from seglab.errors import SeglabError
 
@@ -49,8 +50,8 @@ def test_a_changed_onnx_weight_fails(exported, tmp_path, capsys):
 def test_a_changed_pte_byte_fails(exported, tmp_path):
     path = copy_of(exported, "executorch", tmp_path)
     blob = bytearray(path.read_bytes())
-    card_at, middle = blob.find(PTE_CARD_PREFIX), len(blob) // 2
-    assert not card_at <= middle < card_at + PTE_CARD_CAPACITY
+    card_at, middle = blob.find(CARD_PREFIX), len(blob) // 2
+    assert not card_at <= middle < card_at + CARD_CAPACITY
     blob[middle] ^= 0x01  # one bit of the weights, outside the card
     path.write_bytes(blob)
     result = verify_artifact(path, report=lambda line: None, progress=False)
@@ -114,11 +115,12 @@ def test_other_data_is_measured_but_drift_is_not_judged(exported, tiny_runs):
 
 
 def test_a_file_without_a_card_cannot_be_verified(tiny_runs, tmp_path, capsys):
-    from seglab.deployment.export import write_onnx
+    from seglab.deployment.artifacts import write_artifact
+    from seglab.deployment.formats import ArtifactInputs
     from seglab.engine.checkpoint import load_model
 
     model, checkpoint = load_model(tiny_runs["mobilenet_v2"] / "best.pt")
-    write_onnx(model, checkpoint.dataset, tmp_path / "bare.onnx")
+    write_artifact(model, checkpoint.dataset, "onnx", tmp_path / "bare.onnx", ArtifactInputs())
     with pytest.raises(SeglabError, match=r"bare.onnx carries no deployment card"):
         verify_artifact(tmp_path / "bare.onnx")
     assert main(["verify", str(tmp_path / "missing.onnx")]) == 2

@@ -1,5 +1,6 @@
 """The one evaluation loop: its scores against torchmetrics, per-image confusion matrices for the
-bootstrap, any segmenter, and a checkpoint's stored metrics reproduced exactly."""
+bootstrap, and any segmenter (a checkpoint's stored metrics reproduced exactly by seglab evaluate:
+tests/deployment/test_measure.py)."""
 
 import dataclasses
 
@@ -9,8 +10,9 @@ from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassJac
 
 from seglab.data.dataset import pad_collate
 from seglab.data.synthetic import INFO, SyntheticScenes
-from seglab.engine.checkpoint import Checkpoint
-from seglab.engine.evaluate import evaluate, evaluate_checkpoint, format_metrics
+from seglab.engine.evaluate import EvalOptions, evaluate
+from seglab.engine.inference import predict_probabilities
+from seglab.engine.metrics import confusion_matrix
 from seglab.engine.segmenter import Segmenter, TorchSegmenter
 from seglab.models import build_model
 
@@ -93,25 +95,31 @@ def test_any_segmenter_is_evaluated(items):
     assert metrics["per_class"]["sky"]["accuracy"] == 1.0
 
 
-def test_evaluate_checkpoint_reproduces_the_stored_metrics_exactly(tiny_runs):
-    for encoder in ("vgg19", "mobilenet_v2"):
-        path = tiny_runs[encoder] / "best.pt"
-        stored = Checkpoint.load(path)
-        metrics = evaluate_checkpoint(path, workers=0, progress=False)
-        assert metrics["evaluation"]["batch_size"] == stored.config.batch_size
-        assert metrics["miou"] == stored.metrics["miou"]
-        assert metrics["per_class"] == stored.metrics["per_class"]
-    explicit = evaluate_checkpoint(path, batch_size=3, workers=0, progress=False)
-    assert explicit["evaluation"]["batch_size"] == 3
-    assert explicit["pixels"] == metrics["pixels"]
-
-
-def test_printed_scores_are_percent_with_two_decimals(items):
-    metrics = evaluate(Constant(1), batches(items, 2), progress=False).metrics
-    text = format_metrics(metrics)
-    assert f"mIoU {100 * metrics['miou']:.2f}  pixel accuracy" in text
-    sky = next(line for line in text.splitlines() if line.startswith("sky"))
-    assert f"{100 * metrics['per_class']['sky']['iou']:.2f}" in sky
-    assert sky.endswith("ground (100.00%)")  # where a class's pixels go: all of sky to ground
-    ground = next(line for line in text.splitlines() if line.startswith("ground"))
-    assert ground.endswith(str(metrics["per_class"]["ground"]["pixels"]))  # none misread
+@pytest.mark.parametrize(
+    "options",
+    [
+        EvalOptions(flip=True),
+        EvalOptions(scales=(0.5, 1.0)),
+        EvalOptions(window=(24, 32)),
+    ],
+    ids=["flip", "scales", "window"],
+)
+def test_the_options_test_time_augmentation_is_what_is_scored(items, options):
+    """Each test-time option changes the scores, and exactly as predict_probabilities says."""
+    torch.manual_seed(0)  # a random 5x5 filter: neither mirror- nor scale-invariant
+    segmenter = TorchSegmenter(torch.nn.Conv2d(3, INFO.num_classes, 5, padding=2), INFO)
+    plain = evaluate(segmenter, batches(items, 1), progress=False)
+    augmented = evaluate(segmenter, batches(items, 1), options, progress=False)
+    expected = torch.zeros_like(plain.confusion)
+    for image, mask in items:
+        probabilities = predict_probabilities(
+            segmenter,
+            image[None],
+            flip=options.flip,
+            scales=options.scales,
+            window=options.window,
+        )
+        predicted = probabilities.argmax(1)
+        expected += confusion_matrix(predicted, mask[None], INFO.num_classes, INFO.ignore_index)
+    assert torch.equal(augmented.confusion, expected)
+    assert not torch.equal(augmented.confusion, plain.confusion)

@@ -14,7 +14,7 @@ from seglab.cli import main
 from seglab.config import TrainConfig
 from seglab.data.dataset import open_data
 from seglab.data.show import colorize
-from seglab.engine.evaluate import evaluate_checkpoint
+from seglab.deployment.measure import evaluate_model
 from seglab.errors import SeglabError
 from seglab.reporting.compare import compare, run_names
 from seglab.reporting.forms import FORMS
@@ -64,7 +64,7 @@ def test_numbers_agree_with_the_evaluation_and_across_outputs(compared, tiny_run
     vgg, mobilenet = results["models"]
     assert (vgg["name"], mobilenet["name"]) == ("vgg19", "mobilenet_v2")
     for model, run in ((vgg, tiny_runs["vgg19"]), (mobilenet, tiny_runs["mobilenet_v2"])):
-        independent = evaluate_checkpoint(run / "best.pt", workers=0, progress=False)
+        independent = evaluate_model(run / "best.pt", progress=False)
         assert model["metrics"]["miou"] == independent["miou"]
         assert model["metrics"]["per_class"] == independent["per_class"]
         assert model["metrics"]["confusion"] == independent["confusion"]  # the figure's numbers

@@ -5,27 +5,40 @@ segmenter (seglab.engine.segmenter), so each is timed and evaluated by the same 
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 
+from seglab.data.classes import default_colors
+from seglab.data.dataset import Data
 from seglab.data.info import DatasetInfo
-from seglab.deployment.backends import BACKEND_NOTES, BACKENDS, FORMATS, TORCH_BACKENDS
-from seglab.engine.performance import synchronize, time_it
+from seglab.deployment.artifacts import (
+    artifact_segmenter,
+    calibration_images,
+    model_input_size,
+    read_card,
+    write_artifact,
+)
+from seglab.deployment.backends import (
+    BACKEND_NOTES,
+    BACKENDS,
+    FORMAT_OF_BACKEND,
+    TORCH_BACKENDS,
+)
+from seglab.deployment.card import DeploymentCard
+from seglab.deployment.formats import FORMATS, ArtifactInputs, is_artifact
+from seglab.deployment.measure import open_model_data, source_model, time_segmenter
+from seglab.engine.checkpoint import load_model
+from seglab.engine.evaluate import evaluate_split
+from seglab.engine.performance import PeakMemory, latency_ms
 from seglab.engine.segmenter import Segmenter, TorchSegmenter
 from seglab.errors import SeglabError, first_line
-from seglab.models.unet import ModelSpec, UNet
-
-if TYPE_CHECKING:
-    from seglab.data.dataset import Data
-    from seglab.deployment.card import DeploymentCard
+from seglab.models.complexity import forward_gflops
+from seglab.models.unet import ModelSpec, UNet, build_model
 
 
 @dataclass
@@ -105,97 +118,7 @@ class BenchmarkResult:
         }
 
 
-# --- measuring ----------------------------------------------------------------------------------
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    """A process's resident memory now, this one by default (Linux /proc; elsewhere this
-    process's ru_maxrss as a bound)."""
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        if pid != "self":
-            raise
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class PeakMemory:
-    """Samples resident memory in a background thread while the block runs."""
-
-    def __enter__(self):
-        self.peak, self._stop = rss_mb(), threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, rss_mb())
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
-
-
-def time_segmenter(
-    segmenter: Segmenter, images: torch.Tensor, repeats: int, warmup: int = 2
-) -> list[float]:
-    """Seconds of each of ``repeats`` runs of ``segmenter`` on ``images`` (waiting for the GPU
-    to finish, on a GPU)."""
-    images = images.to(segmenter.device)
-
-    def run() -> None:
-        segmenter(images)
-        synchronize(segmenter.device)
-
-    return time_it(run, repeats, warmup)
-
-
-def summarize_times(backend: str, times: list[float], batch: int, peak: float) -> Timing:
-    median = statistics.median(times)
-    p90 = float(np.percentile(times, 90))
-    return Timing(backend, 1000 * median, 1000 * p90, batch / median, peak)
-
-
-def peak_inference_memory(
-    checkpoint: str | os.PathLike, size: tuple[int, int], batch: int = 1, precision: str = "auto"
-) -> tuple[float, float]:
-    """(peak, baseline) resident memory in MB of a fresh process that loads ``checkpoint`` as a
-    segmenter on the CPU (``precision``) and runs it twice on ``batch`` images of ``size``; the
-    baseline is the same process after its imports (PyTorch alone), so peak - baseline is what
-    the model and its activations take."""
-    import multiprocessing
-
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_load_and_infer, (str(checkpoint), tuple(size), batch, precision))
-
-
-def _load_and_infer(
-    checkpoint: str, size: tuple[int, int], batch: int, precision: str
-) -> tuple[float, float]:
-    from seglab.deployment.runtime import load_segmenter
-
-    baseline = rss_mb()
-    with PeakMemory() as memory:
-        segmenter = load_segmenter(checkpoint, "cpu", precision=precision)
-        images = torch.rand(batch, segmenter.info.in_channels, *size)
-        for _ in range(2):
-            segmenter(images)
-    return memory.peak, baseline
-
-
 # --- backends -----------------------------------------------------------------------------------
-
-# The file each exporting backend writes into the benchmark's folder.
-BACKEND_FORMATS = {
-    "onnxruntime": ("onnx", "model.onnx"),
-    "int8": ("onnx-int8", "model.int8.onnx"),
-    "executorch": ("executorch", "model.pte"),
-}
 
 
 def backend_segmenter(
@@ -208,9 +131,9 @@ def backend_segmenter(
 ) -> Segmenter:
     """``backend`` (one of BACKENDS) as a segmenter on the CPU. PyTorch backends run ``model``
     (the same module, set to each backend's memory format); the others run ``model`` exported
-    into ``folder`` (see BACKEND_FORMATS; INT8 from the fp32 graph there when it exists,
-    calibrated on the ``calibration`` images, random ones of 64x96 when none are given;
-    ExecuTorch for images of ``size``)."""
+    into ``folder`` in their format (under the format's ``file_name``; INT8 from the fp32 graph
+    there when it exists, calibrated on the ``calibration`` images, random ones of 64x96 when
+    none are given; a fixed-size format for images of ``size``)."""
     if backend not in BACKENDS:
         raise SeglabError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if model is None:
@@ -225,26 +148,16 @@ def backend_segmenter(
             channels_last=backend != "eager",
             compile=backend == "compile",
         )
-    from seglab.deployment.export import write_artifact
-    from seglab.deployment.runtime import artifact_segmenter
-
-    format, name = BACKEND_FORMATS[backend]
-    if backend == "executorch" and size is None:
-        raise SeglabError("backend executorch needs the input size it is lowered for")
+    format = FORMATS[FORMAT_OF_BACKEND[backend]]
+    if format.implementation().FIXED_SIZE and size is None:
+        raise SeglabError(f"backend {backend} needs the input size it is lowered for")
     if not calibration:
         calibration = [torch.rand(1, info.in_channels, 64, 96) for _ in range(4)]
-    fp32 = folder / BACKEND_FORMATS["onnxruntime"][1]
-    path = folder / name
+    fp32 = folder / FORMATS["onnx"].file_name
+    path = folder / format.file_name
     if not path.is_file():
-        write_artifact(
-            model,
-            info,
-            format,
-            path,
-            size=size,
-            calibration=calibration,
-            fp32=fp32 if fp32.is_file() else None,
-        )
+        inputs = ArtifactInputs(size, calibration, fp32 if fp32.is_file() else None)
+        write_artifact(model, info, format.name, path, inputs)
     segmenter = artifact_segmenter(path)
     segmenter.name = backend
     return segmenter
@@ -272,7 +185,8 @@ def benchmark(
             unavailable[name] = first_line(err)[:160]
             report(f"{name}: not available here ({unavailable[name]})")
             continue
-        timing = summarize_times(name, times, images.shape[0], memory.peak)
+        median, p90 = latency_ms(times)
+        timing = Timing(name, median, p90, 1000 * images.shape[0] / median, memory.peak)
         timing.note = notes.get(name, segmenter.kind)
         if evaluate is not None:
             timing.miou = evaluate(segmenter)
@@ -313,16 +227,57 @@ def benchmark_model(
     report: Callable[[str], None] = print,
 ) -> BenchmarkResult:
     """``seglab benchmark``: times ``backends`` on the CPU on random images of ``size`` (default:
-    the model's own input size, see seglab.deployment.export.model_input_size; 360x480 for an
-    untrained model), for ``source``, a checkpoint (every backend by default) or a file exported
-    by seglab (the file itself, and beside it ``backends`` run from its source checkpoint when
-    that is here: eager PyTorch fp32 by default), or an untrained U-Net on ``encoder`` with
-    ``classes`` classes. With data (``data``, default: the model's own dataset when it is
-    here), each one's mIoU on the validation split (its first ``limit`` images), and
+    the model's own input size, see seglab.deployment.artifacts.model_input_size; 360x480 for
+    an untrained model), for ``source``, a checkpoint (every backend by default) or a file
+    exported by seglab (the file itself, and beside it ``backends`` run from its source
+    checkpoint when that is here: eager PyTorch fp32 by default), or an untrained U-Net on
+    ``encoder`` with ``classes`` classes. With data (``data``, default: the model's own dataset
+    when it is here), each one's mIoU on the validation split (its first ``limit`` images), and
     ``calibration`` of its training images calibrate INT8. Prints the headline, and what
     cannot run or be measured here, through ``report``."""
-    from seglab.models.complexity import forward_gflops
+    backends = check_benchmark_request(
+        source, encoder, data, backends, batch, repeats, limit, calibration
+    )
+    target = benchmark_source(source, encoder, classes, data, report)
+    if backends is None:
+        backends = BACKENDS if target.artifact is None else ("eager",) * bool(target.model)
+    height, width = size or target.size
+    counted = target.model or UNet(target.spec)  # FLOPs need no trained weights
+    result = BenchmarkResult(
+        target.label,
+        (height, width),
+        batch,
+        forward_gflops(counted, height, width, target.info.in_channels),
+        torch.get_num_threads(),
+    )
+    report(result.headline())
+    evaluate = None if target.data is None else _validation(target.data, limit)
+    images = torch.rand(batch, target.info.in_channels, height, width)
+    calibration_set = list(images)  # without data, INT8 sees the timed images
+    if target.data is not None and "int8" in backends:
+        calibration_set = calibration_images(target.data, calibration)
+    with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
+        builders, notes = _builders(target, backends, Path(folder), calibration_set, result)
+        for backend in backends:
+            if target.model is None:
+                result.unavailable[backend] = target.why_no_model
+                report(f"{backend}: not available here ({target.why_no_model})")
+        result.results, unavailable = benchmark(builders, images, repeats, evaluate, report, notes)
+    result.unavailable.update(unavailable)
+    return result
 
+
+def check_benchmark_request(
+    source: str | os.PathLike | None,
+    encoder: str | None,
+    data: str | None,
+    backends: Sequence[str] | None,
+    batch: int,
+    repeats: int,
+    limit: int | None,
+    calibration: int,
+) -> tuple[str, ...] | None:
+    """Every option checked before any work; the backends asked for, each once."""
     if backends is not None:
         backends = tuple(dict.fromkeys(backends))
         unknown = [b for b in backends if b not in BACKENDS]
@@ -344,49 +299,30 @@ def benchmark_model(
         raise SeglabError(
             "benchmark: --data needs --checkpoint: an untrained model has no mIoU to compare"
         )
-    target = benchmark_source(source, encoder, classes, data, report)
-    if backends is None:
-        backends = BACKENDS if target.artifact is None else ("eager",) * bool(target.model)
-    height, width = size or target.size
-    counted = target.model or UNet(target.spec)  # FLOPs need no trained weights
-    result = BenchmarkResult(
-        target.label,
-        (height, width),
-        batch,
-        forward_gflops(counted, height, width, target.info.in_channels),
-        torch.get_num_threads(),
-    )
-    report(result.headline())
-    evaluate, calibration_set = None, []
-    if target.data is not None:
-        evaluate = _validation(target.data, limit)
-        if "int8" in backends:
-            from seglab.deployment.export import calibration_images
+    return backends
 
-            calibration_set = calibration_images(target.data, calibration)
-    images = torch.rand(batch, target.info.in_channels, height, width)
-    calibration_set = calibration_set or list(images)  # without data, INT8 sees the timed images
+
+def _builders(
+    target: BenchmarkSource,
+    backends: Sequence[str],
+    folder: Path,
+    calibration: Sequence[torch.Tensor],
+    result: BenchmarkResult,
+) -> tuple[dict[str, Callable[[], Segmenter]], dict[str, str]]:
+    """A function that builds each timed segmenter, by name (the exported file first, when the
+    target is one), and how each runs."""
     builders: dict[str, Callable[[], Segmenter]] = {}
     notes = dict(BACKEND_NOTES)
     if target.artifact is not None:
-        from seglab.deployment.runtime import artifact_segmenter
-
         name = f"{target.card.format} (file)"
         builders[name] = lambda: artifact_segmenter(target.artifact, target.card)
-        backend = FORMATS[target.card.format][2]
-        notes[name] = f"{target.artifact.name}: {BACKEND_NOTES[backend]}"
-    with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
+        notes[name] = f"{target.artifact.name}: {FORMATS[target.card.format].backend_note}"
+    if target.model is not None:
         for backend in backends:
-            if target.model is None:
-                result.unavailable[backend] = target.why_no_model
-                report(f"{backend}: not available here ({target.why_no_model})")
-                continue
             builders[backend] = lambda b=backend: backend_segmenter(
-                b, target.model, target.info, Path(folder), calibration_set, (height, width)
+                b, target.model, target.info, folder, calibration, result.size
             )
-        result.results, unavailable = benchmark(builders, images, repeats, evaluate, report, notes)
-    result.unavailable.update(unavailable)
-    return result
+    return builders, notes
 
 
 def benchmark_source(
@@ -398,7 +334,6 @@ def benchmark_source(
 ) -> BenchmarkSource:
     """The model a benchmark times, its own input size and data (see :func:`benchmark_model`);
     a recorded dataset that cannot be opened here is reported and left out."""
-    from seglab.deployment.card import open_model_data
 
     def own_data(name: str | None, info: DatasetInfo) -> Data | None:
         if name is None:
@@ -412,18 +347,11 @@ def benchmark_source(
             return None
 
     if encoder is not None:
-        from seglab.data.classes import default_colors
-        from seglab.models import build_model
-
         model = build_model(encoder, classes, encoder_weights=None).eval()
         names = tuple(f"class {i}" for i in range(classes))
         info = DatasetInfo("untrained", names, default_colors(classes))
         return BenchmarkSource(model, info, model.spec, f"untrained U-Net on {encoder}", (360, 480))
-    from seglab.deployment.runtime import is_artifact
-
     if is_artifact(source):
-        from seglab.deployment.runtime import read_card, source_model
-
         card = read_card(source)
         model, why_not = source_model(card)
         recorded = card.measured.data if card.measured else None
@@ -438,9 +366,6 @@ def benchmark_source(
             card,
             why_not,
         )
-    from seglab.deployment.export import model_input_size
-    from seglab.engine.checkpoint import load_model
-
     model, checkpoint = load_model(source)
     dataset = own_data(data or checkpoint.config.data, checkpoint.dataset)
     try:
@@ -453,7 +378,6 @@ def benchmark_source(
 
 def _validation(data: Data, limit: int | None) -> Callable[[Segmenter], float]:
     """A function ``segmenter -> validation mIoU`` on ``data`` (its first ``limit`` images)."""
-    from seglab.engine.evaluate import evaluate_split
 
     def miou(segmenter: Segmenter) -> float:
         result = evaluate_split(segmenter, data, "val", limit=limit, progress=False)

@@ -1,46 +1,23 @@
 """The deployment card: what an exported model is (its format, classes, colours, normalisation,
 input-size policy and the checkpoint it came from, by hash) and what it was measured to do
 (parity against the PyTorch model, mIoU and latency on the machine that measured it, with that
-machine's description), with the tolerances ``seglab verify`` holds it to. The card travels
-inside the artifact (see seglab.deployment.runtime) and beside it as FILE.card.json and
-FILE.card.md. Measuring is :func:`measure`, the same for export and verify."""
+machine's description), with the tolerances ``seglab verify`` holds it to. A pure record, with its
+JSON and Markdown: each format stores it in its file (seglab.deployment.formats), and
+seglab.deployment.measure fills in the measurement, the same for export and verify."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import platform
 from dataclasses import asdict, dataclass, field, fields
-from importlib import metadata as package_metadata
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seglab.data.info import DatasetInfo
+from seglab.engine.machine import describe_machine
 from seglab.errors import SeglabError
+from seglab.formatting import number, percent
 from seglab.models.unet import ModelSpec
 
-if TYPE_CHECKING:
-    from seglab.data.dataset import Data
-    from seglab.engine.segmenter import Segmenter
-
 CARD_VERSION = 1
-PARITY_IMAGES = 4  # images whose logits are compared element by element
-LATENCY_REPEATS = 10
-CPU_FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_bf16",
-    "avx512_vnni",
-    "avx_vnni",
-    "amx_bf16",
-    "amx_int8",
-    "asimd",  # Arm: NEON, dot product, int8 matrix multiply, bf16, SVE
-    "asimddp",
-    "i8mm",
-    "bf16",
-    "sve",
-)
 
 
 @dataclass(frozen=True)
@@ -48,7 +25,7 @@ class InputPolicy:
     """The input a model takes: images in [0, 1], N x C x H x W float32, normalised inside the
     graph. ``size`` is the size it was measured at (None in files of older seglab versions);
     ``fixed`` graphs take exactly 1 x C x ``size`` and every image is fitted to it, the same way
-    for every form (see seglab.deployment.runtime.FixedInputSegmenter)."""
+    for every form (see seglab.engine.segmenter.FixedInputSegmenter)."""
 
     size: tuple[int, int] | None
     fixed: bool = False
@@ -159,15 +136,6 @@ class Tolerances:
         return found
 
 
-# Per format. fp32 forms compute what PyTorch computes up to rounding; INT8 trades a little
-# accuracy for speed, and the issue's bar for it is 0.5 mIoU points.
-TOLERANCES = {
-    "onnx": Tolerances(0.05, 0.05, 0.1, 1e-3),
-    "executorch": Tolerances(0.05, 0.05, 0.1, 1e-3),
-    "onnx-int8": Tolerances(0.5, 0.25, 5.0, None),
-}
-
-
 @dataclass
 class DeploymentCard:
     """Everything an exported model says about itself. ``source`` names the checkpoint (path,
@@ -249,19 +217,19 @@ class DeploymentCard:
         if m is None:
             return lines
         lines.append(
-            f"mIoU on {m.images} {m.split} images: {pct(m.miou)} "
-            f"(PyTorch fp32 {pct(m.miou_pytorch)}, drop {num(m.miou_drop_points, '.2f')} "
+            f"mIoU on {m.images} {m.split} images: {percent(m.miou)} "
+            f"(PyTorch fp32 {percent(m.miou_pytorch)}, drop {number(m.miou_drop_points, '.2f')} "
             "points)"
         )
         lines.append(
-            f"parity with PyTorch fp32: largest logit difference {num(m.max_logit_diff, '.2e')}"
-            f" ({m.parity_images} images), {num(m.changed_pixels_percent, '.3f')}% of pixels "
+            f"parity with PyTorch fp32: largest logit difference {number(m.max_logit_diff, '.2e')}"
+            f" ({m.parity_images} images), {number(m.changed_pixels_percent, '.3f')}% of pixels "
             "change class"
         )
         speedup = f", {m.speedup:.2f}x PyTorch fp32's" if m.speedup else ""
         lines.append(
             f"latency, batch 1 at {m.size[0]}x{m.size[1]}: {m.latency_ms:.1f} ms median "
-            f"(PyTorch fp32 {num(m.pytorch_latency_ms, '.1f')} ms{speedup}) on "
+            f"(PyTorch fp32 {number(m.pytorch_latency_ms, '.1f')} ms{speedup}) on "
             f"{describe_machine(m.machine)}"
         )
         return lines
@@ -304,19 +272,19 @@ class DeploymentCard:
                 "",
                 "| quantity | value | tolerance |",
                 "| --- | --- | --- |",
-                f"| mIoU, {self.format} | {pct(m.miou)} | |",
-                f"| mIoU, PyTorch fp32 | {pct(m.miou_pytorch)} | |",
-                f"| mIoU drop (points) | {num(m.miou_drop_points, '.2f')} | "
+                f"| mIoU, {self.format} | {percent(m.miou)} | |",
+                f"| mIoU, PyTorch fp32 | {percent(m.miou_pytorch)} | |",
+                f"| mIoU drop (points) | {number(m.miou_drop_points, '.2f')} | "
                 f"{t.miou_drop_points if t else '-'} |",
                 f"| largest logit difference ({m.parity_images} images) | "
-                f"{num(m.max_logit_diff, '.2e')} | "
-                f"{num(t.max_logit_diff if t else None, '.0e', 'not bounded')} |",
-                f"| pixels whose class changes (%) | {num(m.changed_pixels_percent, '.3f')} | "
+                f"{number(m.max_logit_diff, '.2e')} | "
+                f"{number(t.max_logit_diff if t else None, '.0e', 'not bounded')} |",
+                f"| pixels whose class changes (%) | {number(m.changed_pixels_percent, '.3f')} | "
                 f"{t.changed_pixels_percent if t else '-'} |",
                 f"| latency, batch 1 at {m.size[0]}x{m.size[1]}, median of {m.repeats} (ms) | "
                 f"{m.latency_ms:.1f} | reported |",
                 f"| latency p90 (ms) | {m.latency_p90_ms:.1f} | reported |",
-                f"| PyTorch fp32 latency (ms) | {num(m.pytorch_latency_ms, '.1f')} | reported |",
+                f"| PyTorch fp32 latency (ms) | {number(m.pytorch_latency_ms, '.1f')} | reported |",
                 "",
                 f"Machine: {describe_machine(m.machine)}.",
                 "",
@@ -332,152 +300,3 @@ class DeploymentCard:
         lines += ["", "<details><summary>card JSON</summary>", "", "```json"]
         lines += [json.dumps(d, indent=2), "```", "", "</details>", ""]
         return "\n".join(lines)
-
-
-def pct(value: float | None) -> str:
-    """A score in percent with 2 decimals, "-" when it was not measured (cards and verify)."""
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def num(value: float | None, spec: str, absent: str = "-") -> str:
-    """``value`` formatted by ``spec``, ``absent`` when it was not measured."""
-    return absent if value is None else format(value, spec)
-
-
-# --- measuring ----------------------------------------------------------------------------------
-
-
-def open_model_data(data: str, info: DatasetInfo, model: str, *, given: bool = True) -> Data:
-    """The dataset ``data`` for ``model`` (its name for messages), checked clean and holding its
-    classes. When ``data`` was not ``given`` by the user but recorded by the model, a dataset
-    that is not here says so and asks for --data."""
-    from seglab.engine.evaluate import open_data_for
-
-    try:
-        return open_data_for(data, info.classes, model, progress=False)
-    except SeglabError as err:
-        if given:
-            raise
-        raise SeglabError(
-            f"{model} was trained on {data}, which cannot be opened here ({err}); give --data"
-        ) from None
-
-
-def measure(
-    artifact: Segmenter,
-    reference: Segmenter | None,
-    data: Data,
-    data_name: str,
-    size: tuple[int, int],
-    *,
-    split: str = "val",
-    limit: int | None = None,
-    repeats: int = LATENCY_REPEATS,
-    progress: bool = True,
-) -> Measurement:
-    """``artifact`` measured on the first ``limit`` images of ``split`` of ``data`` (named
-    ``data_name``) and timed at batch 1 on random images of ``size``; with ``reference`` (PyTorch
-    fp32, run under the same input policy) its figures and the parity of the two beside. The
-    one measurement of export and verify."""
-    import numpy as np
-    import torch
-
-    from seglab.deployment.benchmark import summarize_times, time_segmenter
-    from seglab.engine.evaluate import evaluate_split
-
-    def evaluate(segmenter: Segmenter):
-        return evaluate_split(
-            segmenter, data, split, limit=limit, progress=progress, per_image=reference is not None
-        )
-
-    scored = evaluate(artifact)
-    images = min(limit or len(data.split(split)), len(data.split(split)))
-    sample = torch.rand(1, artifact.info.in_channels, *size)
-    timing = summarize_times("artifact", time_segmenter(artifact, sample, repeats), 1, 0)
-    result = Measurement(
-        data=data_name,
-        split=split,
-        images=images,
-        size=tuple(size),
-        miou=scored.metrics["miou"],
-        latency_ms=timing.median_ms,
-        latency_p90_ms=timing.p90_ms,
-        repeats=repeats,
-        machine=machine_description(),
-    )
-    if reference is None:
-        return result
-    expected = evaluate(reference)
-    changed = total = 0
-    ignore = artifact.info.ignore_index
-    for got, want in zip(scored.predictions, expected.predictions):
-        counted = want != ignore  # the scored pixels (the same in both)
-        changed += int(np.count_nonzero((got != want) & counted))
-        total += int(np.count_nonzero(counted))
-    dataset = data.split(split)
-    parity_images = min(PARITY_IMAGES, images)
-    largest = 0.0
-    for i in range(parity_images):
-        image = dataset[i][0][None]
-        difference = (artifact(image).cpu() - reference(image).cpu()).abs().max()
-        largest = max(largest, float(difference))
-    reference_timing = summarize_times("pytorch", time_segmenter(reference, sample, repeats), 1, 0)
-    result.miou_pytorch = expected.metrics["miou"]
-    result.changed_pixels_percent = 100 * changed / max(total, 1)
-    result.max_logit_diff = largest
-    result.parity_images = parity_images
-    result.pytorch_latency_ms = reference_timing.median_ms
-    return result
-
-
-# --- the machine --------------------------------------------------------------------------------
-
-
-def machine_description() -> dict[str, Any]:
-    """The CPU (model name and the flags that decide inference speed), threads and the versions
-    of every runtime: what a latency figure needs beside it."""
-    import torch
-
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and name in ("", platform.machine(), "x86_64"):
-                name = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "onnxruntime", "executorch"):
-        try:
-            versions[package] = package_metadata.version(package)
-        except package_metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu": name,
-        "architecture": platform.machine(),
-        "flags": [f for f in CPU_FLAGS if f in flags],
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "system": platform.system(),
-        "versions": versions,
-    }
-
-
-def describe_machine(machine: dict[str, Any]) -> str:
-    """One line: CPU, flags, threads, runtime versions."""
-    versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items() if v)
-    flags = " ".join(machine.get("flags", [])) or "no listed flags"
-    return (
-        f"{machine.get('cpu', '?')} ({flags}), {machine.get('cores')} cores, "
-        f"{machine.get('torch_threads')} torch threads; {versions}"
-    )
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

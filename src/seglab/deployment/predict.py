@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 from seglab.data.info import DatasetInfo
 from seglab.data.io import IMAGE_SUFFIXES, read_image
 from seglab.data.show import overlay, overlay_panel, palette
+from seglab.deployment.artifacts import load_segmenter
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError, first_line
-from seglab.outputs import check_output_folder as check_writable_folder
+from seglab.outputs import check_output_folder
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 OUTPUT_SUFFIXES = (".png", "_overlay.png")  # per image (or video frame), always
@@ -76,8 +77,6 @@ def predict(
     checkpoint or an exported .onnx or .pte file) loaded and run on every readable input. Each
     problem with an input is passed to ``report`` as one line, and the rest are still
     written."""
-    from seglab.deployment.runtime import load_segmenter
-
     if batch_size < 1:
         raise SeglabError(f"predict: --batch-size {batch_size} must be at least 1")
     problems: list[str] = []
@@ -87,7 +86,7 @@ def predict(
         report(line)
 
     paths = expand_inputs(inputs, note)
-    check_output_folder(out, paths, probabilities)
+    check_predict_outputs(out, paths, probabilities)
     segmenter = load_segmenter(model, device)
     written, _, videos = predict_files(
         segmenter,
@@ -141,13 +140,13 @@ def _video_outputs(path: Path) -> re.Pattern:
     return re.compile(rf"{re.escape(path.stem)}_\d{{6}}({suffixes})")
 
 
-def check_output_folder(
+def check_predict_outputs(
     out: str | os.PathLike, inputs: Sequence[Path], probabilities: bool = False
 ) -> Path:
     """Before any work: ``out`` is a folder that is or can be made writable, no output would
     replace an input, and no two inputs would write the same output. One-line SeglabError
     naming the file otherwise. Returns ``out`` as a Path."""
-    out = check_writable_folder(out, "predict: --out")
+    out = check_output_folder(out, "predict: --out")
     inputs_at = {p.resolve(): p for p in inputs}
     writers: dict[str, Path] = {}
     images = [p for p in inputs if p.suffix.lower() not in VIDEO_SUFFIXES]
@@ -203,10 +202,10 @@ def predict_files(
     progress: bool = True,
 ) -> tuple[int, int, list[VideoOverlay]]:
     """Writes the outputs of every readable input into ``out`` (checked first, see
-    :func:`check_output_folder`); images are batched by size, and each video's overlaid frames
-    also go into NAME_overlay.mp4. Returns (written, unreadable, the overlay videos)."""
+    :func:`check_predict_outputs`); images are batched by size, and each video's overlaid
+    frames also go into NAME_overlay.mp4. Returns (written, unreadable, the overlay videos)."""
     paths = list(inputs)
-    out = check_output_folder(out, paths, probabilities)
+    out = check_predict_outputs(out, paths, probabilities)
     out.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple, list[tuple[str, torch.Tensor]]] = defaultdict(list)
     failed, written = 0, 0

@@ -11,23 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seglab.deployment.card import (
-    DeploymentCard,
-    Measurement,
-    describe_machine,
-    measure,
-    num,
-    open_model_data,
-    pct,
-)
-from seglab.deployment.runtime import (
+from seglab.deployment.artifacts import (
     artifact_segmenter,
     content_sha256,
     pytorch_reference,
     read_card,
-    source_model,
 )
+from seglab.deployment.card import DeploymentCard, Measurement
+from seglab.deployment.measure import measure, open_model_data, source_model
+from seglab.engine.machine import describe_machine
 from seglab.errors import SeglabError
+from seglab.formatting import number, percent
 
 
 @dataclass
@@ -64,30 +58,30 @@ class Verification:
             content,
             (
                 f"mIoU ({self.card.format})",
-                pct(card.miou),
-                pct(now.miou),
+                percent(card.miou),
+                percent(now.miou),
                 f"drift <= {t.miou_drift_points}",
                 _verdict(drift <= t.miou_drift_points) if self.same_images else "other images",
             ),
-            ("mIoU PyTorch fp32", pct(card.miou_pytorch), pct(now.miou_pytorch), "", ""),
+            ("mIoU PyTorch fp32", percent(card.miou_pytorch), percent(now.miou_pytorch), "", ""),
             (
                 "mIoU drop (points)",
-                num(card.miou_drop_points, ".2f"),
-                num(now.miou_drop_points, ".2f"),
+                number(card.miou_drop_points, ".2f"),
+                number(now.miou_drop_points, ".2f"),
                 f"<= {t.miou_drop_points}",
                 _check(now.miou_drop_points, t.miou_drop_points),
             ),
             (
                 "largest logit difference",
-                num(card.max_logit_diff, ".2e"),
-                num(now.max_logit_diff, ".2e"),
+                number(card.max_logit_diff, ".2e"),
+                number(now.max_logit_diff, ".2e"),
                 "not bounded" if t.max_logit_diff is None else f"<= {t.max_logit_diff:.0e}",
                 _check(now.max_logit_diff, t.max_logit_diff),
             ),
             (
                 "pixels changing class (%)",
-                num(card.changed_pixels_percent, ".3f"),
-                num(now.changed_pixels_percent, ".3f"),
+                number(card.changed_pixels_percent, ".3f"),
+                number(now.changed_pixels_percent, ".3f"),
                 f"<= {t.changed_pixels_percent}",
                 _check(now.changed_pixels_percent, t.changed_pixels_percent),
             ),
@@ -100,8 +94,8 @@ class Verification:
             ),
             (
                 "PyTorch fp32 latency ms",
-                num(card.pytorch_latency_ms, ".1f"),
-                num(now.pytorch_latency_ms, ".1f"),
+                number(card.pytorch_latency_ms, ".1f"),
+                number(now.pytorch_latency_ms, ".1f"),
                 "reported",
                 "",
             ),
@@ -190,7 +184,15 @@ def verify_artifact(
         recorded.split,
         recorded.images,
     )
-    tolerances = card.tolerances
+    failures += judge(card, now, same_images, notes)
+    return Verification(path, card, now, content, same_images, failures, notes)
+
+
+def judge(card: DeploymentCard, now: Measurement, same_images: bool, notes: list[str]) -> list[str]:
+    """Each way ``now`` breaks the card's tolerances, one line each: its mIoU's drift from the
+    card (judged only on the card's own images; otherwise a line in ``notes`` says so) and its
+    parity with PyTorch."""
+    failures, recorded, tolerances = [], card.measured, card.tolerances
     if same_images:
         drift = 100 * abs(now.miou - recorded.miou)
         if drift > tolerances.miou_drift_points:
@@ -203,5 +205,4 @@ def verify_artifact(
             f"measured on other images than the card ({now.images} {now.split} images of "
             f"{now.data}): mIoU drift is not judged"
         )
-    failures += tolerances.failures(now)
-    return Verification(path, card, now, content, same_images, failures, notes)
+    return failures + tolerances.failures(now)

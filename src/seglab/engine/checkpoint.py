@@ -1,12 +1,20 @@
 """Self-describing checkpoints: one typed record of a trained model (its architecture, weights,
 the dataset facts it was trained on, the configuration, the metrics and, in last.pt, the state
 needed to continue training). Written atomically, loaded without running pickled code, and
-checked field by field on loading. No other module reads a checkpoint's keys."""
+checked field by field on loading. No other module reads a checkpoint's keys.
+
+A checkpoint outlives the seglab that wrote it: a file of an older format ``version`` is brought
+up to date by the MIGRATIONS, one step per version, and config options this seglab does not know
+(removed or not yet known) are left out with a CheckpointWarning naming them, so a best.pt stays
+loadable after an option goes. Everything else (values, architecture, weights) is checked as
+strictly as ever."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +27,48 @@ from seglab.models.unet import ModelSpec, UNet
 from seglab.models.weights import load_weights_only
 
 FORMAT = "seglab-checkpoint"
-VERSION = 2
+VERSION = 2  # of the payload's layout; a change needs a migration from the previous one
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint loaded without something this seglab no longer knows (e.g. a removed config
+    option); the message names the file and what was left out."""
+
+
+def migrate_1_to_2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Format 1, written by ``save_checkpoint`` before the typed Checkpoint (commit cc1f7e5),
+    kept what the encoder weights resolved to in a top-level ``encoder_weights`` ("imagenet", a
+    weights file, or None for random initialisation), and the ``weights`` option as requested
+    ("auto" included) in its config. Format 2 records the outcome as training does since: in
+    ``resolved`` (``weights`` and the ``weights_source`` that comparisons print) and in the
+    config's ``weights``, so a comparison of set-ups sees what each run really used.
+
+    Otherwise format 1 differs only in what the loader tolerates by itself: early files have no
+    ``step`` (0), last.pt's ``training`` holds fewer fields than TrainingState (the others keep
+    their defaults), and configs and model specs lack later options (their defaults, which are
+    what those runs did)."""
+    payload = dict(payload)
+    if "encoder_weights" not in payload:
+        return payload
+    used = payload.pop("encoder_weights")
+    config = payload.get("config")
+    requested = config.get("weights") if isinstance(config, dict) else None
+    if used is None:  # "none", or "auto" where ImageNet weights could not be had
+        record = {"weights": "none", "weights_source": "random initialisation"}
+        if requested == "auto":
+            record["weights_source"] += " (auto: ImageNet weights not available)"
+    elif used == "imagenet":
+        record = {"weights": "imagenet", "weights_source": "ImageNet weights"}
+    else:
+        record = {"weights": str(used), "weights_source": f"weights from {used}"}
+    payload["resolved"] = record  # format 1 had none
+    if isinstance(config, dict):
+        payload["config"] = {**config, "weights": record["weights"]}
+    return payload
+
+
+# The migration from each older format to the next; load applies them in order up to VERSION.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: migrate_1_to_2}
 
 
 @dataclass
@@ -97,16 +146,20 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Checkpoint:
         """The checkpoint in ``path``; ``weights_only`` loading, so a file can hold no code to
-        run, and every field checked, so a damaged or foreign file is one clear error."""
+        run, an older format migrated, and every field checked, so a damaged or foreign file is
+        one clear error. Config options this seglab does not know are left out with a
+        CheckpointWarning: they no longer change anything a loaded model does."""
         path = Path(path)
         payload = _read(path)
         try:
+            payload = _migrate(payload)
             training = payload.get("training")
-            return cls(
+            config, unknown = _known_options(_mapping(payload["config"], "config"))
+            checkpoint = cls(
                 spec=ModelSpec.from_dict(payload["model"]),
                 state_dict=_state_dict(payload["state_dict"]),
                 dataset=DatasetInfo.from_dict(payload["dataset"]),
-                config=TrainConfig.from_dict(payload["config"], f"{path}: config"),
+                config=TrainConfig.from_dict(config, f"{path}: config"),
                 metrics=_mapping(payload["metrics"], "metrics"),
                 epoch=int(payload.get("epoch", 0)),
                 step=int(payload.get("step", 0)),
@@ -123,6 +176,13 @@ class Checkpoint:
             raise SeglabError(
                 f"{path}: seglab checkpoint with an invalid field ({first_line(err)})"
             ) from None
+        if unknown:  # only once the rest has loaded: a refused file is one error, no warning
+            warnings.warn(
+                f"{path}: config options unknown to this seglab left out: {', '.join(unknown)}",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+        return checkpoint
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -131,10 +191,28 @@ def _read(path: Path) -> dict[str, Any]:
     payload = load_weights_only(path, "a seglab checkpoint")  # no pickled code ever runs
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SeglabError(f"{path} is not a seglab checkpoint")
-    version = payload.get("version", 0)
-    if not isinstance(version, int) or version > VERSION:
+    version = payload.get("version")
+    known = isinstance(version, int) and not isinstance(version, bool)
+    if known and version > VERSION:
         raise SeglabError(f"checkpoint {path} needs a newer seglab (format {version!r})")
+    if not known or (version != VERSION and version not in MIGRATIONS):  # seglab always set one
+        raise SeglabError(f"{path}: seglab checkpoint of unknown format version {version!r}")
     return payload
+
+
+def _migrate(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` in today's format: each migration from its version on, in order, so each
+    one only knows the format before it and the one after."""
+    for old in range(payload["version"], VERSION):
+        payload = {**MIGRATIONS[old](payload), "version": old + 1}
+    return payload
+
+
+def _known_options(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The config ``values`` of options TrainConfig declares, and the names of the others."""
+    declared = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(str(k) for k in values if k not in declared)
+    return {k: v for k, v in values.items() if k in declared}, unknown
 
 
 def _mapping(value: Any, name: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from seglab.config import parse_loss
+from seglab.config import LOSS_NAMES, parse_loss
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -100,6 +100,10 @@ def dice(weight: torch.Tensor | None, ignore_index: int, eps: float = 1.0) -> Lo
 
 
 LOSSES = {"ce": cross_entropy, "ohem": ohem, "dice": dice, "focal": focal}
+# The configuration declares the names (torch-free, for --help and its checks); a name it allows
+# without a factory here fails at import, before any run, rather than in a test.
+if set(LOSSES) != set(LOSS_NAMES):
+    raise ImportError(f"seglab.config.LOSS_NAMES {LOSS_NAMES} and LOSSES {tuple(LOSSES)} differ")
 
 
 def build_loss(
@@ -112,7 +116,7 @@ def build_loss(
     """The loss ``spec`` names ("ce", "ce+dice", "ce:1,dice:0.5", ...) as one function."""
     options = {"focal": {"gamma": focal_gamma}, "ce": {"label_smoothing": label_smoothing}}
     parts = []
-    for name, factor in parse_loss(spec):  # names checked against LOSSES by the tests
+    for name, factor in parse_loss(spec):  # names checked by the configuration
         parts.append((LOSSES[name](weight, ignore_index, **options.get(name, {})), factor))
 
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,18 @@
-"""Choosing how to run fast on the machine at hand: precision, memory format, backend flags."""
+"""Choosing how to run fast on the machine at hand (precision, memory format, backend flags), and
+measuring how fast and how large it runs: timing with warm-up, latency summaries, resident
+memory. Every latency and memory figure of seglab is taken with these."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from seglab.errors import SeglabError
@@ -89,3 +95,54 @@ def time_it(run: Callable[[], object], repeats: int, warmup: int = 2) -> list[fl
         run()
         times.append(time.perf_counter() - start)
     return times
+
+
+def time_inference(
+    model: Callable[[torch.Tensor], object], images: torch.Tensor, repeats: int, warmup: int = 2
+) -> list[float]:
+    """Seconds of each of ``repeats`` runs of ``model`` on ``images`` (already where the model
+    takes them), waiting for a GPU to finish each."""
+
+    def run() -> None:
+        model(images)
+        synchronize(images.device)
+
+    return time_it(run, repeats, warmup)
+
+
+def latency_ms(times: list[float]) -> tuple[float, float]:
+    """(median, 90th percentile) of ``times`` (seconds), in milliseconds."""
+    return 1000 * statistics.median(times), 1000 * float(np.percentile(times, 90))
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory now, this one by default (Linux /proc; elsewhere this
+    process's ru_maxrss as a bound)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        if pid != "self":
+            raise
+        import resource  # Unix only; /proc answers on Linux
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class PeakMemory:
+    """Samples resident memory in a background thread while the block runs; ``peak`` in MB."""
+
+    def __enter__(self) -> PeakMemory:
+        self.peak, self._stop = rss_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())

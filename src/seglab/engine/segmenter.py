@@ -1,7 +1,9 @@
 """A segmenter: whatever turns a batch of images into class logits, with the dataset facts it
 was trained on. Evaluation, prediction, benchmarking and comparison take any segmenter, so a
 checkpoint's U-Net in PyTorch (fp32 or autocast, channels-last or not, compiled or not) and an
-exported model in ONNX Runtime (fp32 or INT8, see seglab.deployment.runtime) run the same code."""
+exported model (ONNX Runtime fp32 or INT8, ExecuTorch; see seglab.deployment.formats) run the
+same code. A model that takes one fixed input size runs on any image through
+:class:`FixedInputSegmenter`."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import os
 from typing import Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seglab.data.info import DatasetInfo
 from seglab.engine.checkpoint import Checkpoint, load_model
+from seglab.engine.inference import sliding_window
 from seglab.engine.performance import autocast, choose_precision, pick_device
 
 
@@ -96,3 +100,34 @@ def checkpoint_segmenter(
         autocast_dtype=choose_precision(target, precision).autocast_dtype,
         channels_last=checkpoint.config.channels_last if channels_last is None else channels_last,
     )
+
+
+class FixedInputSegmenter:
+    """A segmenter that takes only 1 x C x ``size`` images (``inner``), run on any batch and
+    size: each image padded with its edge values (bottom and right) to at least ``size``, a
+    larger one tiled with overlapping windows of ``size``, and the logits cropped back. Every
+    other attribute (``info``, ``card``, ...) is the inner segmenter's."""
+
+    def __init__(self, inner: Segmenter, size: tuple[int, int]):
+        self.inner, self.size = inner, tuple(size)
+
+    def __getattr__(self, name: str):
+        if name == "inner":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self._one(image[None]) for image in images])
+
+    def _one(self, image: torch.Tensor) -> torch.Tensor:
+        (height, width), (rows, columns) = image.shape[-2:], self.size
+        padding = (0, max(0, columns - width), 0, max(0, rows - height))
+        padded = F.pad(image, padding, mode="replicate") if any(padding) else image
+        if tuple(padded.shape[-2:]) == self.size:
+            logits = self.inner(padded)
+        else:
+            logits = sliding_window(self.inner, padded, self.size)
+        return logits[..., :height, :width]
+
+    def __repr__(self) -> str:
+        return f"FixedInputSegmenter({self.inner!r})"

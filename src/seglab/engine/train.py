@@ -35,7 +35,7 @@ from seglab.data.stats import class_balanced_weights, class_weights
 from seglab.data.transforms import train_transform
 from seglab.engine.checkpoint import Checkpoint, TrainingState
 from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
-from seglab.engine.evaluate import evaluate, format_metrics
+from seglab.engine.evaluate import evaluate
 from seglab.engine.losses import build_loss
 from seglab.engine.optim import build_optimizer, ema_average, lr_factor, set_lr
 from seglab.engine.performance import (
@@ -50,6 +50,7 @@ from seglab.engine.performance import (
 from seglab.engine.run_folder import claim_run_folder, default_run_folder
 from seglab.engine.segmenter import TorchSegmenter
 from seglab.errors import SeglabError
+from seglab.formatting import format_metrics
 from seglab.models.encoders import get_encoder_spec
 from seglab.models.unet import UNet, build_model
 from seglab.models.weights import fetch_imagenet_weights

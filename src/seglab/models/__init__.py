@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ENCODERS", "EncoderSpec", "ModelSpec", "UNet", "build_model", "get_encoder_spec"]
+# How images are normalised before the encoder: the encoder weights' fixed mean and std, or each
+# image's own. Here, torch-free, because the configuration offers them as choices in --help.
+INPUT_NORMS = ("dataset", "image")
+
+__all__ = [
+    "ENCODERS",
+    "INPUT_NORMS",
+    "EncoderSpec",
+    "ModelSpec",
+    "UNet",
+    "build_model",
+    "get_encoder_spec",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglab.config import INPUT_NORMS
 from seglab.errors import SeglabError
+from seglab.models import INPUT_NORMS
 from seglab.models.encoders import build_encoder, get_encoder_spec, normalisation_for
 from seglab.models.weights import imagenet_state_dict, load_encoder_weights, read_state_dict
 

@@ -1,7 +1,7 @@
 """The forms a compared model can be deployed in, and each one measured the same way: mIoU on the
 compared images, batch-1 latency at the compared size on this machine's CPU, and the memory of a
 fresh process that loads and runs it. The forms are the checkpoint itself in PyTorch and one per
-export format of seglab.deployment.backends.FORMATS (what ``seglab export --format`` writes), so
+export format of seglab.deployment.formats.FORMATS (what ``seglab export --format`` writes), so
 a new export format is a new form here with no change to this module."""
 
 from __future__ import annotations
@@ -14,16 +14,12 @@ import numpy as np
 import torch
 
 from seglab.data.dataset import Data
-from seglab.deployment.backends import FORMATS
-from seglab.deployment.benchmark import (
-    BACKEND_FORMATS,
-    backend_segmenter,
-    peak_inference_memory,
-    summarize_times,
-    time_segmenter,
-)
+from seglab.deployment.benchmark import backend_segmenter
+from seglab.deployment.formats import FORMATS, Format
+from seglab.deployment.measure import peak_inference_memory, time_segmenter
 from seglab.engine.checkpoint import Checkpoint
-from seglab.engine.evaluate import Evaluation, evaluate_split
+from seglab.engine.evaluate import EvalOptions, Evaluation, evaluate_split
+from seglab.engine.performance import latency_ms
 from seglab.engine.segmenter import Segmenter, checkpoint_segmenter
 from seglab.errors import first_line
 from seglab.reporting.results import FormResult
@@ -57,19 +53,18 @@ def _pytorch(source: Source) -> Segmenter:
     return checkpoint_segmenter(source.checkpoint, "cpu", precision="fp32", name=source.name)
 
 
-def _exported(format: str) -> Form:
+def _exported(format: Format) -> Form:
     """The form of an export format, built as the benchmark builds its backend."""
-    _, description, backend = FORMATS[format]
 
     def build(source: Source) -> Segmenter:
         source.folder.mkdir(parents=True, exist_ok=True)
         model = source.checkpoint.build_model(str(source.path))
         info, calibration = source.checkpoint.dataset, source.calibration
         return backend_segmenter(
-            backend, model, info, source.folder, calibration=calibration, size=source.size
+            format.backend, model, info, source.folder, calibration=calibration, size=source.size
         )
 
-    return Form(format, description, build, lambda s: s.folder / BACKEND_FORMATS[backend][1])
+    return Form(format.name, format.description, build, lambda s: s.folder / format.file_name)
 
 
 PYTORCH = Form(
@@ -78,7 +73,7 @@ PYTORCH = Form(
     _pytorch,
     lambda source: source.path,
 )
-FORMS = (PYTORCH, *(_exported(format) for format in FORMATS))
+FORMS = (PYTORCH, *(_exported(format) for format in FORMATS.values()))
 
 
 def measure_forms(
@@ -106,25 +101,19 @@ def measure_forms(
             continue
         evaluation = pytorch_evaluation
         if form is not PYTORCH:
+            options = EvalOptions(batch_size=source.checkpoint.config.batch_size)
             evaluation = evaluate_split(
-                segmenter,
-                data,
-                split,
-                batch_size=source.checkpoint.config.batch_size,
-                progress=progress,
-                per_image=True,
+                segmenter, data, split, options, progress=progress, per_image=True
             )
-        timing = summarize_times(
-            form.name, time_segmenter(segmenter, sample, LATENCY_REPEATS), 1, 0
-        )
+        median, p90 = latency_ms(time_segmenter(segmenter, sample, LATENCY_REPEATS))
         del segmenter
         peak, baseline = peak_inference_memory(form.file(source), source.size, precision="fp32")
         result = FormResult(
             model=source.name,
             form=form.name,
             miou=evaluation.metrics["miou"],
-            latency_ms=timing.median_ms,
-            latency_p90_ms=timing.p90_ms,
+            latency_ms=median,
+            latency_p90_ms=p90,
             peak_memory_mb=peak,
             model_memory_mb=peak - baseline,
         )

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from seglab.deployment.card import describe_machine
-from seglab.engine.evaluate import percent
+from seglab.engine.machine import describe_machine
+from seglab.formatting import percent
 from seglab.reporting.checks import (
     DEGENERATE_SHARE,
     UNDERTRAINED_SHARE,
@@ -223,7 +223,8 @@ def _per_class(c: Comparison) -> Table:
         present = [v for v in values if v is not None]
         # The best is marked only when unique: a tie (all models at 0, say) marks nobody.
         best = max(present) if present and present.count(max(present)) == 1 else None
-        rows.append((Cell(name), *(Cell(percent(v), v is not None and v == best) for v in values)))
+        cells = (Cell(percent(v, "absent"), v is not None and v == best) for v in values)
+        rows.append((Cell(name), *cells))
     absent = sorted({a for m in c.models for a in m.metrics["absent_classes"]})
     note = "The best model per class is in bold." + (
         f" Absent from truth and prediction, left out of mIoU: {', '.join(absent)}."

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seglab.deployment.artifacts import load_segmenter
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError
@@ -59,8 +60,6 @@ def load_models(specs: Sequence[str], device: str = "cpu") -> list[ServedModel]:
     """Each ``spec`` loaded: a checkpoint (.pt), a run folder (its best.pt, else last.pt) or an
     exported artifact, optionally named as NAME=PATH. One-line SeglabError for a model that
     cannot be loaded or a name given twice."""
-    from seglab.deployment.runtime import load_segmenter
-
     if not specs:
         raise SeglabError("serve: name at least one model (a checkpoint, run folder or artifact)")
     named = [_split_name(spec) for spec in specs]

@@ -1,0 +1,195 @@
+"""ExecuTorch with the XNNPACK backend, fp32: the model exported by torch.export and lowered for
+one input size, 1 x C x H x W (a fixed-size graph; seglab.engine.segmenter.FixedInputSegmenter
+fits any image to it). The card is the program's constant method "seglab_card", a string of a
+fixed capacity marked by a prefix, so it is found, read and replaced without a runtime."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import mmap
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from seglab.data.info import DatasetInfo
+from seglab.deployment.card import DeploymentCard, Tolerances
+from seglab.deployment.formats import ArtifactInputs
+from seglab.errors import SeglabError, first_line
+from seglab.models.unet import UNet
+
+TOLERANCES = Tolerances(0.05, 0.05, 0.1, 1e-3)  # fp32: PyTorch's results up to rounding
+FIXED_SIZE = True
+CARD_METHOD = "seglab_card"  # a constant method of the program: the card as a string
+CARD_PREFIX = b"SEGLAB-CARD\n"  # marks the card's bytes, so it is found without a runtime
+CARD_CAPACITY = 1 << 16  # bytes kept for the card (patched in place, padded with spaces)
+
+
+def write(model: UNet, out: Path, inputs: ArtifactInputs) -> None:
+    """``model`` as an ExecuTorch program in ``out``, lowered to XNNPACK for 1 x C x
+    ``inputs.size`` images, with room for its card in the constant method "seglab_card"."""
+    if inputs.size is None:
+        raise SeglabError("an ExecuTorch model is lowered for one input size; give the size")
+    XnnpackPartitioner, to_edge_transform_and_lower = _exporter()
+    example = torch.rand(1, model.spec.in_channels, *inputs.size)
+    placeholder = CARD_PREFIX.decode().ljust(CARD_CAPACITY)  # the card goes here
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(model.eval(), (example,))
+        lowered = to_edge_transform_and_lower(
+            program,
+            partitioner=[XnnpackPartitioner()],
+            constant_methods={CARD_METHOD: placeholder},
+        ).to_executorch()
+    out.write_bytes(lowered.buffer)
+
+
+class ExecuTorchSegmenter:
+    """A .pte program run by ExecuTorch's runtime on the CPU (its XNNPACK delegate). It takes
+    exactly 1 x C x ``size`` images; FixedInputSegmenter fits any other."""
+
+    device = torch.device("cpu")
+    kind = "executorch"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        info: DatasetInfo,
+        size: tuple[int, int],
+        *,
+        name: str = "",
+        card: DeploymentCard | None = None,
+    ):
+        self.program = runtime().load_program(str(path))
+        with quiet_stderr():  # the CPU probe's log lines of XNNPACK's initialisation
+            self.method = self.program.load_method("forward")
+        self.info, self.size, self.name, self.card = info, tuple(size), name or str(path), card
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.method.execute([images.detach().cpu().float().contiguous()])[0]
+
+    def __repr__(self) -> str:
+        return f"ExecuTorchSegmenter({self.name!r}, {self.size[0]}x{self.size[1]})"
+
+
+def load(path: Path, card: DeploymentCard) -> ExecuTorchSegmenter:
+    if not card.input.fixed or card.input.size is None:
+        raise SeglabError(f"{path}: damaged seglab metadata (no fixed input size)")
+    return ExecuTorchSegmenter(path, card.info, card.input.size, card=card)
+
+
+# --- the card inside the program ----------------------------------------------------------------
+
+
+def read_card_text(path: Path) -> str:
+    with open(path, "rb") as f:
+        try:
+            blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            raise SeglabError(f"{path} was not exported by seglab (an empty file)") from None
+        with blob:
+            start = card_offset(blob, path)
+            region = blob[start + len(CARD_PREFIX) : start + CARD_CAPACITY]
+    return region.decode("ascii", errors="replace").rstrip()
+
+
+def write_card_text(path: Path, text: str, out: Path) -> None:
+    """``path`` written to ``out`` with the card ``text`` in place of the one it carries."""
+    blob = bytearray(path.read_bytes())
+    start = card_offset(blob, path)
+    blob[start : start + CARD_CAPACITY] = card_bytes(text, str(path))
+    out.write_bytes(blob)
+
+
+def content_sha256(path: Path) -> str:
+    """The sha256 of every byte of the program but the card's."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as blob:
+        start = card_offset(blob, path)
+        digest.update(blob[:start])
+        digest.update(blob[start + CARD_CAPACITY :])
+    return digest.hexdigest()
+
+
+def card_bytes(text: str, where: str) -> bytes:
+    """The card's bytes in a .pte file: the prefix, then ``text``, padded to the capacity."""
+    data = CARD_PREFIX + text.encode("ascii")
+    if len(data) > CARD_CAPACITY:
+        raise SeglabError(f"{where}: the card ({len(data)} bytes) exceeds {CARD_CAPACITY}")
+    return data.ljust(CARD_CAPACITY, b" ")
+
+
+def card_offset(blob: bytes | bytearray | mmap.mmap, path: Path) -> int:
+    start = blob.find(CARD_PREFIX)
+    if start < 0 or blob.find(CARD_PREFIX, start + 1) >= 0:
+        raise SeglabError(f"{path} was not exported by seglab (no deployment card)")
+    if start + CARD_CAPACITY > len(blob):
+        raise SeglabError(f"{path}: damaged seglab metadata (the card is cut short)")
+    return start
+
+
+# --- ExecuTorch itself: an optional dependency --------------------------------------------------
+
+
+def runtime():
+    """ExecuTorch's Python runtime; a one-line SeglabError where it is not installed."""
+    try:
+        with quiet_logger("torch.utils._pytree"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its notes on experimental and deprecated APIs
+            from executorch.runtime import Runtime  # optional: seglab[executorch]
+    except ImportError as err:
+        raise SeglabError(
+            f"ExecuTorch is not installed here ({first_line(err)}); "
+            "pip install 'seglab[executorch]' for .pte models"
+        ) from None
+    return Runtime.get()
+
+
+def _exporter():
+    """ExecuTorch's XNNPACK partitioner and lowering; a one-line SeglabError without it."""
+    try:
+        with quiet_logger("torch.utils._pytree"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its notes on experimental and deprecated APIs
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+                XnnpackPartitioner,  # optional: seglab[executorch]
+            )
+            from executorch.exir import to_edge_transform_and_lower
+    except ImportError as err:
+        raise SeglabError(
+            f"ExecuTorch is not installed here ({first_line(err)}); "
+            "pip install 'seglab[executorch]' to export .pte models"
+        ) from None
+    return XnnpackPartitioner, to_edge_transform_and_lower
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Warnings of logger ``name`` (torch's notes on ExecuTorch's imports) are not shown."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """What native code writes to the standard error stream while the block runs is dropped."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no standard error to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

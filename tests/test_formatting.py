@@ -1,0 +1,29 @@
+"""Numbers as a person reads them: one percent formatter, and the per-class table of evaluate."""
+
+import torch
+
+from seglab.engine.metrics import summarize
+from seglab.formatting import format_metrics, number, percent
+
+
+def test_one_percent_formatter_with_its_absent_text():
+    assert percent(0.12345) == "12.35" and percent(1.0) == "100.00"
+    assert percent(None) == "-" and percent(None, "absent") == "absent"
+    assert number(None, ".2f") == "-" and number(1 / 3, ".3f") == "0.333"
+
+
+def test_printed_scores_are_percent_with_two_decimals():
+    # rows truth: all of sky taken for ground; ground right; pole absent from truth and prediction
+    confusion = torch.tensor([[0, 30, 0], [0, 70, 0], [0, 0, 0]])
+    metrics = summarize(confusion, ["sky", "ground", "pole"])
+    text = format_metrics(metrics)
+    assert f"mIoU {100 * metrics['miou']:.2f}  pixel accuracy 70.00" in text
+    sky = next(line for line in text.splitlines() if line.startswith("sky"))
+    assert sky.split()[1:6] == ["0.00", "0.00", "0.00", "absent", "30"]  # never predicted
+    assert sky.endswith("ground (100.00%)")  # where a class's pixels go: all of sky to ground
+    ground = next(line for line in text.splitlines() if line.startswith("ground"))
+    assert f"{100 * metrics['per_class']['ground']['iou']:.2f}" in ground
+    assert ground.endswith("70")  # its pixels, none misread
+    pole = next(line for line in text.splitlines() if line.startswith("pole"))
+    assert pole.split()[1:] == ["absent"] * 4 + ["0"]
+    assert text.endswith("excluded from mIoU (absent from truth and prediction): pole")
