@@ -1,7 +1,9 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from seglab.cli import main
 from seglab.models import ENCODERS
@@ -95,3 +97,20 @@ def test_bad_training_input_is_one_line_exit_2_and_writes_nothing(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_seglab_warnings_are_one_line(capsys, tmp_path):
+    """A checkpoint with an option this seglab does not know loads, with one warning line."""
+    fixture = Path(__file__).parent / "fixtures" / "checkpoints" / "extra_option.pt"
+    out = tmp_path / "pred"
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (40, 32), (90, 120, 30)).save(tmp_path / "in" / "a.png")
+    argv = ["predict", "--checkpoint", str(fixture), str(tmp_path / "in"), "--out", str(out)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "CheckpointWarning" not in err and "Checkpoint.load" not in err  # no Python warning
+    assert [line for line in err.splitlines() if line.startswith("seglab:")] == [
+        f"seglab: warning: {fixture}: config options unknown to this seglab left out: "
+        "retired_option"
+    ]
+    assert (out / "a.png").is_file()

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from seglab.config import describe_options, parse_scales, parse_size
 from seglab.deployment.backends import BACKENDS  # constants only: no torch
 from seglab.deployment.formats import FORMATS  # constants only: no torch
-from seglab.errors import SeglabError
+from seglab.errors import SeglabError, SeglabWarning
 
 EPILOG = "Run 'seglab COMMAND --help' for a command's options."
 DATA_HELP = (
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.run(args)
     except SeglabError as err:
         print(f"seglab: error: {err}", file=sys.stderr)
         return 2
@@ -34,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a reader that stopped early (| head)
         sys.stderr.close()
         return 0
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """seglab's own warnings as one line; any other as Python shows it."""
+    if issubclass(category, SeglabWarning):
+        print(f"seglab: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def add_training_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:

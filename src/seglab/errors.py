@@ -1,4 +1,5 @@
-"""The one exception type for mistakes a user can fix (bad name, missing file, bad data)."""
+"""The one exception type for mistakes a user can fix (bad name, missing file, bad data), and the
+one warning type for what a user should know."""
 
 
 class SeglabError(Exception):
@@ -10,3 +11,8 @@ def first_line(err: BaseException) -> str:
     a one-line error quotes of a library's failure."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+class SeglabWarning(UserWarning):
+    """Something a user should know that does not stop the work (a checkpoint loaded without an
+    option this seglab no longer has, say): the command line prints it as one line."""

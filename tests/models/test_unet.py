@@ -5,28 +5,6 @@ from seglab.errors import SeglabError
 from seglab.models import ENCODERS, build_model
 
 
-@pytest.mark.parametrize("name", list(ENCODERS))
-@pytest.mark.parametrize("shape", [(1, 3, 97, 131), (2, 1, 360, 480)])
-def test_logits_have_the_input_size(name, shape):
-    batch, channels, height, width = shape
-    model = build_model(name, num_classes=5, in_channels=channels, encoder_weights=None).eval()
-    with torch.no_grad():
-        logits = model(torch.rand(shape))
-    assert logits.shape == (batch, 5, height, width)
-    assert torch.isfinite(logits).all()
-
-
-@pytest.mark.parametrize("name", list(ENCODERS))
-def test_a_gradient_reaches_every_parameter(name):
-    model = build_model(name, num_classes=3, encoder_weights=None).train()
-    logits = model(torch.rand(2, 3, 64, 64))
-    loss = torch.nn.functional.cross_entropy(logits, torch.randint(0, 3, (2, 64, 64)))
-    loss.backward()
-    for pname, p in model.named_parameters():
-        assert p.grad is not None, pname
-        assert p.grad.abs().sum() > 0, pname
-
-
 def _training_step(model, lr=0.1):
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
     logits = model(torch.rand(2, 3, 64, 64))

@@ -22,7 +22,7 @@ import torch
 
 from seglab.config import TrainConfig
 from seglab.data.info import DatasetInfo
-from seglab.errors import SeglabError, first_line
+from seglab.errors import SeglabError, SeglabWarning, first_line
 from seglab.models.unet import ModelSpec, UNet
 from seglab.models.weights import load_weights_only
 
@@ -30,7 +30,7 @@ FORMAT = "seglab-checkpoint"
 VERSION = 2  # of the payload's layout; a change needs a migration from the previous one
 
 
-class CheckpointWarning(UserWarning):
+class CheckpointWarning(SeglabWarning):
     """A checkpoint loaded without something this seglab no longer knows (e.g. a removed config
     option); the message names the file and what was left out."""
 
