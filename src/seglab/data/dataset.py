@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from seglab.data.check import CheckReport, check_source
 from seglab.data.dataset_file import DatasetFile, dataset_file
@@ -16,27 +15,10 @@ from seglab.data.io import read_image, read_raw_mask
 from seglab.data.layouts import list_files
 from seglab.data.masks import IGNORE, INVALID
 from seglab.data.scan import scan_files
+from seglab.data.segmentation_dataset import SegmentationDataset, Transform
 from seglab.data.source import DatasetSource, describe
-from seglab.data.transforms import eval_transform
+from seglab.data.synthetic import SyntheticScenes
 from seglab.errors import SeglabError
-
-Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-class SegmentationDataset(Dataset):
-    """Items are ``(image, mask)``: float C x H x W in [0, 1] and int64 H x W class indices
-    (``info.ignore_index`` where ignored), after the dataset's ``transform``."""
-
-    info: DatasetInfo
-    transform: Transform | None = None
-
-    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The item as stored: image uint8 or float, mask int64."""
-        raise NotImplementedError
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.load(index)
-        return (self.transform or eval_transform)(image, mask)
 
 
 class FolderDataset(SegmentationDataset):
@@ -138,7 +120,6 @@ def open_data(data: str, seed: int = 0, progress: bool = True) -> Data:
 
 def _synthetic(spec: DatasetFile, seed: int) -> Data:
     """The generated dataset: no files, nothing to check."""
-    from seglab.data.synthetic import SyntheticScenes
 
     def make_split(split: str, transform: Transform | None) -> SegmentationDataset:
         return SyntheticScenes(

@@ -269,7 +269,7 @@ def _video_frames(
     videos: OverlayVideos | None = None,
 ):
     try:
-        import cv2
+        import cv2  # optional: videos need OpenCV
     except ImportError:
         report(f"{path}: videos need OpenCV (pip install opencv-python-headless); skipped")
         yield path.stem, None
@@ -316,7 +316,7 @@ class OverlayVideos:
         video = self.videos.get(stem)
         if video is None or not index.isdigit():
             return
-        import cv2
+        import cv2  # present: the video was opened with it
 
         picture = np.ascontiguousarray(frame.permute(1, 2, 0).numpy()[..., ::-1])  # BGR
         if video["writer"] is None:

@@ -600,7 +600,7 @@ class RunLog:
         if not exists:
             self.csv.writerow(CSV_FIELDS)
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # optional: needs tensorboard
         except ImportError:  # tensorboard is optional
             self.board = None
         else:

@@ -19,26 +19,27 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from seglab import __version__
 from seglab.config import TrainConfig
 from seglab.data.dataset import Data, open_data
-from seglab.data.show import colorize, with_legend
-from seglab.deployment.card import file_sha256, machine_description
-from seglab.deployment.export import calibration_images, card_files, export_artifact
+from seglab.data.segmentation_dataset import SegmentationDataset
+from seglab.deployment.artifacts import calibration_images, file_sha256
+from seglab.deployment.export import card_files, export_artifact
 from seglab.engine.checkpoint import Checkpoint, TrainingState
-from seglab.engine.evaluate import Evaluation, evaluate_split
+from seglab.engine.evaluate import EvalOptions, Evaluation, evaluate_split
 from seglab.engine.inference import predict_probabilities
+from seglab.engine.machine import machine_description
 from seglab.engine.performance import pick_device
 from seglab.engine.segmenter import TorchSegmenter, checkpoint_segmenter
 from seglab.errors import SeglabError
 from seglab.models.complexity import count_parameters, forward_gflops
+from seglab.models.encoders import get_encoder_spec
 from seglab.outputs import check_output_folder
 from seglab.reporting import plots
 from seglab.reporting.budget import NO_BUDGET, Budget
@@ -59,7 +60,6 @@ from seglab.reporting.verdict import decide, most_accurate
 
 # What in a folder says a comparison was written there before.
 PREVIOUS_OUTPUTS = ("report.html", "report.md", "results.json", "runs")
-GAP = 6  # white pixels between the cells of the example grid
 
 
 # The demo: without data or a schedule, each model trains 2 minutes on the synthetic data.
@@ -106,63 +106,126 @@ def compare(
     run_dirs = _runs_to_compare(encoders, runs, out)
     names = run_names(run_dirs)
     device = pick_device(base.device)
-    if runs is None:  # the data and split checked before hours of training, not after
-        data_name = base.data
-        data = open_data(data_name, progress=base.progress).require_clean(data_name)
-        images = _split(data, data_name, split)
-        from seglab.engine.train import train
-
-        out.mkdir(parents=True, exist_ok=True)
-        for encoder, run in zip(encoders, run_dirs):
-            report(f"--- training {encoder} into {run} ---")
-            train(dataclasses.replace(base, encoder=encoder, out=str(run)))
-    paths = [best_checkpoint(r) for r in run_dirs]
-    checkpoints = [Checkpoint.load(p) for p in paths]
-    if runs is not None:
-        data_name = checkpoints[0].config.data
-        data = open_data(data_name, progress=base.progress).require_clean(data_name)
-        images = _split(data, data_name, split)
-        out.mkdir(parents=True, exist_ok=True)
-    for path, checkpoint in zip(paths, checkpoints):
-        data.require_classes(list(checkpoint.dataset.classes), str(path), data_name)
-    eval_size = tuple(images[0][0].shape[-2:])
-    calibration = calibration_images(data)
+    compared = _finished_runs_and_data(base, encoders, runs, run_dirs, out, split, report)
+    eval_size = tuple(compared.images[0][0].shape[-2:])
+    calibration = calibration_images(compared.data)
 
     with tempfile.TemporaryDirectory(prefix="seglab-compare-") as folder:
         sources = [
             Source(name, checkpoint, path, Path(folder) / str(k), calibration, eval_size)
-            for k, (name, path, checkpoint) in enumerate(zip(names, paths, checkpoints))
+            for k, (name, path, checkpoint) in enumerate(
+                zip(names, compared.paths, compared.checkpoints)
+            )
         ]
         measured = evaluate_and_measure(
-            sources, run_dirs, data, data_name, split, base, device, report
+            sources, run_dirs, compared.data, compared.data_name, split, base, device, report
         )
-        models = measured.models
-        for model, evaluation in zip(models[1:], measured.evaluations[1:]):
-            model.versus_first = bootstrap_miou_difference(
-                evaluation.confusions, measured.evaluations[0].confusions
-            )
-        forms = versus_best(measured.forms)
-        verdict = decide(forms, models, budget)
-        comparison = Comparison(
-            models=models,
-            data=data_name,
-            split=split,
-            images=len(images),
-            eval_size=eval_size,
-            classes=tuple(data.info.classes),
-            machine=machine_description(),
-            seglab_version=__version__,
-            examples=choose_examples([e.predictions for e in measured.evaluations], examples),
-            forms=forms,
-            calibration_images=len(calibration),
-            unavailable_forms=measured.unavailable,
-            verdict=verdict,
-        )
+        comparison = _comparison(measured, compared, split, eval_size, len(calibration), examples)
+        comparison.verdict = decide(comparison.forms, comparison.models, budget)
         if export is not None:
-            chosen = sources[names.index(verdict.chosen.model)]
+            chosen = sources[names.index(comparison.verdict.chosen.model)]
             comparison.verdict = export_verdict(comparison, chosen, export, report)
-    write_outputs(comparison, measured.segmenters, data, out)
+    write_outputs(comparison, measured.segmenters, compared.data, out)
     return comparison
+
+
+@dataclass
+class ComparedRuns:
+    """The finished runs compare evaluates (each one's best checkpoint, path and loaded), and the
+    data they are compared on, checked, with the images of the compared split."""
+
+    paths: list[Path]
+    checkpoints: list[Checkpoint]
+    data_name: str
+    data: Data
+    images: SegmentationDataset
+
+
+def _finished_runs_and_data(
+    base: TrainConfig,
+    encoders: Sequence[str] | None,
+    runs: Sequence[str | os.PathLike] | None,
+    run_dirs: Sequence[Path],
+    out: Path,
+    split: str,
+    report: Callable[[str], None],
+) -> ComparedRuns:
+    """The runs in ``run_dirs`` finished, and the data to compare them on. Finished ``runs``
+    name their data (the first run's); runs trained now are trained on ``base.data``, checked
+    before hours of training, not after. From their checkpoints on, both are one case."""
+    finished = None if runs is None else _load_checkpoints(run_dirs)
+    data_name = base.data if finished is None else finished.checkpoints[0].config.data
+    data = open_data(data_name, progress=base.progress).require_clean(data_name)
+    images = _split(data, data_name, split)
+    out.mkdir(parents=True, exist_ok=True)
+    if finished is None:
+        _train_runs(base, encoders, run_dirs, report)
+        finished = _load_checkpoints(run_dirs)
+    paths, checkpoints = finished
+    for path, checkpoint in zip(paths, checkpoints):
+        data.require_classes(list(checkpoint.dataset.classes), str(path), data_name)
+    return ComparedRuns(paths, checkpoints, data_name, data, images)
+
+
+def _train_runs(
+    base: TrainConfig,
+    encoders: Sequence[str],
+    run_dirs: Sequence[Path],
+    report: Callable[[str], None],
+) -> None:
+    """One run per encoder trained with ``base`` into its folder."""
+    # Imported only when runs are trained (finished --runs need no training loop), and looked
+    # up at the call, so a test's stand-in for train is the one that runs.
+    from seglab.engine.train import train
+
+    for encoder, run in zip(encoders, run_dirs):
+        report(f"--- training {encoder} into {run} ---")
+        train(dataclasses.replace(base, encoder=encoder, out=str(run)))
+
+
+class BestCheckpoints(NamedTuple):
+    """Each finished run's best checkpoint: its path, and the checkpoint loaded."""
+
+    paths: list[Path]
+    checkpoints: list[Checkpoint]
+
+
+def _load_checkpoints(run_dirs: Sequence[Path]) -> BestCheckpoints:
+    paths = [best_checkpoint(r) for r in run_dirs]
+    checkpoints = [Checkpoint.load(p) for p in paths]
+    return BestCheckpoints(paths, checkpoints)
+
+
+def _comparison(
+    measured: Measured,
+    compared: ComparedRuns,
+    split: str,
+    eval_size: tuple[int, int],
+    calibration_images: int,
+    examples: int,
+) -> Comparison:
+    """What was measured compared: each model against the first, every model x form against
+    the most accurate (bootstraps over the same images), and ``examples`` images to show. The
+    verdict is left to the caller."""
+    models = measured.models
+    for model, evaluation in zip(models[1:], measured.evaluations[1:]):
+        model.versus_first = bootstrap_miou_difference(
+            evaluation.confusions, measured.evaluations[0].confusions
+        )
+    return Comparison(
+        models=models,
+        data=compared.data_name,
+        split=split,
+        images=len(compared.images),
+        eval_size=eval_size,
+        classes=tuple(compared.data.info.classes),
+        machine=machine_description(),
+        seglab_version=__version__,
+        examples=choose_examples([e.predictions for e in measured.evaluations], examples),
+        forms=versus_best(measured.forms),
+        calibration_images=calibration_images,
+        unavailable_forms=measured.unavailable,
+    )
 
 
 @dataclass
@@ -196,14 +259,9 @@ def evaluate_and_measure(
         report(f"--- evaluating and measuring {source.name} ---")
         checkpoint = source.checkpoint
         segmenter = checkpoint_segmenter(checkpoint, device, name=source.name)
+        options = EvalOptions(batch_size=checkpoint.config.batch_size, workers=base.workers)
         evaluation = evaluate_split(
-            segmenter,
-            data,
-            split,
-            batch_size=checkpoint.config.batch_size,
-            workers=base.workers,
-            progress=base.progress,
-            per_image=True,
+            segmenter, data, split, options, progress=base.progress, per_image=True
         )
         forms, unavailable = measure_forms(source, data, split, evaluation, base.progress, report)
         training = _training_state(checkpoint, run)
@@ -316,14 +374,17 @@ def write_outputs(comparison: Comparison, segmenters, data: Data, out: Path) -> 
         "curves": plots.training_curves(
             {m.name: m.history for m in models}, out / "training_curves.png"
         ),
-        "examples": out / "examples.png",
+        "examples": plots.examples_grid(
+            predict_examples(segmenters, data, comparison.split, comparison.examples),
+            data.info,
+            out / "examples.png",
+        ),
     }
-    examples_grid(segmenters, data, comparison.split, comparison.examples).save(figures["examples"])
     (out / "results.json").write_text(json.dumps(comparison.to_dict(), indent=2))
     write_reports(comparison, figures, out)
 
 
-def _split(data: Data, data_name: str, split: str):
+def _split(data: Data, data_name: str, split: str) -> SegmentationDataset:
     images = data.split(split)
     if len(images) == 0:
         raise SeglabError(f"compare: {data_name} has no {split!r} images to compare on")
@@ -354,8 +415,6 @@ def _runs_to_compare(
         for run in runs:
             best_checkpoint(Path(run))
         return [Path(r) for r in runs]
-    from seglab.models.encoders import get_encoder_spec
-
     encoders = list(encoders or [])
     if len(encoders) < 2:
         raise SeglabError("compare needs at least two models (--encoders A,B or --runs A B)")
@@ -478,36 +537,18 @@ def _disagreement(reference: np.ndarray, others: list[np.ndarray]) -> float:
     return max(shares, default=0.0)
 
 
-def examples_grid(
+def predict_examples(
     segmenters: Sequence[TorchSegmenter], data: Data, split: str, chosen: Sequence[int]
-) -> Image.Image:
-    """One row per chosen image of ``split``: the image, its ground truth and each model's
-    prediction in the class colours; small images drawn larger; a legend of the classes below."""
-    info = data.info
+) -> list[plots.Example]:
+    """The chosen images of ``split`` with their ground truth and each model's prediction: the
+    rows of the example grid."""
     images = data.split(split)
-    rows = []
+    examples = []
     for i in chosen:
         image, mask = images[i]
         predictions = [
             predict_probabilities(s, image[None].to(s.device)).argmax(1)[0].cpu()
             for s in segmenters
         ]
-        rgb = (image.clamp(0, 1) * 255).round().to(torch.uint8)
-        rows.append(rgb.expand(3, -1, -1) if rgb.shape[0] == 1 else rgb[:3])
-        rows += [_colours(classes, info) for classes in (mask, *predictions)]
-    height = max(r.shape[-2] for r in rows)
-    width = max(r.shape[-1] for r in rows)
-    cells = torch.full((len(rows), 3, height, width), 255, dtype=torch.uint8)
-    for k, cell in enumerate(rows):  # images of other sizes: padded white at bottom and right
-        cells[k, :, : cell.shape[-2], : cell.shape[-1]] = cell
-    grid = make_grid(cells, nrow=2 + len(segmenters), padding=GAP, pad_value=255)
-    picture = Image.fromarray(grid[:, GAP:-GAP, GAP:-GAP].permute(1, 2, 0).numpy())
-    scale = max(1, round(160 / height))  # small images drawn larger
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    return with_legend(picture, info)
-
-
-def _colours(classes: torch.Tensor, info) -> torch.Tensor:
-    """3 x H x W uint8: each class in its colour, ignored pixels black."""
-    return torch.from_numpy(colorize(classes.numpy(), info)).permute(2, 0, 1)
+        examples.append(plots.Example(image, mask, predictions))
+    return examples

@@ -1,17 +1,24 @@
-"""The comparison's plots, drawn with matplotlib into PNG files (scores in percent)."""
+"""The comparison's plots, drawn with matplotlib into PNG files (scores in percent), and its
+grid of example predictions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from matplotlib.lines import Line2D
+from PIL import Image
+from torchvision.utils import make_grid
 
+from seglab.data.info import DatasetInfo
+from seglab.data.show import colorize, with_legend
 from seglab.reporting.results import Comparison, HistoryPoint
 from seglab.reporting.verdict import frontier
 
@@ -140,6 +147,46 @@ def training_curves(curves: Mapping[str, Sequence[HistoryPoint]], path: Path) ->
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     return _save(fig, path)
+
+
+GAP = 6  # white pixels between the cells of the example grid
+
+
+class Example(NamedTuple):
+    """One row of the example grid: an image (C x H x W in [0, 1]), its ground truth and each
+    model's prediction (H x W class indices)."""
+
+    image: torch.Tensor
+    truth: torch.Tensor
+    predictions: Sequence[torch.Tensor]
+
+
+def examples_grid(examples: Sequence[Example], info: DatasetInfo, path: Path) -> Path:
+    """One row per example: the image, its ground truth and each model's prediction in the class
+    colours; small images drawn larger; a legend of the classes below."""
+    cells = []
+    for example in examples:
+        rgb = (example.image.clamp(0, 1) * 255).round().to(torch.uint8)
+        cells.append(rgb.expand(3, -1, -1) if rgb.shape[0] == 1 else rgb[:3])
+        cells += [_colours(classes, info) for classes in (example.truth, *example.predictions)]
+    height = max(c.shape[-2] for c in cells)
+    width = max(c.shape[-1] for c in cells)
+    padded = torch.full((len(cells), 3, height, width), 255, dtype=torch.uint8)
+    for k, cell in enumerate(cells):  # images of other sizes: padded white at bottom and right
+        padded[k, :, : cell.shape[-2], : cell.shape[-1]] = cell
+    columns = 2 + len(examples[0].predictions)
+    grid = make_grid(padded, nrow=columns, padding=GAP, pad_value=255)
+    picture = Image.fromarray(grid[:, GAP:-GAP, GAP:-GAP].permute(1, 2, 0).numpy())
+    scale = max(1, round(160 / height))  # small images drawn larger
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    with_legend(picture, info).save(path)
+    return path
+
+
+def _colours(classes: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """3 x H x W uint8: each class in its colour, ignored pixels black."""
+    return torch.from_numpy(colorize(classes.numpy(), info)).permute(2, 0, 1)
 
 
 def _save(fig, path: Path) -> Path:

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import MutableHeaders
 
+from seglab.data.info import DatasetInfo
 from seglab.deployment.predict import palette_png
 from seglab.errors import first_line
 from seglab.serving.batching import BatchingQueue, QueueFull, Result
@@ -38,6 +39,16 @@ SECURITY_HEADERS = {
 }
 
 
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}, "application/json": {}}},
+    400: {"description": "a damaged or truncated image, or a malformed request"},
+    404: {"description": "no model of that name is served"},
+    413: {"description": "the upload or the image is over the limit"},
+    415: {"description": "the upload is not an image"},
+    503: {"description": "the queue is full; retry after Retry-After seconds"},
+}
+
+
 def create_app(
     models: Sequence[ServedModel],
     *,
@@ -49,19 +60,164 @@ def create_app(
     """The application serving ``models`` (the first is the default): uploads up to
     ``max_upload`` bytes and ``max_pixels`` pixels, at most ``queue_size`` requests waiting for
     inference, up to ``batch`` same-size requests for one model run together."""
-    if not models:
-        raise ValueError("create_app needs at least one model")
-    served = {m.name: m for m in models}
-    if len(served) != len(models):
-        raise ValueError("model names must be unique")
-    default = models[0].name
+    service = SegmentationService(models, max_upload, max_pixels, queue_size, batch)
+    pages = _read_pages()
+    app = FastAPI(
+        title="seglab serve",
+        summary="Semantic segmentation with seglab models",
+        lifespan=_running(service.queue),
+        docs_url=None,  # the interactive docs load scripts from a CDN; the page loads nothing
+        redoc_url=None,
+    )
+    app.state.queue = service.queue
+    app.add_middleware(SecurityHeadersMiddleware)
 
-    def run_batch(name: str, images: Sequence[Any]) -> np.ndarray:
-        return segment(served[name].segmenter, images)
+    # Thin routes: their names, signatures and docstrings are the API's schema.
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return service.health()
 
-    queue = BatchingQueue(run_batch, size=queue_size, batch=batch)
-    pages = {path: (files("seglab.serving").joinpath("static", name).read_bytes(), media)
-             for path, (name, media) in STATIC.items()}  # fmt: skip
+    @app.get("/models")
+    async def list_models() -> dict[str, Any]:
+        return service.listing()
+
+    @app.post("/predict", responses=PREDICT_RESPONSES)
+    async def predict(request: Request, model: str | None = None, format: str | None = None):
+        """The mask of the uploaded image (multipart field ``image``, or the raw image as the
+        body) as a palette PNG of the image's size, or as JSON with ``format=json`` or
+        ``Accept: application/json``: the class shares, latency and model."""
+        return await service.predict(request, model, format)
+
+    for path, (content, media) in pages.items():
+        app.add_api_route(path, _page(content, media), methods=["GET"], include_in_schema=False)
+    return app
+
+
+class SegmentationService:
+    """What the routes share: the served models by name (the first the default), the upload
+    limits and the queue in front of inference."""
+
+    def __init__(
+        self,
+        models: Sequence[ServedModel],
+        max_upload: int,
+        max_pixels: int,
+        queue_size: int,
+        batch: int,
+    ):
+        if not models:
+            raise ValueError("create_app needs at least one model")
+        self.models = list(models)
+        self.served = {m.name: m for m in models}
+        if len(self.served) != len(models):
+            raise ValueError("model names must be unique")
+        self.default = models[0].name
+        self.max_upload, self.max_pixels = max_upload, max_pixels
+        self.queue = BatchingQueue(self._run_batch, size=queue_size, batch=batch)
+
+    def _run_batch(self, name: str, images: Sequence[Any]) -> np.ndarray:
+        return segment(self.served[name].segmenter, images)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "models": list(self.served),
+            "queue": {"waiting": self.queue.waiting, "capacity": self.queue.size},
+            "batch": self.queue.batch,
+        }
+
+    def listing(self) -> dict[str, Any]:
+        return {
+            "models": [m.describe() for m in self.models],
+            "default": self.default,
+            "max_upload_bytes": self.max_upload,
+            "max_pixels": self.max_pixels,
+        }
+
+    async def predict(self, request: Request, model: str | None, format: str | None) -> Response:
+        """The upload read and decoded, segmented through the queue, encoded as asked."""
+        as_json = _wants_json(format, request.headers.get("accept", ""))
+        if model is not None:  # a wrong name refused before the upload is read
+            _check_model(model, self.served)
+        name, image, start = await self._read_image(request, model)
+        result = await self._segment(name, image)
+        return await _response(name, self.served[name].segmenter.info, result, start, as_json)
+
+    async def _read_image(
+        self, request: Request, model: str | None
+    ) -> tuple[str, np.ndarray, float]:
+        """The model to run (the query's, the form's or the default), the decoded image and
+        when decoding began (the latency reported counts from there). Only the image outlives
+        this call: the upload's bytes are freed before the request waits in the queue."""
+        body = await _read_body(request, self.max_upload)
+        try:
+            data, form_model = read_upload(body, request.headers.get("content-type", ""))
+            name = model or form_model or self.default
+            _check_model(name, self.served)
+            info = self.served[name].segmenter.info
+            start = time.perf_counter()
+            image = await run_in_threadpool(decode_image, data, info.in_channels, self.max_pixels)
+        except UploadError as err:
+            raise HTTPException(err.status, err.message) from None
+        return name, image, start
+
+    async def _segment(self, name: str, image: np.ndarray) -> Result:
+        """``image`` segmented by model ``name`` in a batch of same-size images: 503 with
+        Retry-After when the queue is full, 500 when the model fails on it."""
+        try:
+            future = self.queue.submit(name, (tuple(image.shape), image.dtype), image)
+        except QueueFull:
+            seconds = self.queue.retry_after()
+            raise HTTPException(
+                503,
+                f"the server is busy: {self.queue.size} requests are waiting; retry in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            ) from None
+        try:
+            return await future
+        except asyncio.CancelledError:  # the request was cancelled: its image need not run
+            future.cancel()
+            raise
+        except Exception as err:  # the model itself failed on this image
+            raise HTTPException(500, f"model {name} failed: {first_line(err)}") from None
+
+
+async def _response(
+    name: str, info: DatasetInfo, result: Result, start: float, as_json: bool
+) -> Response:
+    """The mask as a palette PNG or as JSON, with the same headers either way."""
+    classes = result.value
+    shares = _class_shares(classes, info)
+    png = None if as_json else await run_in_threadpool(_png, classes, info)
+    latency = (time.perf_counter() - start) * 1000
+    headers = {
+        "X-Model": name,
+        "X-Latency-Ms": f"{latency:.1f}",
+        "X-Inference-Ms": f"{result.seconds * 1000:.1f}",
+        "X-Batch-Size": str(result.batch),
+        "X-Class-Shares": ",".join(f"{s:.4f}" for s in shares),
+        "Cache-Control": "no-store",
+    }
+    if png is not None:
+        return Response(png, media_type="image/png", headers=headers)
+    height, width = classes.shape
+    payload = {
+        "model": name,
+        "width": width,
+        "height": height,
+        "latency_ms": round(latency, 1),
+        "inference_ms": round(result.seconds * 1000, 1),
+        "batch": result.batch,
+        "classes": [
+            {"index": k, "name": label, "color": list(color), "share": round(float(s), 6)}
+            for k, (label, color, s) in enumerate(zip(info.classes, info.colors, shares))
+        ],
+    }
+    return JSONResponse(payload, headers=headers)
+
+
+def _running(queue: BatchingQueue):
+    """The app's lifespan: the queue's worker runs while the app does."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -71,119 +227,22 @@ def create_app(
         finally:
             queue.stop()
 
-    app = FastAPI(
-        title="seglab serve",
-        summary="Semantic segmentation with seglab models",
-        lifespan=lifespan,
-        docs_url=None,  # the interactive docs load scripts from a CDN; the page loads nothing
-        redoc_url=None,
-    )
-    app.state.queue = queue
-    app.add_middleware(SecurityHeadersMiddleware)
+    return lifespan
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "models": list(served),
-            "queue": {"waiting": queue.waiting, "capacity": queue.size},
-            "batch": queue.batch,
-        }
 
-    @app.get("/models")
-    async def list_models() -> dict[str, Any]:
-        return {
-            "models": [m.describe() for m in models],
-            "default": default,
-            "max_upload_bytes": max_upload,
-            "max_pixels": max_pixels,
-        }
+def _read_pages() -> dict[str, tuple[bytes, str]]:
+    """URL path -> (content, media type) of each file of :data:`STATIC`, read once."""
+    static = files("seglab.serving").joinpath("static")
+    return {
+        path: (static.joinpath(name).read_bytes(), media) for path, (name, media) in STATIC.items()
+    }
 
-    @app.post(
-        "/predict",
-        responses={
-            200: {"content": {"image/png": {}, "application/json": {}}},
-            400: {"description": "a damaged or truncated image, or a malformed request"},
-            404: {"description": "no model of that name is served"},
-            413: {"description": "the upload or the image is over the limit"},
-            415: {"description": "the upload is not an image"},
-            503: {"description": "the queue is full; retry after Retry-After seconds"},
-        },
-    )
-    async def predict(request: Request, model: str | None = None, format: str | None = None):
-        """The mask of the uploaded image (multipart field ``image``, or the raw image as the
-        body) as a palette PNG of the image's size, or as JSON with ``format=json`` or
-        ``Accept: application/json``: the class shares, latency and model."""
-        as_json = _wants_json(format, request.headers.get("accept", ""))
-        if model is not None:
-            _check_model(model, served)
-        body = await _read_body(request, max_upload)
-        try:
-            data, form_model = read_upload(body, request.headers.get("content-type", ""))
-            name = model or form_model or default
-            _check_model(name, served)
-            info = served[name].segmenter.info
-            start = time.perf_counter()
-            image = await run_in_threadpool(decode_image, data, info.in_channels, max_pixels)
-        except UploadError as err:
-            raise HTTPException(err.status, err.message) from None
-        del body, data
-        try:
-            future = queue.submit(name, (tuple(image.shape), image.dtype), image)
-        except QueueFull:
-            seconds = queue.retry_after()
-            raise HTTPException(
-                503,
-                f"the server is busy: {queue.size} requests are waiting; retry in {seconds} s",
-                headers={"Retry-After": str(seconds)},
-            ) from None
-        try:
-            result: Result = await future
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as err:  # the model itself failed on this image
-            raise HTTPException(500, f"model {name} failed: {first_line(err)}") from None
-        classes = result.value
-        shares = _class_shares(classes, info)
-        png = None if as_json else await run_in_threadpool(_png, classes, info)
-        latency = (time.perf_counter() - start) * 1000
-        headers = {
-            "X-Model": name,
-            "X-Latency-Ms": f"{latency:.1f}",
-            "X-Inference-Ms": f"{result.seconds * 1000:.1f}",
-            "X-Batch-Size": str(result.batch),
-            "X-Class-Shares": ",".join(f"{s:.4f}" for s in shares),
-            "Cache-Control": "no-store",
-        }
-        if png is not None:
-            return Response(png, media_type="image/png", headers=headers)
-        height, width = classes.shape
-        payload = {
-            "model": name,
-            "width": width,
-            "height": height,
-            "latency_ms": round(latency, 1),
-            "inference_ms": round(result.seconds * 1000, 1),
-            "batch": result.batch,
-            "classes": [
-                {"index": k, "name": label, "color": list(color), "share": round(float(s), 6)}
-                for k, (label, color, s) in enumerate(zip(info.classes, info.colors, shares))
-            ],
-        }
-        return JSONResponse(payload, headers=headers)
 
-    def page(path: str):
-        content, media = pages[path]
+def _page(content: bytes, media: str):
+    async def serve_file() -> Response:
+        return Response(content, media_type=media)
 
-        async def serve_file() -> Response:
-            return Response(content, media_type=media)
-
-        return serve_file
-
-    for path in STATIC:
-        app.add_api_route(path, page(path), methods=["GET"], include_in_schema=False)
-    return app
+    return serve_file
 
 
 class SecurityHeadersMiddleware:

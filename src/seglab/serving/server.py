@@ -45,10 +45,11 @@ def serve(
         warn(f"seglab: warning: {warning}")
     sock = listen(host, port)
     try:
+        # After the checks above: a bad flag answers before torch and the web stack load.
         import uvicorn
 
-        from seglab.serving.app import create_app
-        from seglab.serving.models import load_models
+        from seglab.serving.app import create_app  # (as uvicorn)
+        from seglab.serving.models import load_models  # (as uvicorn)
 
         served = load_models(models, device)
         app = create_app(
@@ -78,7 +79,7 @@ def serve(
 
 def _uvicorn_server(config, on_ready: Callable[[], object] | None):
     """uvicorn's server, calling ``on_ready`` once it accepts connections."""
-    import uvicorn
+    import uvicorn  # loaded by serve() before this runs; here for the class below
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:

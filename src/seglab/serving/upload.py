@@ -11,6 +11,12 @@ from io import BytesIO
 
 import torch
 from PIL import Image
+from python_multipart.multipart import (
+    MultipartParseError,
+    MultipartParser,
+    MultipartState,
+    parse_options_header,
+)
 
 from seglab.data.io import read_image
 from seglab.deployment.predict import match_channels
@@ -48,21 +54,12 @@ class Part:
     data: bytearray = field(default_factory=bytearray)
 
     def disposition(self) -> dict[str, str]:
-        from python_multipart.multipart import parse_options_header
-
         _, params = parse_options_header(self.headers.get("content-disposition", ""))
         return {k.decode("latin-1"): v.decode("utf-8", "replace") for k, v in params.items()}
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     """The parts of a multipart/form-data body, held in memory."""
-    from python_multipart.multipart import (
-        MultipartParseError,
-        MultipartParser,
-        MultipartState,
-        parse_options_header,
-    )
-
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:

@@ -157,7 +157,7 @@ def _exporter():
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
                 XnnpackPartitioner,  # optional: seglab[executorch]
             )
-            from executorch.exir import to_edge_transform_and_lower
+            from executorch.exir import to_edge_transform_and_lower  # optional, as above
     except ImportError as err:
         raise SeglabError(
             f"ExecuTorch is not installed here ({first_line(err)}); "
