@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "seglab"
+IMPORT = ("import ", "from ")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -43,11 +44,21 @@ def test_every_import_inside_a_function_says_why():
             continue
         lines = path.read_text().splitlines()
         for inner in ast.walk(node):
-            if isinstance(inner, (ast.Import, ast.ImportFrom)):
-                around = lines[inner.lineno - 2 : inner.end_lineno]
-                if not any("#" in line for line in around):
-                    silent.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
+            is_import = isinstance(inner, (ast.Import, ast.ImportFrom))
+            if is_import and not explained(lines, inner.lineno - 1, inner.end_lineno):
+                silent.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
     assert silent == []
+
+
+def explained(lines: list[str], first: int, end: int) -> bool:
+    """Whether the import on ``lines[first:end]``, or the block of imports it closes, carries a
+    comment (on a line of the block or the line just above it)."""
+    start = first
+    while start > 0 and (
+        not lines[start - 1].strip() or lines[start - 1].strip().startswith(IMPORT)
+    ):
+        start -= 1  # one comment over a block of imports (blank lines between) explains each
+    return any("#" in line for line in lines[max(start - 1, 0) : end])
 
 
 @pytest.mark.skipif(not LINT_IMPORTS.exists(), reason="import-linter is not installed here")

@@ -34,8 +34,8 @@ def encoder_table(height: int, width: int, classes: int) -> list[dict]:
 
 def _compute(height: int, width: int, classes: int) -> list[dict]:
     # torch and torchvision only when the table is not cached: `seglab models` answers at once
-    from seglab.models.complexity import model_costs  # (see above)
-    from seglab.models.encoders import ENCODERS  # (see above)
+    from seglab.models.complexity import model_costs
+    from seglab.models.encoders import ENCODERS
 
     rows = []
     for name, spec in ENCODERS.items():

@@ -48,8 +48,8 @@ def serve(
         # After the checks above: a bad flag answers before torch and the web stack load.
         import uvicorn
 
-        from seglab.serving.app import create_app  # (as uvicorn)
-        from seglab.serving.models import load_models  # (as uvicorn)
+        from seglab.serving.app import create_app
+        from seglab.serving.models import load_models
 
         served = load_models(models, device)
         app = create_app(
