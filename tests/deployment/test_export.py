@@ -25,7 +25,7 @@ from seglab.deployment.formats import FORMATS
 from seglab.deployment.formats.executorch_xnnpack import ExecuTorchSegmenter
 from seglab.deployment.predict import predict
 from seglab.engine.checkpoint import load_model
-from seglab.engine.segmenter import FixedInputSegmenter, Segmenter, TorchSegmenter
+from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError
 from tests.deployment.helpers import write_inputs
 
@@ -112,60 +112,6 @@ def test_the_pte_card_is_also_a_constant_method_of_the_program(exported):
     assert text.startswith(CARD_PREFIX.decode())
     assert json.loads(text[len(CARD_PREFIX) :]) == card.to_dict()
     assert isinstance(load_segmenter(path).inner, ExecuTorchSegmenter)
-
-
-def test_a_fixed_size_model_is_fitted_to_any_image_by_padding_and_tiling():
-    """A per-pixel 'model' that accepts only 1 x C x 8 x 12: padded and tiled, its logits
-    cropped back are exactly the per-pixel function of the original image."""
-    seen = []
-
-    class PerPixel:
-        info, name, kind, device = INFO, "per-pixel", "test", torch.device("cpu")
-
-        def __call__(self, images):
-            seen.append(tuple(images.shape))
-            return torch.cat([images.sum(1, keepdim=True), images[:, :1] * 2], dim=1)
-
-    fitted = FixedInputSegmenter(PerPixel(), (8, 12))
-    assert fitted.info == INFO and fitted.kind == "test"
-    for shape in ((1, 3, 8, 12), (2, 3, 5, 7), (1, 3, 20, 31), (1, 3, 6, 40)):
-        images = torch.rand(shape)
-        expected = torch.cat([images.sum(1, keepdim=True), images[:, :1] * 2], dim=1)
-        assert torch.allclose(fitted(images), expected, atol=1e-6)
-    assert set(seen) == {(1, 3, 8, 12)}
-
-
-def test_a_checkpoint_loads_as_the_segmenter_its_training_validated(tiny_runs):
-    segmenter = load_segmenter(tiny_runs["mobilenet_v2"] / "best.pt")
-    assert isinstance(segmenter, TorchSegmenter) and segmenter.autocast_dtype is None
-    assert segmenter.channels_last and segmenter.info == INFO
-
-
-def test_a_foreign_damaged_or_missing_model_is_one_line(exported, tmp_path, capsys):
-    import onnx
-
-    proto = onnx.load(str(exported("onnx")[0]))
-    del proto.metadata_props[:]
-    onnx.save(proto, str(tmp_path / "plain.onnx"))
-    with pytest.raises(SeglabError, match=r"plain.onnx was not exported by seglab"):
-        load_segmenter(tmp_path / "plain.onnx")
-    (tmp_path / "junk.onnx").write_bytes(b"junk")
-    with pytest.raises(SeglabError, match=r"cannot load ONNX model .*junk.onnx"):
-        load_segmenter(tmp_path / "junk.onnx")
-    (tmp_path / "junk.pte").write_bytes(b"junk" * 100)
-    with pytest.raises(SeglabError, match=r"junk.pte was not exported by seglab"):
-        load_segmenter(tmp_path / "junk.pte")
-    with pytest.raises(SeglabError, match=r"model .*missing.onnx does not exist"):
-        load_segmenter(tmp_path / "missing.onnx")
-    with pytest.raises(SeglabError, match=r"runs on the CPU"):
-        load_segmenter(exported("onnx")[0], "cuda")
-    inputs = write_inputs(tmp_path / "in")
-    for model in ("junk.pte", "plain.onnx", "missing.pte"):
-        argv = ["predict", str(inputs), "--checkpoint", str(tmp_path / model)]
-        assert main([*argv, "--out", str(tmp_path / "out")]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("seglab: error: ") and model in err
-        assert "Traceback" not in err
 
 
 def test_export_checks_its_output_before_any_work(exported, tmp_path):
