@@ -27,3 +27,15 @@ def test_printed_scores_are_percent_with_two_decimals():
     pole = next(line for line in text.splitlines() if line.startswith("pole"))
     assert pole.split()[1:] == ["absent"] * 4 + ["0"]
     assert text.endswith("excluded from mIoU (absent from truth and prediction): pole")
+
+
+def test_a_useless_model_is_said_to_be_useless():
+    """The membrane model of a 45 s default run: background (membrane) on every pixel."""
+    metrics = summarize(torch.tensor([[324625, 0], [1248239, 0]]), ["background", "foreground"])
+    lines = format_metrics(metrics).splitlines()
+    assert lines[-2].startswith("mIoU 10.32")
+    last = lines[-1]  # under the scores it speaks of
+    assert last.startswith("warning: a useless model: it predicts background on 100.0% of ")
+    assert "train for more steps (--iterations N" in last and "--time-budget only caps" in last
+    sound = summarize(torch.tensor([[25, 5], [10, 60]]), ["background", "foreground"])
+    assert "warning" not in format_metrics(sound)

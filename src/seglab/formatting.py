@@ -36,6 +36,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         f"mean class accuracy {percent(metrics['mean_class_accuracy'])}  "
         f"FW-IoU {percent(metrics['fw_iou'])}"
     )
+    if metrics.get("degenerate"):  # absent from records of an older seglab
+        rows.append(
+            f"warning: a useless model: it {metrics['degenerate']}. It has not learned the "
+            "classes yet: train for more steps (--iterations N, and the time they take: a "
+            "--time-budget only caps a run, it never lengthens one)"
+        )
     if metrics["absent_classes"]:
         rows.append(
             f"excluded from mIoU (absent from truth and prediction): "

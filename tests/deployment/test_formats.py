@@ -29,6 +29,7 @@ def test_each_format_module_implements_the_contract(name):
         assert callable(getattr(module, function)), f"{format.module} lacks {function}"
     assert isinstance(module.TOLERANCES, Tolerances)
     assert isinstance(module.FIXED_SIZE, bool)
+    assert module.CALIBRATION_METHOD is None or isinstance(module.CALIBRATION_METHOD, str)
     assert format.file_name.endswith(format.suffix) and format.suffix in ARTIFACT_SUFFIXES
     assert FORMAT_OF_BACKEND[format.backend] == name and format.backend in BACKENDS
 

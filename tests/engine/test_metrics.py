@@ -101,3 +101,19 @@ def test_taken_for_names_where_a_class_errors_go():
     assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 4)
     assert m["per_class"]["a"]["precision"] == pytest.approx(1.0)
     assert m["per_class"]["c"]["precision"] == pytest.approx(0.0)
+
+
+def test_every_record_says_when_the_model_is_useless():
+    """One class everywhere, or no better than the commonest class everywhere: the record says
+    why; a model that separates the classes carries None."""
+    names = ["background", "foreground"]
+    one_class = summarize(torch.tensor([[30, 0], [70, 0]]), names)  # all background
+    assert one_class["degenerate"] == "predicts background on 100.0% of scored pixels"
+    # Commonest class everywhere scores 0.7 / 2 = 35%; this model scores less.
+    poor = summarize(torch.tensor([[2, 28], [27, 43]]), names)
+    assert poor["miou"] < 0.35
+    assert poor["degenerate"] == (
+        f"mIoU {100 * poor['miou']:.2f}% is no better than predicting foreground everywhere "
+        "(35.00%)"
+    )
+    assert summarize(torch.tensor([[25, 5], [10, 60]]), names)["degenerate"] is None

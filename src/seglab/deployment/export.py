@@ -176,7 +176,7 @@ def prepare_export(
     dataset = open_model_data(data_name, info, str(checkpoint), given=data is not None)
     size, why = (tuple(size), "--size") if size else model_input_size(loaded, dataset, split)
     stage(f"data {data_name}; input {size[0]}x{size[1]} ({why})")
-    method = getattr(format.implementation(), "CALIBRATION_METHOD", None)
+    method = format.implementation().CALIBRATION_METHOD
     images, calibrated = [], None
     if method:
         images = calibration_images(dataset, calibration)

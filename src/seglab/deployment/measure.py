@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def evaluate_model(
         raise SeglabError(f"evaluate: {path} does not record its dataset; give --data")
     dataset = open_model_data(data_name, segmenter.info, str(path), given=bool(data))
     if options.batch_size is None:
-        options = EvalOptions(**{**vars(options), "batch_size": batch_size})
+        options = replace(options, batch_size=batch_size)
     result = evaluate_split(segmenter, dataset, split, options, progress=progress)
     what = {"checkpoint": str(path), "data": data_name, "split": split, **options.to_dict()}
     what["device"] = str(segmenter.device)

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 import torch
 
+# A model that predicts one class on at least this share of the scored pixels is degenerate.
+DEGENERATE_SHARE = 0.99
+
 
 def confusion_matrix(
     pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None
@@ -42,8 +45,9 @@ def summarize(confusion: torch.Tensor, class_names: Sequence[str]) -> dict:
     errors = cm - torch.diag(tp)
     total = cm.sum()
     frequency = truth / total if total > 0 else truth
+    miou = _mean(iou[present])
     return {
-        "miou": _mean(iou[present]),
+        "miou": miou,
         "pixel_accuracy": float(tp.sum() / total) if total > 0 else float("nan"),
         "mean_class_accuracy": _mean(accuracy[truth > 0]),
         "fw_iou": float((frequency[present] * iou[present]).sum()),
@@ -61,7 +65,33 @@ def summarize(confusion: torch.Tensor, class_names: Sequence[str]) -> dict:
         "absent_classes": [name for i, name in enumerate(class_names) if not present[i]],
         "pixels": int(total),
         "confusion": confusion.cpu().long().tolist(),
+        "degenerate": degenerate(cm, class_names, miou),
     }
+
+
+def degenerate(confusion: torch.Tensor, class_names: Sequence[str], miou: float) -> str | None:
+    """Why a model (its K x K confusion matrix, rows truth) is useless, or None: it predicts one
+    class on at least DEGENERATE_SHARE of the scored pixels, or its ``miou`` is no better than
+    predicting the commonest true class everywhere would score."""
+    cm = torch.as_tensor(confusion, dtype=torch.float64)
+    predicted, truth = cm.sum(0), cm.sum(1)
+    total = float(predicted.sum())
+    if total == 0:
+        return None
+    top = int(predicted.argmax())
+    if predicted[top] >= DEGENERATE_SHARE * total:
+        return (
+            f"predicts {class_names[top]} on {100 * predicted[top] / total:.1f}% of scored pixels"
+        )
+    # Everywhere the commonest class: its IoU is its share, every other present class scores 0.
+    commonest = int(truth.argmax())
+    floor = float(truth[commonest] / total / (truth > 0).sum())
+    if miou <= floor:
+        return (
+            f"mIoU {100 * miou:.2f}% is no better than predicting {class_names[commonest]} "
+            f"everywhere ({100 * floor:.2f}%)"
+        )
+    return None
 
 
 def _taken_for(

@@ -10,11 +10,9 @@ from typing import Any
 import numpy as np
 
 from seglab.config import TrainConfig, format_value
+from seglab.engine.metrics import degenerate as degenerate_reason
 from seglab.reporting.results import Flag, ModelResult
-from seglab.reporting.statistics import miou_of
 
-# A model that predicts one class on at least this share of the scored pixels is degenerate.
-DEGENERATE_SHARE = 0.99
 # A run that stopped before this share of its planned steps is undertrained. A time budget often
 # stops a run before its planned epochs by design (the schedule is fitted to the time), so only a
 # run stopped very early is flagged.
@@ -50,29 +48,10 @@ NOT_SETUP = ("out", "progress", "workers", "encoder")
 
 
 def degenerate(confusion: np.ndarray, classes: Sequence[str], miou: float) -> Flag | None:
-    """A flag when the model (its K x K confusion matrix, rows truth, columns prediction)
-    predicts one class on at least DEGENERATE_SHARE of the scored pixels, or scores an
-    ``miou`` no better than predicting the commonest true class everywhere would."""
-    confusion = np.asarray(confusion, dtype=np.float64)
-    predicted, truth = confusion.sum(0), confusion.sum(1)
-    total = predicted.sum()
-    if total == 0:
-        return None
-    top = int(predicted.argmax())
-    if predicted[top] >= DEGENERATE_SHARE * total:
-        share = 100 * predicted[top] / total
-        return Flag("degenerate", f"predicts {classes[top]} on {share:.1f}% of scored pixels")
-    commonest = int(truth.argmax())
-    everywhere = np.zeros_like(confusion)
-    everywhere[:, commonest] = truth
-    floor = float(miou_of(everywhere))
-    if miou <= floor:
-        return Flag(
-            "degenerate",
-            f"mIoU {100 * miou:.2f}% is no better than predicting {classes[commonest]} "
-            f"everywhere ({100 * floor:.2f}%)",
-        )
-    return None
+    """A flag when the model (its K x K confusion matrix) is useless: see
+    seglab.engine.metrics.degenerate, the rule every metrics record states."""
+    reason = degenerate_reason(confusion, classes, miou)
+    return None if reason is None else Flag("degenerate", reason)
 
 
 def planned_steps(config: TrainConfig, train_images: int, processes: int = 1) -> int:

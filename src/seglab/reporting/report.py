@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seglab.engine.machine import describe_machine
+from seglab.engine.metrics import DEGENERATE_SHARE
 from seglab.formatting import percent
 from seglab.reporting.checks import (
-    DEGENERATE_SHARE,
     UNDERTRAINED_SHARE,
     same_and_different,
     setup_differences,

@@ -8,9 +8,11 @@ it); its module does the work, with the same five names in each:
 - ``read_card_text(path)``, ``write_card_text(path, text)``: the deployment card inside the file;
 - ``content_sha256(path)``: the hash of the model's content without its card;
 
-and two constants: ``TOLERANCES`` (seglab.deployment.card.Tolerances: how far it may be from
-PyTorch fp32) and ``FIXED_SIZE`` (whether it takes one input size only). A new format is one
-module and one entry here. No torch in this file: ``seglab --help`` reads it at once."""
+and three constants: ``TOLERANCES`` (seglab.deployment.card.Tolerances: how far it may be from
+PyTorch fp32), ``FIXED_SIZE`` (whether it takes one input size only) and ``CALIBRATION_METHOD``
+(how training images calibrate it, recorded on its card; None for a format not quantised). A new
+format is one module and one entry here. No torch in this file: ``seglab --help`` reads it at
+once."""
 
 from __future__ import annotations
 

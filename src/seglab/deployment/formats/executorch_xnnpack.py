@@ -24,6 +24,7 @@ from seglab.models.unet import UNet
 
 TOLERANCES = Tolerances(0.05, 0.05, 0.1, 1e-3)  # fp32: PyTorch's results up to rounding
 FIXED_SIZE = True
+CALIBRATION_METHOD = None  # fp32: not quantised
 CARD_METHOD = "seglab_card"  # a constant method of the program: the card as a string
 CARD_PREFIX = b"SEGLAB-CARD\n"  # marks the card's bytes, so it is found without a runtime
 CARD_CAPACITY = 1 << 16  # bytes kept for the card (patched in place, padded with spaces)

@@ -21,6 +21,7 @@ from seglab.models.unet import UNet
 # fp32 computes what PyTorch computes, up to rounding.
 TOLERANCES = Tolerances(0.05, 0.05, 0.1, 1e-3)
 FIXED_SIZE = False
+CALIBRATION_METHOD = None  # not quantised
 METADATA_KEY = "seglab"
 OPSET = 17
 DYNAMIC_AXES = {
