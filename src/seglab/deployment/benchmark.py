@@ -256,12 +256,12 @@ def benchmark_model(
     calibration_set = list(images)  # without data, INT8 sees the timed images
     if target.data is not None and "int8" in backends:
         calibration_set = calibration_images(target.data, calibration)
-    with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
-        builders, notes = _builders(target, backends, Path(folder), calibration_set, result)
+    if target.model is None:  # an exported file whose checkpoint is not here: itself only
         for backend in backends:
-            if target.model is None:
-                result.unavailable[backend] = target.why_no_model
-                report(f"{backend}: not available here ({target.why_no_model})")
+            result.unavailable[backend] = target.why_no_model
+            report(f"{backend}: not available here ({target.why_no_model})")
+    with tempfile.TemporaryDirectory(prefix="seglab-bench-") as folder:
+        builders, notes = _builders(target, backends, Path(folder), calibration_set, result.size)
         result.results, unavailable = benchmark(builders, images, repeats, evaluate, report, notes)
     result.unavailable.update(unavailable)
     return result
@@ -307,7 +307,7 @@ def _builders(
     backends: Sequence[str],
     folder: Path,
     calibration: Sequence[torch.Tensor],
-    result: BenchmarkResult,
+    size: tuple[int, int],
 ) -> tuple[dict[str, Callable[[], Segmenter]], dict[str, str]]:
     """A function that builds each timed segmenter, by name (the exported file first, when the
     target is one), and how each runs."""
@@ -320,7 +320,7 @@ def _builders(
     if target.model is not None:
         for backend in backends:
             builders[backend] = lambda b=backend: backend_segmenter(
-                b, target.model, target.info, folder, calibration, result.size
+                b, target.model, target.info, folder, calibration, size
             )
     return builders, notes
 
