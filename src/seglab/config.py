@@ -22,6 +22,18 @@ from seglab.errors import SeglabError, first_line
 from seglab.models import INPUT_NORMS
 
 LOSS_NAMES = ("ce", "ohem", "dice", "focal")
+# The options a dataset's fingerprint may choose (seglab.engine.recipe), when none is given.
+RECIPE_OPTIONS = (
+    "crop_size",
+    "batch_size",
+    "iterations",
+    "time_budget",
+    "class_weights",
+    "full_res_skip",
+    "val_interval",
+)
+# Epochs when nothing else sets the length of a run (no iterations, no time budget).
+DEFAULT_EPOCHS = 10
 CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "inverse_frequency")
 # Keys a run's config.yaml adds beside the options: what was resolved, and how the run grew.
 RUN_RECORD_KEYS = ("resolved", "extensions")
@@ -136,12 +148,27 @@ class TrainConfig:
         0.0, "label smoothing of the cross-entropy term (ce)", minimum=0, below=1
     )
     # optimisation
-    epochs: int = option(10, "training epochs", minimum=1, group="schedule")
+    auto: tuple[str, ...] = option(
+        (),
+        "options chosen from the dataset's fingerprint (its image sizes, class shares, thinnest "
+        "structures, number of images) when not given, each printed with its reason at the "
+        f"start: all ({', '.join(RECIPE_OPTIONS)}), none, or a comma-separated list; on the "
+        "command line all unless --config is given (a file means exactly what it says)",
+        group="schedule",
+        check=lambda value, where: check_auto(value, where),
+    )
+    epochs: int | None = option(
+        None,
+        f"training epochs (none: {DEFAULT_EPOCHS}, or as many as fit --time-budget when it is "
+        "given without --epochs or --iterations)",
+        minimum=1,
+    )
     iterations: int | None = option(None, "optimizer steps; overrides epochs when set", minimum=1)
     time_budget: float | None = option(
         None,
-        "time for the whole run (training, validation and saving), e.g. 60m; the learning-rate "
-        "decay is fitted to it",
+        "time for the whole run (training, validation and saving), with its unit: 90s, 60m, "
+        "1.5h; the learning-rate decay is fitted to it, and given alone it sets the run's "
+        "length (training goes on until it ends)",
         above=0,
         duration=True,
     )
@@ -182,6 +209,13 @@ class TrainConfig:
     channels_last: bool = option(True, "channels-last memory format")
     compile: bool = option(False, "torch.compile the model")
     seed: int = option(0, "random seed", minimum=0)
+    fold: str | None = option(
+        None,
+        "cross-validation: train on the other folds of train+val and validate on fold I of K "
+        "(I/K, e.g. 2/5; group-aware when the dataset declares groups, the same folds for "
+        "every seed); none: the dataset's own split",
+        check=lambda value, where: parse_fold(value, where),
+    )
     out: str | None = option(
         None, "run folder (default: runs/ENCODER, numbered runs/ENCODER-2, -3, ... if taken)"
     )
@@ -197,6 +231,17 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @property
+    def fills_budget(self) -> bool:
+        """The time budget alone sets the run's length: no epochs or iterations are given."""
+        return bool(self.time_budget) and self.iterations is None and self.epochs is None
+
+    def planned_steps(self, steps_per_epoch: int) -> int | None:
+        """The optimizer steps the schedule plans; None when the run fills its time budget."""
+        if self.fills_budget:
+            return None
+        return self.iterations or (self.epochs or DEFAULT_EPOCHS) * steps_per_epoch
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "configuration") -> TrainConfig:
@@ -271,6 +316,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         return parse_size(value, where)
     if hint == tuple[float, float]:
         return parse_range(value, where)
+    if hint == tuple[str, ...]:
+        return parse_names(value, where)
     raise TypeError(f"no conversion for {hint}")  # a programming error, not a user's
 
 
@@ -347,17 +394,23 @@ def parse_scales(text: str, where: str = "scales") -> tuple[float, ...]:
 
 
 def parse_duration(value: Any, where: str = "duration") -> float:
-    """Seconds from 3600, '3600', '90s', '60m' or '1.5h'."""
+    """Seconds from text with its unit ('90s', '60m', '1.5h'), or from a number in a file (YAML
+    3600, a run's record), which is seconds. Text without a unit is refused: '4' could mean
+    seconds, minutes or hours."""
     units = {"s": 1, "m": 60, "h": 3600}
     text = str(value).strip().lower()
     try:
         if isinstance(value, bool):
             raise ValueError
-        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        elif text[-1:] in units:
+            seconds = float(text[:-1]) * units[text[-1]]
+        else:
+            float(text)  # a bare number: refused below with its own message
+            raise SeglabError(f"{where}: {value!r} has no unit; write {text}s, {text}m or {text}h")
     except (ValueError, IndexError):
-        raise SeglabError(
-            f"{where}: {value!r} is not a duration, e.g. 3600, 90s, 60m or 1.5h"
-        ) from None
+        raise SeglabError(f"{where}: {value!r} is not a duration, e.g. 90s, 60m or 1.5h") from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise SeglabError(f"{where}: {value!r} must be a positive duration")
     return seconds
@@ -380,6 +433,42 @@ def parse_loss(spec: str, where: str = "loss") -> list[tuple[str, float]]:
             raise SeglabError(f"{where}: weight of {name} in {spec!r} must be positive")
         terms.append((name, weight))
     return terms
+
+
+def parse_names(value: Any, where: str = "names") -> tuple[str, ...]:
+    """Option names from 'a,b', [a, b], 'all' (every one of RECIPE_OPTIONS) or 'none'."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "all":
+            return RECIPE_OPTIONS
+        if text in ("none", ""):
+            return ()
+        value = [v.strip() for v in text.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise SeglabError(f"{where}: {value!r} is not a comma-separated list of names")
+    return tuple(v.replace("-", "_") for v in value)
+
+
+def check_auto(names: tuple[str, ...], where: str) -> None:
+    for name in names:
+        if name not in RECIPE_OPTIONS:
+            close = difflib.get_close_matches(name, RECIPE_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SeglabError(
+                f"{where}: {name!r} is not chosen by the fingerprint; choose from "
+                f"{', '.join(RECIPE_OPTIONS)}{hint}"
+            )
+
+
+def parse_fold(value: str, where: str = "fold") -> tuple[int, int]:
+    """(I, K) from 'I/K': fold I (1-based) of K, with 2 <= K and 1 <= I <= K."""
+    try:
+        index, count = (int(v) for v in str(value).split("/"))
+    except ValueError:
+        raise SeglabError(f"{where}: {value!r} is not I/K, e.g. 2/5 (fold 2 of 5)") from None
+    if count < 2 or not 1 <= index <= count:
+        raise SeglabError(f"{where}: {value!r} needs 2 <= K and 1 <= I <= K")
+    return index, count
 
 
 def check_encoder(name: str, where: str = "encoder") -> None:
@@ -405,6 +494,8 @@ def format_value(value: Any) -> str:
     """An option's value as a person writes it on the command line."""
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return f"{value[0]}x{value[1]}"
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return ",".join(value) or "none"
     if isinstance(value, tuple):
         return ",".join(f"{v:g}" for v in value)
     if isinstance(value, bool):
@@ -436,7 +527,13 @@ def _metavar(hint: Any, meta: Any) -> str | None:
         return "{" + ",".join(meta["choices"]) + "}"
     if meta.get("duration"):
         return "DURATION"
-    names = {int: "N", float: "X", tuple[int, int]: "HxW", tuple[float, float]: "MIN,MAX"}
+    names = {
+        int: "N",
+        float: "X",
+        tuple[int, int]: "HxW",
+        tuple[float, float]: "MIN,MAX",
+        tuple[str, ...]: "NAMES",
+    }
     return names.get(kind, "TEXT")
 
 
@@ -462,15 +559,21 @@ def read_yaml_mapping(path: str | Path, what: str, keys: str = "options") -> dic
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """Defaults, then the YAML file, then the command-line ``overrides`` (None = not given).
-    A run's own config.yaml is a valid file here: its record of what was resolved is skipped."""
-    values: dict[str, Any] = {}
+    A run's own config.yaml is a valid file here: its record of what was resolved is skipped.
+    Without a file, the dataset's fingerprint chooses every recipe option not given (auto: all);
+    a file means exactly what it says (its auto list is a record) unless --auto is given. An
+    option given, in the file or as a flag, is never chosen."""
+    values: dict[str, Any] = {"auto": RECIPE_OPTIONS}
     if path is not None:
         loaded = read_yaml_mapping(path, "config")
         values.update(
             check_values({k: v for k, v in loaded.items() if k not in RUN_RECORD_KEYS}, str(path))
         )
+        values["auto"] = ()
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(check_values(given, "command line", flags=True))
+    set_by_user = set(given) | (set(loaded) if path is not None else set())
+    values["auto"] = tuple(name for name in values["auto"] if name not in set_by_user)
     return TrainConfig(**values)
 
 

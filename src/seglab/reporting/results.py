@@ -11,8 +11,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """mIoU(a) - mIoU(b) of two models on the same images, with its bootstrap interval over
-    images (fractions, not percent)."""
+    """mIoU(a) - mIoU(b) of two models on the same images, with its bootstrap interval
+    (fractions, not percent). The resampled units are the images' groups (``groups``: how many;
+    None when each image is its own) and each model's runs (``runs``: seeds of a and of b).
+    ``seed_noise``: where both models ran once, the standard deviation of one run's mIoU that
+    was estimated from their validation curves and added to the interval (None: measured by
+    the runs themselves, or not at all)."""
 
     difference: float
     ci_low: float
@@ -21,6 +25,9 @@ class Bootstrap:
     p_a_better: float  # share of resamples in which a is ahead
     samples: int
     images: int
+    groups: int | None = None
+    runs: tuple[int, int] = (1, 1)
+    seed_noise: float | None = None
 
     @property
     def excludes_zero(self) -> bool:
@@ -66,6 +73,12 @@ class Setup:
     options: dict[str, Any] = field(default_factory=dict)
     steps_done: int | None = None
     planned_steps: int | None = None
+    weights_requested: str = ""  # what was asked for (auto, imagenet, none, a file)
+
+    @property
+    def premise_failed(self) -> bool:
+        """ImageNet weights were asked for (auto) but the run started from random weights."""
+        return self.weights_requested == "auto" and self.encoder_weights.startswith("random")
 
 
 @dataclass(frozen=True)
@@ -104,8 +117,10 @@ class FormResult:
 class Verdict:
     """The model x form to ship and why. ``rule`` says how it was chosen; ``fits`` is False
     when nothing fits the budget (``chosen`` is then the closest); ``speedup`` is the most
-    accurate model x form's latency over the chosen one's; ``cautions`` name the flags of the
-    models involved; ``exported`` is where --export wrote it."""
+    accurate model x form's latency over the chosen one's; ``equivalent`` the labels of the
+    model x forms counted as accurate as the most accurate one (their difference cannot be
+    told from zero, or is within ``margin`` mIoU, a fraction); ``cautions`` name the flags of
+    the models involved; ``exported`` is where --export wrote it."""
 
     chosen: FormResult
     best: FormResult
@@ -116,13 +131,30 @@ class Verdict:
     memory_budget_mb: float | None = None
     cautions: list[str] = field(default_factory=list)
     exported: str | None = None
+    equivalent: list[str] = field(default_factory=list)
+    margin: float = 0.01
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One training run of a compared model: its folder, its seed, its fold ("2/5"; None when
+    it trained on the dataset's own split), its mIoU on the images it was evaluated on, the
+    steps it ran, and the noise of one run's mIoU estimated from its validation curve."""
+
+    run: str
+    seed: int
+    fold: str | None
+    miou: float
+    steps_done: int | None = None
+    curve_noise: float | None = None
 
 
 @dataclass
 class ModelResult:
-    """One compared model: ``name`` is its run folder's name (made unique), ``metrics`` the
-    evaluation's (seglab.engine.metrics.summarize), ``versus_first`` its mIoU difference to the
-    first model (None for the first)."""
+    """One compared model: ``name`` is its run folder's name (made unique; with several runs,
+    the first run's), ``metrics`` the evaluation's (seglab.engine.metrics.summarize) of its
+    runs' confusion matrices summed (every seed, every fold), ``runs`` each run's own result,
+    ``versus_first`` its mIoU difference to the first model (None for the first)."""
 
     name: str
     encoder: str
@@ -132,9 +164,44 @@ class ModelResult:
     setup: Setup
     versus_first: Bootstrap | None = None
     flags: list[Flag] = field(default_factory=list)
+    runs: list[RunResult] = field(default_factory=list)
 
     def iou(self, name: str) -> float | None:
         return self.metrics["per_class"][name]["iou"]
+
+    @property
+    def miou(self) -> float:
+        """The model's score: the mean of its runs' mIoU (each fold's run counts for its
+        images), or the evaluation's mIoU where runs are not recorded."""
+        if not self.runs:
+            return float(self.metrics["miou"])
+        if any(r.fold for r in self.runs):  # folds: every image once, from its fold's model
+            return float(self.metrics["miou"]) if self.seeds == 1 else self._mean_over_seeds()
+        return sum(r.miou for r in self.runs) / len(self.runs)
+
+    @property
+    def seeds(self) -> int:
+        return len({r.seed for r in self.runs}) or 1
+
+    @property
+    def miou_sd(self) -> float | None:
+        """Standard deviation of the runs' mIoU (seeds; folds score different images and are
+        not compared with each other); None with fewer than two seeds."""
+        if self.seeds < 2:
+            return None
+        values = self._per_seed()
+        mean = sum(values) / len(values)
+        return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+    def _per_seed(self) -> list[float]:
+        by_seed: dict[int, list[float]] = {}
+        for r in self.runs:
+            by_seed.setdefault(r.seed, []).append(r.miou)
+        return [sum(v) / len(v) for v in by_seed.values()]
+
+    def _mean_over_seeds(self) -> float:
+        values = self._per_seed()
+        return sum(values) / len(values)
 
 
 @dataclass
@@ -154,6 +221,9 @@ class Comparison:
     calibration_images: int = 0  # training images that calibrated INT8
     unavailable_forms: dict[str, str] = field(default_factory=dict)  # form -> why not measured
     verdict: Verdict | None = None
+    no_verdict: str | None = None  # why there is no verdict (every model degenerate)
+    groups: int | None = None  # groups of the compared images, when the dataset declares them
+    folds: int | None = None  # K of K-fold cross-validation, when the runs are folds
 
     @property
     def first(self) -> ModelResult:
