@@ -59,6 +59,8 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
         runs[encoder] = root / encoder
         argv = [
             "train",
+            "--auto",
+            "none",
             "--data",
             str(data),
             "--encoder",

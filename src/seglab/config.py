@@ -28,6 +28,7 @@ RECIPE_OPTIONS = (
     "batch_size",
     "iterations",
     "time_budget",
+    "loss",
     "class_weights",
     "full_res_skip",
     "val_interval",

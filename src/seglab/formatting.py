@@ -39,8 +39,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     if metrics.get("degenerate"):  # absent from records of an older seglab
         rows.append(
             f"warning: a useless model: it {metrics['degenerate']}. It has not learned the "
-            "classes yet: train for more steps (--iterations N, and the time they take: a "
-            "--time-budget only caps a run, it never lengthens one)"
+            "classes yet: train longer (a larger --time-budget, or --iterations), or check the "
+            "labels (seglab data check)"
         )
     if metrics["absent_classes"]:
         rows.append(

@@ -1,8 +1,10 @@
 """Predicting on new images: what is written, and that nothing is written over an input or into a
 place that cannot hold it, checked before any work."""
 
+import dataclasses
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -11,9 +13,10 @@ from PIL import Image
 
 from seglab.cli import main
 from seglab.data.synthetic import INFO
+from seglab.deployment.artifacts import file_sha256, read_card, write_card
 from seglab.deployment.predict import check_predict_outputs, expand_inputs, predict
-from seglab.engine.checkpoint import load_model
-from seglab.errors import SeglabError
+from seglab.engine.checkpoint import Checkpoint, load_model
+from seglab.errors import SeglabError, SeglabWarning
 from tests.deployment.helpers import unwritable_folder, write_inputs
 
 
@@ -148,3 +151,95 @@ def test_videos_are_read_frame_by_frame(tiny_runs, tmp_path, capsys):
     (tmp_path / "other" / "clip.mp4").write_bytes(video.read_bytes())
     with pytest.raises(SeglabError, match=r"clip.mp4 and .*other/clip.mp4 would both write"):
         check_predict_outputs(tmp_path / "o3", [video, tmp_path / "other" / "clip.mp4"])
+
+
+STUCK = "predicts sky on 99.7% of scored pixels"
+RISING = "validation mIoU was still rising at the end; train longer"
+
+
+def with_record(checkpoint, out, **record):
+    """A copy of ``checkpoint`` whose metrics record says ``record`` (degenerate, undertrained)."""
+    loaded = Checkpoint.load(checkpoint)
+    dataclasses.replace(loaded, metrics={**loaded.metrics, **record}).save(out)
+    return out
+
+
+def seglab_warnings(model, inputs, out) -> list[str]:
+    """The SeglabWarnings that predicting ``inputs`` with ``model`` into ``out`` gives."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predict(model, [str(inputs)], out, progress=False)
+    return [str(w.message) for w in caught if issubclass(w.category, SeglabWarning)]
+
+
+def test_predict_says_a_useless_or_undertrained_model_is_one_and_still_predicts(
+    tiny_runs, tmp_path
+):
+    best = tiny_runs["mobilenet_v2"] / "best.pt"
+    useless = with_record(best, tmp_path / "useless.pt", degenerate=STUCK, undertrained=RISING)
+    inputs = write_inputs(tmp_path / "in")
+    said = seglab_warnings(useless, inputs, tmp_path / "a")
+    assert said == [
+        f"{useless} is a useless model: on its validation images it {STUCK}; its predictions "
+        "say nothing. Train longer (a larger --time-budget or --iterations) or check the labels "
+        "(seglab data check)",
+        f"{useless} is undertrained: {RISING}",
+    ]
+    assert len(list((tmp_path / "a").glob("in?.png"))) == 2
+    floor = "mIoU 15.00% is no better than predicting sky everywhere (16.67%)"  # older records
+    no_better = with_record(best, tmp_path / "floor.pt", degenerate=floor)
+    with pytest.warns(SeglabWarning, match=re.escape(f"on its validation images its {floor};")):
+        predict(no_better, [str(inputs)], tmp_path / "b", progress=False)
+
+
+def test_a_sound_model_or_an_older_record_gets_no_warning(tiny_runs, tmp_path):
+    best = tiny_runs["mobilenet_v2"] / "best.pt"
+    sound = with_record(best, tmp_path / "sound.pt", degenerate=None, undertrained=None)
+    older = Checkpoint.load(best)
+    metrics = {k: v for k, v in older.metrics.items() if k not in ("degenerate", "undertrained")}
+    dataclasses.replace(older, metrics=metrics).save(tmp_path / "older.pt")
+    inputs = write_inputs(tmp_path / "in")
+    for model in (sound, tmp_path / "older.pt"):
+        out = tmp_path / model.stem
+        assert seglab_warnings(model, inputs, out) == []
+
+
+def test_the_command_line_prints_the_warning_as_one_line(tiny_runs, tmp_path, capsys):
+    useless = with_record(
+        tiny_runs["mobilenet_v2"] / "best.pt", tmp_path / "u.pt", degenerate=STUCK
+    )
+    inputs = write_inputs(tmp_path / "in")
+    argv = ["predict", str(inputs), "--checkpoint", str(useless), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if "useless" in line] == [
+        f"seglab: warning: {useless} is a useless model: on its validation images it {STUCK}; "
+        "its predictions say nothing. Train longer (a larger --time-budget or --iterations) or "
+        "check the labels (seglab data check)"
+    ]
+
+
+def test_an_exported_model_speaks_through_its_source_checkpoint_while_it_is_unchanged(
+    exported, tiny_runs, tmp_path
+):
+    """The card records no verdict of its own: the checkpoint it came from gives it, when that
+    file is still where the card says, with the same sha256."""
+    useless = with_record(
+        tiny_runs["mobilenet_v2"] / "best.pt",
+        tmp_path / "u.pt",
+        degenerate=STUCK,
+        undertrained=None,
+    )
+    artifact = tmp_path / "model.onnx"
+    shutil.copy(exported("onnx")[0], artifact)
+    source = {"checkpoint": str(useless), "path": str(useless), "sha256": file_sha256(useless)}
+    write_card(artifact, dataclasses.replace(read_card(artifact), source=source))
+    inputs = write_inputs(tmp_path / "in")
+    said = seglab_warnings(artifact, inputs, tmp_path / "a")
+    assert said == [
+        f"{artifact} is a useless model: on its validation images it {STUCK}; its predictions "
+        "say nothing. Train longer (a larger --time-budget or --iterations) or check the labels "
+        "(seglab data check)"
+    ]
+    with_record(useless, useless, degenerate=None)  # changed since the export: it says nothing
+    assert seglab_warnings(artifact, inputs, tmp_path / "b") == []

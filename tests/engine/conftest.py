@@ -12,8 +12,12 @@ def tiny_data(tmp_path: Path) -> str:
 
 
 def train_args(data: str, out: Path, *extra: str) -> list[str]:
+    """A tiny run's command line, with the plain defaults (no recipe from the fingerprint: the
+    engine's own tests hold every option still; tests/engine/test_recipe.py tests the recipe)."""
     return [
         "train",
+        "--auto",
+        "none",
         "--data",
         data,
         "--batch-size",

@@ -113,7 +113,7 @@ def test_every_record_says_when_the_model_is_useless():
     poor = summarize(torch.tensor([[2, 28], [27, 43]]), names)
     assert poor["miou"] < 0.35
     assert poor["degenerate"] == (
-        f"mIoU {100 * poor['miou']:.2f}% is no better than predicting foreground everywhere "
+        f"scores mIoU {100 * poor['miou']:.2f}%, no better than predicting foreground everywhere "
         "(35.00%)"
     )
     assert summarize(torch.tensor([[25, 5], [10, 60]]), names)["degenerate"] is None

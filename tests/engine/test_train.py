@@ -28,6 +28,8 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     argv = [
         "train",
+        "--auto",
+        "none",
         "--data",
         "synthetic",
         "--encoder",

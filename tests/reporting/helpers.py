@@ -3,7 +3,15 @@ test sets exactly the numbers it needs, with no training or measuring."""
 
 from seglab.config import TrainConfig
 from seglab.reporting.report import FIGURES
-from seglab.reporting.results import Bootstrap, Comparison, Cost, FormResult, ModelResult, Setup
+from seglab.reporting.results import (
+    Bootstrap,
+    Comparison,
+    Cost,
+    FormResult,
+    ModelResult,
+    RunResult,
+    Setup,
+)
 
 MACHINE = {  # as seglab.deployment.card.machine_description() records it
     "cpu": "AMD EPYC 9R14",
@@ -16,8 +24,19 @@ MACHINE = {  # as seglab.deployment.card.machine_description() records it
 }
 
 
-def model(name, ious, *, flags=(), options=None, steps=(None, None)):
-    """A model result with these per-class IoUs (None: absent), flags and recorded options."""
+def model(
+    name,
+    ious,
+    *,
+    flags=(),
+    options=None,
+    steps=(None, None),
+    seeds=(),
+    weights=("random initialisation", ""),
+):
+    """A model result with these per-class IoUs (None: absent), flags and recorded options;
+    ``seeds``: one run's mIoU per seed (none: runs not recorded); ``weights``: (the encoder
+    weights it started from, those requested)."""
     per_class = {c: {"iou": v, "dice": v, "accuracy": v, "pixels": 10} for c, v in ious.items()}
     present = [v for v in ious.values() if v is not None]
     return ModelResult(
@@ -35,13 +54,18 @@ def model(name, ious, *, flags=(), options=None, steps=(None, None)):
         setup=Setup(
             f"runs/{name}",
             f"runs/{name}/best.pt",
-            "random initialisation",
+            weights[0],
             "3 steps",
             options=TrainConfig().to_dict() if options is None else options,
             steps_done=steps[0],
             planned_steps=steps[1],
+            weights_requested=weights[1],
         ),
         flags=list(flags),
+        runs=[
+            RunResult(f"runs/{name}/seed{seed}", seed, None, miou, steps_done=100)
+            for seed, miou in enumerate(seeds)
+        ],
     )
 
 
@@ -49,7 +73,7 @@ def form(model_name, form_name, miou, latency_ms, memory_mb=100.0):
     return FormResult(model_name, form_name, miou, latency_ms, latency_ms * 1.1, 700.0, memory_mb)
 
 
-def comparison(models=None, forms=(), verdict=None):
+def comparison(models=None, forms=(), verdict=None, no_verdict=None):
     """Two runs of the same encoder (a/ and b/mobilenet_v2), b ahead by 12.5 points with an
     interval that excludes 0, unless ``models`` are given."""
     if models is None:
@@ -70,6 +94,7 @@ def comparison(models=None, forms=(), verdict=None):
         forms=list(forms),
         calibration_images=8,
         verdict=verdict,
+        no_verdict=no_verdict,
     )
 
 

@@ -28,20 +28,40 @@ def test_a_model_no_better_than_the_commonest_class_everywhere_is_degenerate():
     scattered = np.array([[200, 200, 100], [150, 150, 0], [100, 50, 50]])
     flag = degenerate(scattered, CLASSES, miou=0.15)
     assert flag.kind == "degenerate"
-    assert flag.reason == "mIoU 15.00% is no better than predicting sky everywhere (16.67%)"
+    assert flag.reason == "scores mIoU 15.00%, no better than predicting sky everywhere (16.67%)"
     assert degenerate(scattered, CLASSES, miou=0.2) is None
 
 
-def test_a_run_stopped_far_before_its_plan_is_undertrained():
-    # The demo: 20 epochs of 64 images in batches of 8 planned, a 2-minute budget ran 5 steps.
-    planned = planned_steps(TrainConfig(epochs=20, batch_size=8), train_images=64)
-    assert planned == 160
-    assert undertrained(5, planned) == Flag("undertrained", "ran 5 of 160 planned steps (3%)")
-    assert undertrained(20, planned) is None  # a time budget may stop a run early by design
-    assert undertrained(5, None) is None
+def history(values, every: int = 100) -> list[HistoryPoint]:
+    return [HistoryPoint(k + 1, every * (k + 1), 60.0 * k, 1.0, v) for k, v in enumerate(values)]
+
+
+def test_a_run_still_rising_or_short_of_its_minimum_is_undertrained():
+    rising = undertrained(300, history([0.40, 0.45, 0.50]))
+    assert rising.kind == "undertrained"
+    assert rising.reason.startswith("validation mIoU was still rising at the end: +10.0 points")
+    assert rising.reason.endswith("train longer: a larger --time-budget or --iterations")
+    flat = history([0.6] * 6)
+    assert undertrained(600, flat) is None
+    # The demo's 5 steps of 160 planned are not the question: what its data needs is.
+    assert undertrained(5, flat, minimum_steps=400).reason.startswith(
+        "ran 5 steps, fewer than the 400 its data needs"
+    )
+    assert undertrained(None, flat, minimum_steps=400) is None  # steps unknown: the curve alone
+    assert undertrained(None, history([0.40, 0.45, 0.50])) is not None
+    assert undertrained(5, []) is None  # never validated: nothing to say
+
+
+def test_planned_steps_count_as_training_does():
+    # 20 epochs of 64 images in batches of 8
+    assert planned_steps(TrainConfig(epochs=20, batch_size=8), train_images=64) == 160
     assert planned_steps(TrainConfig(iterations=7), train_images=64) == 7
     # 64 images, 2 processes of 8, 2 micro-batches a step: 2 steps an epoch
     assert planned_steps(TrainConfig(epochs=2, batch_size=8, accumulate=2), 64, processes=2) == 4
+    # No epochs given: the default number of them, unless a time budget alone sets the length.
+    default = TrainConfig(epochs=None, batch_size=8)
+    assert planned_steps(default, 64) == default.planned_steps(8) > 0
+    assert planned_steps(TrainConfig(epochs=None, time_budget=120.0), 64) is None
 
 
 def test_a_difference_involving_a_flagged_model_is_not_called_real():
@@ -104,7 +124,7 @@ def test_two_runs_of_one_encoder_are_told_apart_in_every_legend(tmp_path, monkey
     )
     assert {m.encoder for m in c.models} == {"mobilenet_v2"}
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "_save", lambda fig, path, **_: figures.append(fig) or path)
     plots.per_class_bars(c, tmp_path / "bars.png")
     plots.accuracy_cost_frontier(c, tmp_path / "frontier.png")
     history = [HistoryPoint(1, 3, 60.0, 1.0, 0.4)]

@@ -10,28 +10,53 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import seglab.reporting.compare
 from seglab.cli import main
 from seglab.config import TrainConfig
 from seglab.data.dataset import open_data
 from seglab.data.show import colorize
 from seglab.deployment.measure import evaluate_model
 from seglab.errors import SeglabError
-from seglab.reporting.compare import compare, run_names
+from seglab.reporting.compare import compare, no_verdict_reason, run_names
 from seglab.reporting.forms import FORMS
 from seglab.reporting.report import difference_lines, summary_table
+from seglab.reporting.results import Flag
 from tests.deployment.helpers import unwritable_folder
+from tests.reporting.helpers import model as model_result
 
 BASE = TrainConfig(workers=0, progress=False)
 
 
 @pytest.fixture(scope="module")
 def compared(tiny_runs, tmp_path_factory):
+    """The tiny runs compared. They trained 3 steps and predict one class everywhere, which
+    compare rightly calls degenerate and gives no verdict for; these tests follow the verdict
+    through to its exported file, so here the models are taken as sound."""
     out = tmp_path_factory.mktemp("compare") / "cmp"
     runs = [tiny_runs["vgg19"], tiny_runs["mobilenet_v2"]]
     export = out.parent / "ship"
-    return out, compare(
-        BASE, runs=runs, out=out, examples=3, report=lambda line: None, export=export
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(seglab.reporting.compare, "degenerate", lambda *args: None)
+        return out, compare(
+            BASE, runs=runs, out=out, examples=3, report=lambda line: None, export=export
+        )
+
+
+def test_no_verdict_when_every_model_is_degenerate():
+    useless = [
+        model_result(
+            name,
+            {"sky": 0.1, "road": 0.0},
+            flags=[Flag("degenerate", f"predicts sky on {share}% of scored pixels")],
+        )
+        for name, share in (("vgg19", 99.9), ("mobilenet_v2", 100.0))
+    ]
+    reason = no_verdict_reason(useless)
+    assert reason.startswith(
+        "every compared model is degenerate (vgg19 predicts sky on 99.9% of scored pixels; "
+        "mobilenet_v2 predicts sky on 100.0% of scored pixels)"
     )
+    assert "Train longer" in reason
 
 
 def test_every_output_and_section_is_there(compared):
@@ -106,7 +131,7 @@ def test_every_model_in_every_form_and_the_verdict_written_out(compared, tiny_ru
         assert measured["latency_ms"] > 0 and measured["model_memory_mb"] > 0
     verdict = results["verdict"]
     assert (verdict["chosen"]["model"], verdict["chosen"]["form"]) in forms
-    assert verdict["rule"].startswith("no budget given: the frontier's knee")
+    assert verdict["rule"].startswith("the fastest of the model x forms as accurate as")
     shipped = Path(verdict["exported"])
     assert shipped.parent == out.parent / "ship" and shipped.is_file()
     card = json.loads(shipped.with_name(f"{shipped.name}.card.json").read_text())

@@ -5,6 +5,7 @@ to `seglab predict`'s."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import tempfile
@@ -17,8 +18,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from seglab.cli import main
+from seglab.engine.checkpoint import Checkpoint
 from seglab.serving.app import create_app
-from seglab.serving.models import ServedModel
+from seglab.serving.models import ServedModel, load_models
 from tests.deployment.helpers import write_inputs
 from tests.serving.conftest import GatedSegmenter, gated, png_bytes
 
@@ -59,6 +61,34 @@ def test_a_deployment_card_is_listed_when_the_artifact_has_one():
     with TestClient(create_app([gated("int8", card=card), gated("plain")])) as client:
         models = client.get("/models").json()["models"]
     assert models[0]["card"] == card and models[1]["card"] is None
+    assert models[0]["warnings"] == models[1]["warnings"] == []  # nothing known against them
+
+
+def test_models_says_what_is_wrong_with_each_and_the_page_shows_it_beside_the_mask(
+    tiny_runs, tmp_path
+):
+    stuck = "predicts sky on 99.7% of scored pixels"
+    best = Checkpoint.load(tiny_runs["mobilenet_v2"] / "best.pt")
+    for name, reason in (("useless", stuck), ("sound", None)):
+        metrics = {**best.metrics, "degenerate": reason, "undertrained": None}
+        dataclasses.replace(best, metrics=metrics).save(tmp_path / f"{name}.pt")
+    served = load_models([str(tmp_path / "useless.pt"), str(tmp_path / "sound.pt")])
+    with TestClient(create_app(served)) as client:
+        models = client.get("/models").json()["models"]
+        script = client.get("/static/app.js").text
+        style = client.get("/static/style.css").text
+    assert [m["name"] for m in models] == ["useless", "sound"]
+    assert models[0]["warnings"] == [
+        f"{tmp_path / 'useless.pt'} is a useless model: on its validation images it {stuck}; "
+        "its predictions say nothing. Train longer (a larger --time-budget or --iterations) or "
+        "check the labels (seglab data check)"
+    ]
+    assert models[1]["warnings"] == []
+    # Each warning a visible remark right after the photo and its mask, as text, never HTML.
+    assert "card.append(title, stage, ...remarks(model)," in script
+    assert "(model.warnings || []).map(" in script
+    assert 'element("p", "remark", `⚠ ${text}`)' in script and "innerHTML" not in script
+    assert ".remark {" in style
 
 
 def test_the_mask_is_what_seglab_predict_writes(client, tiny_runs, tmp_path):

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from seglab.data.check import CheckReport, check_source
 from seglab.data.dataset_file import DatasetFile, dataset_file
+from seglab.data.files import Pair, name_of
 from seglab.data.info import DatasetInfo
 from seglab.data.io import read_image, read_raw_mask
 from seglab.data.layouts import list_files
 from seglab.data.masks import IGNORE, INVALID
-from seglab.data.scan import scan_files
+from seglab.data.scan import Record, scan_files
 from seglab.data.segmentation_dataset import SegmentationDataset, Transform
 from seglab.data.source import DatasetSource, describe
+from seglab.data.splits import assign_folds, group_of
 from seglab.data.synthetic import SyntheticScenes
 from seglab.errors import SeglabError
+
+FOLD_SEED = 0  # folds never follow a run's seed: every seed of a comparison sees the same folds
 
 
 class FolderDataset(SegmentationDataset):
@@ -26,18 +30,40 @@ class FolderDataset(SegmentationDataset):
 
     def __init__(self, source: DatasetSource, split: str, transform: Transform | None = None):
         self.info, self.encoding = source.info, source.encoding
-        self.pairs = [(i, m) for i, m in source.pairs(split) if i is not None and m is not None]
+        self.pairs = _complete(source, split)
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image_path, mask_path = self.pairs[index]
-        image = read_image(image_path, self.info.in_channels)
-        classes = self.encoding.decode(read_raw_mask(mask_path))
+        return read_image(self.pairs[index][0], self.info.in_channels), self.load_mask(index)
+
+    def load_mask(self, index: int) -> torch.Tensor:
+        """The item's mask alone (int64 classes), for measuring masks without reading images."""
+        classes = self.encoding.decode(read_raw_mask(self.pairs[index][1]))
         classes[classes == INVALID] = IGNORE  # the data check reports these before training
-        return image, torch.from_numpy(classes)
+        return torch.from_numpy(classes)
+
+
+class ItemsOf(SegmentationDataset):
+    """Chosen items of other datasets as one dataset: a cross-validation fold of generated data,
+    which has no files to list."""
+
+    def __init__(
+        self,
+        info: DatasetInfo,
+        items: Sequence[tuple[SegmentationDataset, int]],
+        transform: Transform | None = None,
+    ):
+        self.info, self.items, self.transform = info, list(items), transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset, item = self.items[index]
+        return dataset.load(item)
 
 
 @dataclass
@@ -79,6 +105,17 @@ class Data:
             image_pixels.append(mask.size)
         return np.stack(rows), np.array(image_pixels)
 
+    def groups(self, split: str) -> list[str] | None:
+        """Each item's group, in the split's order, when the dataset declares groups (None when
+        it does not): what a bootstrap over groups resamples. An item whose name has no group
+        (a problem the data check reports) is a group of its own, named by its file."""
+        if self.report is None or self.report.source.groups is None:
+            return None
+        pattern = self.report.source.groups
+        return [
+            group_of(p, pattern) or name_of(p).name for p in _complete(self.report.source, split)
+        ]
+
     @property
     def problems(self) -> list[str]:
         return self.report.problems if self.report else []
@@ -105,26 +142,86 @@ class Data:
             )
 
 
-def open_data(data: str, seed: int = 0, progress: bool = True) -> Data:
+def open_data(
+    data: str, seed: int = 0, progress: bool = True, fold: tuple[int, int] | None = None
+) -> Data:
     """``synthetic``, a dataset folder whose layout is recognised, or a dataset YAML file; folders
-    are scanned and checked (cached per file) before anything trains on them."""
+    are scanned and checked (cached per file) before anything trains on them. ``fold`` (I, K):
+    cross-validation, training on the other folds of train+val pooled and validating on fold I
+    (1-based); other splits (test) stay as they are."""
     spec = dataset_file(data)
     if spec.layout == "synthetic":
-        return _synthetic(spec, seed)
+        return _synthetic(spec, seed, fold)
     listing = list_files(spec)
     records = scan_files(listing.root, listing.splits, progress=progress)
     source = describe(listing, spec, records)
     report = check_source(source, records)
+    if fold is not None:
+        source, report = _fold_source(source, records, report, fold)
     return Data(source.info, lambda split, t: FolderDataset(source, split, t), report)
 
 
-def _synthetic(spec: DatasetFile, seed: int) -> Data:
-    """The generated dataset: no files, nothing to check."""
+def _complete(source: DatasetSource, split: str) -> list[Pair]:
+    """The split's whole pairs (image and mask), the ones a FolderDataset holds, in its order."""
+    return [(i, m) for i, m in source.pairs(split) if i is not None and m is not None]
+
+
+def _fold_source(
+    source: DatasetSource, records: dict[str, Record], report: CheckReport, fold: tuple[int, int]
+) -> tuple[DatasetSource, CheckReport]:
+    """The source with train+val re-split into fold I's train and val, grouped by the dataset's
+    groups (else by image), and its check: the fold's own statistics, the data check's problems
+    (the same files, so the same problems, whichever fold)."""
+    pooled = [
+        p for split in ("train", "val") if split in source.splits for p in _complete(source, split)
+    ]
+    pattern = source.groups
+    groups = [None if pattern is None else group_of(p, pattern) for p in pooled]
+    in_val = in_fold(groups, fold, source.where)
+    splits = source.splits | {
+        "train": [p for p, v in zip(pooled, in_val) if not v],
+        "val": [p for p, v in zip(pooled, in_val) if v],
+    }
+    folded = replace(source, listing=replace(source.listing, splits=splits))
+    return folded, replace(check_source(folded, records), problems=list(report.problems))
+
+
+def in_fold(groups: Sequence[str | None], fold: tuple[int, int], where: str) -> list[bool]:
+    """Whether each item is in fold I of K (1-based), items of a group together; the folds come
+    from FOLD_SEED alone, never from a run's seed."""
+    index, count = fold
+    if count < 2 or not 1 <= index <= count:
+        raise SeglabError(f"{where}: fold {index}/{count}: needs 2 <= K and 1 <= I <= K")
+    try:
+        folds = assign_folds(groups, count, FOLD_SEED)
+    except SeglabError as err:
+        raise SeglabError(f"{where}: fold {index}/{count}: {err}") from None
+    return [f == index - 1 for f in folds]
+
+
+def _synthetic(spec: DatasetFile, seed: int, fold: tuple[int, int] | None = None) -> Data:
+    """The generated dataset: no files, nothing to check. With a fold, its train and val items
+    pooled and split by item (they have no groups)."""
+
+    def scenes(split: str, transform: Transform | None = None) -> SyntheticScenes:
+        length = spec.lengths.get(split)
+        return SyntheticScenes(split, spec.size, seed=seed, length=length, transform=transform)
+
+    if fold is None:
+        return Data(SyntheticScenes.info, scenes)
+    items = [(split, i) for split in ("train", "val") for i in range(len(scenes(split)))]
+    in_val = in_fold([None] * len(items), fold, spec.where)
+    chosen = {
+        "train": [item for item, v in zip(items, in_val) if not v],
+        "val": [item for item, v in zip(items, in_val) if v],
+    }
 
     def make_split(split: str, transform: Transform | None) -> SegmentationDataset:
-        return SyntheticScenes(
-            split, spec.size, seed=seed, length=spec.lengths.get(split), transform=transform
-        )
+        if split not in chosen:
+            return scenes(split, transform)
+        sources = {name: scenes(name) for name in ("train", "val")}
+        picked = [(sources[name], i) for name, i in chosen[split]]
+        return ItemsOf(SyntheticScenes.info, picked, transform)
 
     return Data(SyntheticScenes.info, make_split)
 

@@ -1,5 +1,6 @@
-"""Reproducible train/val splits: by image, or by group (a patient, a video sequence) so that no
-group is in two splits and validation measures what carries to groups never seen in training."""
+"""Reproducible train/val splits and cross-validation folds: by image, or by group (a patient, a
+video sequence) so that no group is in two splits and validation measures what carries to groups
+never seen in training."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import difflib
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from seglab.data.files import Pair, name_of
 from seglab.errors import SeglabError
@@ -76,3 +77,28 @@ def _hint(group: str, names: list[str]) -> str:
         return f"; did you mean {close[0]}?"
     shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
     return f" (the groups are {shown or 'none: no file name matches groups'})"
+
+
+def assign_folds(groups: Sequence[str | None], folds: int, seed: int = 0) -> list[int]:
+    """Each item's fold (0 .. folds-1) for K-fold cross-validation: items of one group share a
+    fold, so validation never sees a group trained on; an item whose group is None is a group
+    of its own. Balanced: the groups are shuffled (seeded), then the largest go first, each to
+    the fold with the fewest items so far."""
+    members: dict[str | int, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        members[index if group is None else group].append(index)
+    named = sorted(k for k in members if isinstance(k, str))
+    order: list[str | int] = [*named, *(k for k in members if isinstance(k, int))]
+    if len(order) < folds:
+        what = "groups" if named else "items"
+        raise SeglabError(f"{folds} folds need at least {folds} {what}; there are {len(order)}")
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda k: -len(members[k]))  # stable: equal sizes keep the shuffled order
+    sizes = [0] * folds
+    assigned = [0] * len(groups)
+    for key in order:
+        fold = sizes.index(min(sizes))
+        sizes[fold] += len(members[key])
+        for index in members[key]:
+            assigned[index] = fold
+    return assigned

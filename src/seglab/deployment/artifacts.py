@@ -2,15 +2,19 @@
 replacing the card inside it, and loading any model file to run. :func:`load_segmenter` is the one
 loader of a runnable model: a checkpoint (.pt, PyTorch) or an exported file (.onnx, .pte; see
 seglab.deployment.formats), each under the input policy its card states. What an artifact is made
-from (its input size, the images that calibrate it) is chosen here too."""
+from (its input size, the images that calibrate it) is chosen here too, and what is wrong with a
+model (:func:`model_warnings`) is said here, so predict and serve say the same."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import os
+import warnings
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +24,7 @@ from seglab.data.dataset import Data
 from seglab.data.info import DatasetInfo
 from seglab.deployment.card import DeploymentCard, InputPolicy
 from seglab.deployment.formats import ArtifactInputs, container, get_format, is_artifact
-from seglab.engine.checkpoint import Checkpoint
+from seglab.engine.checkpoint import Checkpoint, CheckpointWarning
 from seglab.engine.segmenter import (
     FixedInputSegmenter,
     Segmenter,
@@ -186,3 +190,61 @@ def calibration_images(data: Data, count: int = CALIBRATION_IMAGES) -> list[torc
         raise SeglabError("INT8 calibration needs training images; the data has none")
     picks = np.linspace(0, len(train) - 1, num=min(count, len(train))).round().astype(int)
     return [train[int(i)][0] for i in dict.fromkeys(picks.tolist())]
+
+
+# --- what is wrong with a model -----------------------------------------------------------------
+
+REMEDY = (
+    "Train longer (a larger --time-budget or --iterations) or check the labels (seglab data check)"
+)
+
+
+def model_warnings(path: str | os.PathLike) -> list[str]:
+    """What a person must know before trusting the predictions of the model in ``path``, one
+    line each: useless (its metrics record says it is degenerate) or undertrained (the record's
+    reason). A checkpoint says it in its metrics record; an exported file's card records no
+    such verdict, so its source checkpoint's record speaks for it when that checkpoint is here
+    unchanged (same sha256), and nothing is said otherwise. Records of an older seglab lack
+    the keys: nothing is said."""
+    return record_warnings(str(path), _metrics_record(Path(path)))
+
+
+def record_warnings(name: str, metrics: Mapping[str, Any]) -> list[str]:
+    """The warnings about model ``name`` that its ``metrics`` record gives (see
+    :func:`model_warnings`)."""
+    found = []
+    reason = metrics.get("degenerate")
+    if reason:  # "predicts sky on 99.7% ..." or "mIoU 15.00% is no better than ..."
+        subject = "its" if str(reason).startswith("mIoU") else "it"
+        found.append(
+            f"{name} is a useless model: on its validation images {subject} {reason}; its "
+            f"predictions say nothing. {REMEDY}"
+        )
+    undertrained = metrics.get("undertrained")
+    if undertrained:
+        found.append(f"{name} is undertrained: {undertrained}")
+    return found
+
+
+def source_checkpoint(card: DeploymentCard) -> Path | None:
+    """The checkpoint ``card``'s model was exported from, when it is at the path the card
+    records (as given or resolved) and unchanged since (same sha256); else None."""
+    if not card.source:
+        return None
+    recorded = (card.source.get("checkpoint"), card.source.get("path"))
+    found = next((Path(p) for p in recorded if p and Path(p).is_file()), None)
+    if found is None or file_sha256(found) != card.source.get("sha256"):
+        return None
+    return found
+
+
+def _metrics_record(path: Path) -> dict[str, Any]:
+    """The metrics record that speaks for the model in ``path`` ({} when none does)."""
+    if is_artifact(path):
+        source = source_checkpoint(read_card(path))
+        if source is None:
+            return {}
+        path = source
+    with warnings.catch_warnings():  # loading the model to run it has said these already
+        warnings.simplefilter("ignore", CheckpointWarning)
+        return Checkpoint.load(path).metrics

@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,10 @@ from tqdm.auto import tqdm
 from seglab.data.info import DatasetInfo
 from seglab.data.io import IMAGE_SUFFIXES, read_image
 from seglab.data.show import overlay, overlay_panel, palette
-from seglab.deployment.artifacts import load_segmenter
+from seglab.deployment.artifacts import load_segmenter, model_warnings
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.segmenter import Segmenter
-from seglab.errors import SeglabError, first_line
+from seglab.errors import SeglabError, SeglabWarning, first_line
 from seglab.outputs import check_output_folder
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
@@ -74,9 +75,10 @@ def predict(
 ) -> PredictSummary:
     """``seglab predict``: the inputs (files, folders, glob patterns) found, ``out`` checked
     (writable, no input overwritten: one-line SeglabError otherwise), then ``model`` (a
-    checkpoint or an exported .onnx or .pte file) loaded and run on every readable input. Each
-    problem with an input is passed to ``report`` as one line, and the rest are still
-    written."""
+    checkpoint or an exported .onnx or .pte file) loaded and run on every readable input. A
+    model known to be useless or undertrained is said so (a SeglabWarning each, before any
+    prediction): its masks look like results but say nothing. Each problem with an input is
+    passed to ``report`` as one line, and the rest are still written."""
     if batch_size < 1:
         raise SeglabError(f"predict: --batch-size {batch_size} must be at least 1")
     problems: list[str] = []
@@ -88,6 +90,8 @@ def predict(
     paths = expand_inputs(inputs, note)
     check_predict_outputs(out, paths, probabilities)
     segmenter = load_segmenter(model, device)
+    for line in model_warnings(model):
+        warnings.warn(line, SeglabWarning, stacklevel=2)
     written, _, videos = predict_files(
         segmenter,
         paths,

@@ -88,8 +88,8 @@ def degenerate(confusion: torch.Tensor, class_names: Sequence[str], miou: float)
     floor = float(truth[commonest] / total / (truth > 0).sum())
     if miou <= floor:
         return (
-            f"mIoU {100 * miou:.2f}% is no better than predicting {class_names[commonest]} "
-            f"everywhere ({100 * floor:.2f}%)"
+            f"scores mIoU {100 * miou:.2f}%, no better than predicting "
+            f"{class_names[commonest]} everywhere ({100 * floor:.2f}%)"
         )
     return None
 

@@ -27,13 +27,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from seglab.config import TrainConfig, format_value, read_run_record, save_config
-from seglab.data.dataset import open_data
+from seglab.config import TrainConfig, format_value, parse_fold, read_run_record, save_config
+from seglab.data.dataset import Data, open_data
+from seglab.data.fingerprint import fingerprint
 from seglab.data.info import DatasetInfo
 from seglab.data.loading import make_loader
 from seglab.data.stats import class_balanced_weights, class_weights
 from seglab.data.transforms import train_transform
 from seglab.engine.checkpoint import Checkpoint, TrainingState
+from seglab.engine.convergence import undertrained
 from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
 from seglab.engine.evaluate import evaluate
 from seglab.engine.losses import build_loss
@@ -47,6 +49,7 @@ from seglab.engine.performance import (
     synchronize,
     time_it,
 )
+from seglab.engine.recipe import apply_recipe, choose_recipe, format_choices, minimum_steps
 from seglab.engine.run_folder import claim_run_folder, default_run_folder
 from seglab.engine.segmenter import TorchSegmenter
 from seglab.errors import SeglabError
@@ -56,6 +59,8 @@ from seglab.models.unet import UNet, build_model
 from seglab.models.weights import fetch_imagenet_weights
 
 CSV_FIELDS = ["epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds"]
+# The planned steps of a run whose time budget alone sets its length: more than any budget holds.
+FILL_STEPS = 10**9
 # Options a resumed run may change: how long it runs (recorded as an extension), and how its
 # data is loaded (which never changes a result).
 SCHEDULE_OPTIONS = ("epochs", "iterations", "time_budget")
@@ -98,6 +103,11 @@ class Session:
         return math.ceil(self.total_steps / self.steps_per_epoch)
 
     @property
+    def fills_budget(self) -> bool:
+        """The run trains until its time budget ends: it plans no number of steps."""
+        return self.config.fills_budget
+
+    @property
     def out(self) -> Path:
         return Path(self.config.out)
 
@@ -138,7 +148,9 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
             s.train_loader.batch_sampler.set_epoch(epoch)
             batches = iter(s.train_loader)
             todo = min(s.steps_per_epoch, s.total_steps - state.step)
-            bar = progress_bar(s, todo, f"epoch {epoch}/{s.epochs}")
+            bar = progress_bar(
+                s, todo, f"epoch {epoch}" + ("" if s.fills_budget else f"/{s.epochs}")
+            )
             loss_sum, steps, epoch_start = 0.0, 0, time.perf_counter()
             for _ in range(todo):
                 lr = set_lr(
@@ -172,6 +184,7 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
             if finished:
                 break
         if ctx.is_main:
+            judge_convergence(s, state)
             (out / "metrics.json").write_text(json.dumps(state.best_metrics, indent=2))
             s.say(format_summary(s, state, clock.elapsed()))
         if log:
@@ -195,8 +208,10 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
     random.seed(config.seed + ctx.rank)
     say = tqdm.write if ctx.is_main else (lambda *_: None)
 
-    data = open_data(config.data, seed=config.seed, progress=config.progress and ctx.is_main)
-    data.require_clean(config.data, say)
+    data = open_train_data(config, ctx, say)
+    recipe: dict[str, Any] = {}
+    if fresh:  # a resumed run keeps the recipe it started with
+        config, recipe = configure(config, data, say)
     train_loader, val_loader = make_loaders(config, data, ctx, device)
     steps_per_epoch = len(train_loader) // config.accumulate
     if steps_per_epoch == 0:
@@ -204,11 +219,12 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
             f"{config.data}: {len(train_loader.dataset)} training images, fewer than one step of "
             f"{config.batch_size * config.accumulate * ctx.world_size}"
         )
-    total_steps = config.iterations or config.epochs * steps_per_epoch
+    total_steps = config.planned_steps(steps_per_epoch) or FILL_STEPS
 
     weights, weights_record = None, {"weights": config.weights}
     if fresh:
         weights, weights_record = resolve_weights(config.weights, config.encoder, say)
+        weights_record["weights_requested"] = config.weights
     model = build_model(
         config.encoder,
         data.info.num_classes,
@@ -218,10 +234,7 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         input_norm=config.input_norm,
     )
     model = model.to(device, memory_format=memory_format(config.channels_last))
-    per_class = None
-    if config.class_weights != "none":
-        weights_array = class_weights(config.class_weights, *data.train_statistics())
-        per_class = torch.tensor(weights_array, dtype=torch.float32, device=device)
+    per_class = loss_class_weights(config, data, device)
     resolved = {
         **weights_record,
         "device": str(device),
@@ -229,6 +242,7 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         "precision_reason": precision.reason,
         "processes": ctx.world_size,
         "torch": str(torch.__version__),
+        **recipe,
     }
     return Session(
         config=dataclasses.replace(  # what "auto" and the defaults resolved to
@@ -262,6 +276,43 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         total_steps=total_steps,
         resolved=resolved,
     )
+
+
+def open_train_data(config: TrainConfig, ctx: Dist, say: Callable[[str], None]) -> Data:
+    """The run's data, checked clean: the dataset's own split, or train+val re-split by fold."""
+    fold = parse_fold(config.fold) if config.fold else None
+    progress = config.progress and ctx.is_main
+    data = open_data(config.data, seed=config.seed, progress=progress, fold=fold)
+    return data.require_clean(config.data, say)
+
+
+def configure(
+    config: TrainConfig, data: Data, say: Callable[[str], None]
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """``config`` with the options in ``config.auto`` chosen from the data's fingerprint (the
+    choices printed with their reasons), and the record of it for config.yaml's resolved part:
+    the fingerprint, the choices, and the fewest steps that can converge on this data."""
+    fp = fingerprint(data)
+    choices = choose_recipe(fp, config)
+    if choices:
+        for line in format_choices(fp, choices):
+            say(line)
+    config = apply_recipe(config, choices)
+    return config, {
+        "fingerprint": fp.to_dict(),
+        "recipe": [c.to_dict() for c in choices],
+        "minimum_steps": minimum_steps(fp, config.batch_size),
+    }
+
+
+def loss_class_weights(
+    config: TrainConfig, data: Data, device: torch.device
+) -> torch.Tensor | None:
+    """The loss's per-class weights from the training split's statistics (None: unweighted)."""
+    if config.class_weights == "none":
+        return None
+    weights = class_weights(config.class_weights, *data.train_statistics())
+    return torch.tensor(weights, dtype=torch.float32, device=device)
 
 
 def memory_format(channels_last: bool) -> torch.memory_format:
@@ -553,12 +604,18 @@ def restore(s: Session, run_dir: Path) -> tuple[TrainingState, TrainConfig, list
 
 def announce(s: Session) -> None:
     c, ctx = s.config, s.ctx
-    budget = f", or until the {c.time_budget / 60:.1f} min budget ends" if c.time_budget else ""
+    if s.fills_budget:
+        length = f"as many steps of {s.global_batch} images as fit the {_minutes(c)} budget"
+    else:
+        budget = f", or until the {_minutes(c)} budget ends" if c.time_budget else ""
+        length = (
+            f"up to {s.total_steps} steps of {s.global_batch} images ({s.epochs} epochs){budget}"
+        )
+    fold = f" (fold {c.fold} of train+val)" if c.fold else ""
     s.say(
-        f"training {c.encoder} U-Net ({s.resolved['weights_source']}) on {s.info.name}: "
+        f"training {c.encoder} U-Net ({s.resolved['weights_source']}) on {s.info.name}{fold}: "
         f"{len(s.train_loader.dataset)} train / {len(s.val_loader.dataset)} val images, "
-        f"{s.info.num_classes} classes; up to {s.total_steps} steps of {s.global_batch} images "
-        f"({s.epochs} epochs){budget}; run folder {s.out}"
+        f"{s.info.num_classes} classes; {length}; run folder {s.out}"
     )
     s.say(
         f"device {s.device}{f' x {ctx.world_size} processes' if ctx.enabled else ''}; precision "
@@ -570,22 +627,52 @@ def announce(s: Session) -> None:
     )
 
 
+def _minutes(config: TrainConfig) -> str:
+    return f"{config.time_budget / 60:.1f} min"
+
+
 def format_summary(s: Session, state: TrainingState, seconds: float) -> str:
-    budget = f" of the {s.config.time_budget / 60:.1f} min budget" if s.config.time_budget else ""
-    ran = (
-        f"ran {state.step} of {s.total_steps} planned steps ({state.epoch} of {s.epochs} epochs) "
-        f"in {seconds / 60:.1f} min{budget}"
-    )
+    budget = f" of the {_minutes(s.config)} budget" if s.config.time_budget else ""
+    if s.fills_budget:
+        ran = f"ran {state.step} steps ({state.epoch} epochs) in {seconds / 60:.1f} min{budget}"
+    else:
+        ran = (
+            f"ran {state.step} of {s.total_steps} planned steps ({state.epoch} of {s.epochs} "
+            f"epochs) in {seconds / 60:.1f} min{budget}"
+        )
     if not state.best_metrics:
         return f"{ran}; no validation ran; checkpoint: {s.out / 'last.pt'}"
-    return "\n".join(
-        [
-            ran,
-            "best validation:",
-            format_metrics(state.best_metrics),
-            f"checkpoints: {s.out / 'best.pt'}, {s.out / 'last.pt'}",
-        ]
-    )
+    lines = [ran, "best validation:", format_metrics(state.best_metrics)]
+    if state.best_metrics.get("undertrained"):
+        lines.append(f"warning: undertrained: {state.best_metrics['undertrained']}")
+    if s.resolved.get("weights_requested") == "auto" and s.config.weights == "none":
+        lines.append(
+            "note: trained from scratch: ImageNet weights were asked for (--weights auto) but are "
+            "not on this machine, so this is not a transfer-learning result"
+        )
+    lines.append(f"checkpoints: {s.out / 'best.pt'}, {s.out / 'last.pt'}")
+    return "\n".join(lines)
+
+
+def judge_convergence(s: Session, state: TrainingState) -> None:
+    """Whether the run could have converged (its validation curve flat at the end, at least the
+    fingerprint's fewest steps), recorded as "undertrained" (a reason, or None) in the best
+    metrics, best.pt's record included."""
+    if not state.best_metrics:
+        return
+    curve = read_curve(s.out / "metrics.csv")
+    reason = undertrained(state.step, curve, s.resolved.get("minimum_steps"))
+    state.best_metrics = {**state.best_metrics, "undertrained": reason}
+    best = s.out / "best.pt"
+    if best.is_file():
+        saved = Checkpoint.load(best)
+        dataclasses.replace(saved, metrics=state.best_metrics).save(best)
+
+
+def read_curve(path: Path) -> list[tuple[int, float]]:
+    """(step, validation mIoU) of each row of a run's metrics.csv."""
+    with open(path, newline="") as f:
+        return [(int(row["step"]), float(row["val_miou"])) for row in csv.DictReader(f)]
 
 
 class RunLog:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from seglab.config import TrainConfig, format_value
+from seglab.engine import convergence
 from seglab.engine.metrics import degenerate as degenerate_reason
-from seglab.reporting.results import Flag, ModelResult
+from seglab.reporting.results import Flag, HistoryPoint, ModelResult
 
-# A run that stopped before this share of its planned steps is undertrained. A time budget often
-# stops a run before its planned epochs by design (the schedule is fitted to the time), so only a
-# run stopped very early is flagged.
+# No longer the undertrained rule (seglab.engine.convergence is): kept while report.py's note on
+# the flags still quotes it.
 UNDERTRAINED_SHARE = 0.1
 
 # The parts of a set-up the report may call the same, each with the options it is made of.
@@ -54,19 +54,27 @@ def degenerate(confusion: np.ndarray, classes: Sequence[str], miou: float) -> Fl
     return None if reason is None else Flag("degenerate", reason)
 
 
-def planned_steps(config: TrainConfig, train_images: int, processes: int = 1) -> int:
-    """The optimizer steps a run's schedule planned, as training counts them: ``iterations``,
-    or ``epochs`` of full global batches of ``train_images``."""
+def planned_steps(config: TrainConfig, train_images: int, processes: int = 1) -> int | None:
+    """The optimizer steps a run's schedule planned, as training counts them (``iterations``,
+    or the epochs, given or the default, of full global batches of ``train_images``); None when
+    the run fills its time budget and so planned no number of steps."""
     steps_per_epoch = train_images // (config.batch_size * processes) // config.accumulate
-    return config.iterations or config.epochs * steps_per_epoch
+    return config.planned_steps(steps_per_epoch)
 
 
-def undertrained(steps_done: int | None, planned: int | None) -> Flag | None:
-    """A flag when a run stopped before UNDERTRAINED_SHARE of its planned steps."""
-    if steps_done is None or not planned or steps_done >= UNDERTRAINED_SHARE * planned:
-        return None
-    share = 100 * steps_done / planned
-    return Flag("undertrained", f"ran {steps_done} of {planned} planned steps ({share:.0f}%)")
+def undertrained(
+    steps_done: int | None, history: Sequence[HistoryPoint], minimum_steps: int | None = None
+) -> Flag | None:
+    """A flag when a run ended too soon to show what its model can do: fewer steps than its
+    data's ``minimum_steps``, or a validation ``history`` still rising steeply (see
+    seglab.engine.convergence.undertrained). Stopping before the planned steps is not a flag:
+    a time budget stops a run by design. An unknown ``steps_done`` checks the curve alone."""
+    reason = convergence.undertrained(
+        steps_done or 0,
+        [(point.step, point.val_miou) for point in history],
+        minimum_steps if steps_done is not None else None,
+    )
+    return None if reason is None else Flag("undertrained", reason)
 
 
 def describe_flags(model: ModelResult) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -26,15 +27,16 @@ import torch
 from tqdm.auto import tqdm
 
 from seglab import __version__
-from seglab.config import TrainConfig
+from seglab.config import DEFAULT_EPOCHS, TrainConfig, parse_fold
 from seglab.data.dataset import Data, open_data
 from seglab.data.segmentation_dataset import SegmentationDataset
 from seglab.deployment.artifacts import calibration_images, file_sha256
 from seglab.deployment.export import card_files, export_artifact
 from seglab.engine.checkpoint import Checkpoint, TrainingState
-from seglab.engine.evaluate import EvalOptions, Evaluation, evaluate_split
+from seglab.engine.evaluate import EvalOptions
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.machine import machine_description
+from seglab.engine.metrics import summarize
 from seglab.engine.performance import pick_device
 from seglab.engine.segmenter import TorchSegmenter, checkpoint_segmenter
 from seglab.errors import SeglabError
@@ -45,11 +47,21 @@ from seglab.reporting import plots
 from seglab.reporting.budget import NO_BUDGET, Budget
 from seglab.reporting.checks import degenerate, planned_steps, undertrained
 from seglab.reporting.forms import FORMS, PYTORCH, Source, measure_forms
+from seglab.reporting.repeats import (
+    ModelEvaluation,
+    ModelRuns,
+    PlannedRun,
+    evaluate_runs,
+    group_runs,
+    plan_runs,
+)
 from seglab.reporting.report import write_reports
 from seglab.reporting.results import (
+    Bootstrap,
     Comparison,
     Cost,
     FormResult,
+    HistoryPoint,
     ModelResult,
     Setup,
     Verdict,
@@ -62,8 +74,9 @@ from seglab.reporting.verdict import decide, most_accurate
 PREVIOUS_OUTPUTS = ("report.html", "report.md", "results.json", "runs")
 
 
-# The demo: without data or a schedule, each model trains 2 minutes on the synthetic data.
-DEMO_SCHEDULE = {"time_budget": 120.0, "epochs": 20}
+# The demo: without data or a schedule, each model trains this many steps on the synthetic
+# data: the same study on a slow or a busy machine, only later.
+DEMO_SCHEDULE = {"iterations": 200, "batch_size": 8}
 
 
 def with_demo_schedule(overrides: dict, config_file: str | None, runs: object) -> dict:
@@ -75,7 +88,9 @@ def with_demo_schedule(overrides: dict, config_file: str | None, runs: object) -
         or any(overrides.get(k) is not None for k in ("epochs", "iterations", "time_budget"))
     )
     synthetic = overrides.get("data") in (None, "synthetic")
-    return {**overrides, **DEMO_SCHEDULE} if synthetic and not given else overrides
+    if not synthetic or given:
+        return overrides
+    return {**overrides, **{k: overrides.get(k) or v for k, v in DEMO_SCHEDULE.items()}}
 
 
 def compare(
@@ -88,104 +103,157 @@ def compare(
     report: Callable[[str], None] = tqdm.write,
     budget: Budget = NO_BUDGET,
     export: str | os.PathLike | None = None,
+    seeds: int = 1,
+    folds: int = 0,
+    margin: float = 0.01,
 ) -> Comparison:
-    """Train one model per encoder with ``base`` (each in OUT/runs/ENCODER), or take the
-    finished ``runs``; evaluate each on ``split`` (of ``base.data``, or with ``runs`` of the data
-    the first run was trained on) as its training validated it; measure each one in every form
-    of seglab.reporting.forms.FORMS on this machine's CPU; choose the model x form to ship
-    within ``budget`` (the verdict) and, with ``export``, write it and its card there; write
-    OUT/report.html, OUT/report.md, OUT/results.json and the figures.
+    """Train each encoder with ``base`` ``seeds`` times (with ``folds``, once per fold of
+    train+val for each seed), each run in its own folder under OUT/runs, or take the finished
+    ``runs`` (gathered into models by their set-up: see seglab.reporting.repeats); evaluate
+    every run per image on ``split`` (of ``base.data``, or with ``runs`` of the data the first
+    run was trained on; a fold run on its own fold); measure each model's first run in every
+    form of seglab.reporting.forms.FORMS on this machine's CPU; choose the model x form to ship
+    within ``budget``, counting as equal what differs by less than ``margin`` mIoU (a fraction)
+    or cannot be told from zero (the verdict), and with ``export`` write it and its card
+    there; write OUT/report.html, OUT/report.md, OUT/results.json and the figures.
     Everything the user gave is checked first, before any training: ``out`` (and ``export``)
     must be writable and ``out`` hold no earlier comparison, the models and the device must
     exist, the data must be clean and hold images in ``split``. Progress lines go to
     ``report``."""
     if examples < 1:
         raise SeglabError(f"compare: --examples {examples} must be at least 1")
+    check_repeats(seeds, folds, runs, split)
     out = check_compare_folder(out)
     export = None if export is None else check_export_folder(export)
-    run_dirs = _runs_to_compare(encoders, runs, out)
-    names = run_names(run_dirs)
+    planned = _runs_to_compare(encoders, runs, out, seeds, folds, base.seed)
     device = pick_device(base.device)
-    compared = _finished_runs_and_data(base, encoders, runs, run_dirs, out, split, report)
+    compared = _finished_runs_and_data(base, planned, runs, out, split, report)
+    split = "val" if compared.folds else split
     eval_size = tuple(compared.images[0][0].shape[-2:])
     calibration = calibration_images(compared.data)
 
     with tempfile.TemporaryDirectory(prefix="seglab-compare-") as folder:
-        sources = [
-            Source(name, checkpoint, path, Path(folder) / str(k), calibration, eval_size)
-            for k, (name, path, checkpoint) in enumerate(
-                zip(names, compared.paths, compared.checkpoints)
-            )
-        ]
         measured = evaluate_and_measure(
-            sources, run_dirs, compared.data, compared.data_name, split, base, device, report
+            compared, split, base, device, Path(folder), calibration, eval_size, report
         )
         comparison = _comparison(measured, compared, split, eval_size, len(calibration), examples)
-        comparison.verdict = decide(comparison.forms, comparison.models, budget)
-        if export is not None:
-            chosen = sources[names.index(comparison.verdict.chosen.model)]
+        comparison.verdict = decide(comparison.forms, comparison.models, budget, margin)
+        if comparison.verdict is None:
+            comparison.no_verdict = no_verdict_reason(comparison.models)
+        elif export is not None:
+            chosen = measured.sources[comparison.verdict.chosen.model]
             comparison.verdict = export_verdict(comparison, chosen, export, report)
-    write_outputs(comparison, measured.segmenters, compared.data, out)
+    write_outputs(comparison, measured.segmenters, measured.example_data, out)
     return comparison
+
+
+def check_repeats(seeds: int, folds: int, runs: object, split: str) -> None:
+    """--seeds, --folds and --split fit together (finished --runs carry their own)."""
+    if seeds < 1:
+        raise SeglabError(f"compare: --seeds {seeds} must be at least 1")
+    if folds == 1 or folds < 0:
+        raise SeglabError(f"compare: --folds {folds} must be 0 (off) or at least 2")
+    if runs is not None and (seeds > 1 or folds):
+        raise SeglabError(
+            "compare: finished --runs bring their own seeds and folds; give no --seeds or --folds"
+        )
+    if folds and split != "val":
+        raise SeglabError(
+            f"compare: with --folds every run is scored on its own validation fold; --split "
+            f"{split} does not apply (the {split} split is left alone)"
+        )
+
+
+def no_verdict_reason(models: Sequence[ModelResult]) -> str:
+    """Why there is no verdict: every model is degenerate, each with its reason."""
+    reasons = "; ".join(
+        f"{m.name} {f.reason}" for m in models for f in m.flags if f.kind == "degenerate"
+    )
+    return (
+        f"every compared model is degenerate ({reasons}): none has learned the task, so there "
+        "is nothing to choose between. Train longer (a larger --iterations or --time-budget), "
+        "or check the labels with seglab data check"
+    )
 
 
 @dataclass
 class ComparedRuns:
-    """The finished runs compare evaluates (each one's best checkpoint, path and loaded), and the
-    data they are compared on, checked, with the images of the compared split."""
+    """The finished runs compare evaluates, gathered into models, each run's best checkpoint
+    (path and loaded), and the data they are compared on, checked: ``data`` is the dataset's
+    own split, ``images`` the compared images (with folds, the first fold's val)."""
 
-    paths: list[Path]
-    checkpoints: list[Checkpoint]
+    models: list[ModelRuns]
+    paths: dict[Path, Path]
+    checkpoints: dict[Path, Checkpoint]
     data_name: str
     data: Data
     images: SegmentationDataset
+    folds: int | None = None  # K, when the runs are cross-validation folds
 
 
 def _finished_runs_and_data(
     base: TrainConfig,
-    encoders: Sequence[str] | None,
+    planned: dict[str, list[PlannedRun]] | None,
     runs: Sequence[str | os.PathLike] | None,
-    run_dirs: Sequence[Path],
     out: Path,
     split: str,
     report: Callable[[str], None],
 ) -> ComparedRuns:
-    """The runs in ``run_dirs`` finished, and the data to compare them on. Finished ``runs``
-    name their data (the first run's); runs trained now are trained on ``base.data``, checked
+    """The runs finished, and the data to compare them on. Finished ``runs`` name their data
+    (the first run's); runs trained now (``planned``) are trained on ``base.data``, checked
     before hours of training, not after. From their checkpoints on, both are one case."""
-    finished = None if runs is None else _load_checkpoints(run_dirs)
-    data_name = base.data if finished is None else finished.checkpoints[0].config.data
+    loaded = None if runs is None else _load_checkpoints([Path(r) for r in runs])
+    data_name = base.data if loaded is None else loaded.checkpoints[0].config.data
     data = open_data(data_name, progress=base.progress).require_clean(data_name)
     images = _split(data, data_name, split)
     out.mkdir(parents=True, exist_ok=True)
-    if finished is None:
-        _train_runs(base, encoders, run_dirs, report)
-        finished = _load_checkpoints(run_dirs)
-    paths, checkpoints = finished
-    for path, checkpoint in zip(paths, checkpoints):
+    if planned is not None:
+        _train_runs(base, planned, report)
+        models = [ModelRuns(encoder, [r.folder for r in rs]) for encoder, rs in planned.items()]
+        loaded = _load_checkpoints([f for m in models for f in m.folders])
+    else:
+        folders = [Path(r) for r in runs]
+        models = group_runs(folders, [c.config for c in loaded.checkpoints], run_names(folders))
+        if len(models) < 2:
+            raise SeglabError(
+                f"compare: the {len(folders)} runs are one model (the same set-up but for seed "
+                "and fold); compare needs at least two"
+            )
+    paths = dict(zip(loaded.folders, loaded.paths))
+    checkpoints = dict(zip(loaded.folders, loaded.checkpoints))
+    for path, checkpoint in zip(loaded.paths, loaded.checkpoints):
         data.require_classes(list(checkpoint.dataset.classes), str(path), data_name)
-    return ComparedRuns(paths, checkpoints, data_name, data, images)
+    first_fold = checkpoints[models[0].folders[0]].config.fold
+    folds = None
+    if first_fold is not None:
+        folds = parse_fold(first_fold)[1]
+        images = open_data(data_name, progress=False, fold=parse_fold(first_fold)).split("val")
+    return ComparedRuns(models, paths, checkpoints, data_name, data, images, folds)
 
 
 def _train_runs(
-    base: TrainConfig,
-    encoders: Sequence[str],
-    run_dirs: Sequence[Path],
-    report: Callable[[str], None],
+    base: TrainConfig, planned: dict[str, list[PlannedRun]], report: Callable[[str], None]
 ) -> None:
-    """One run per encoder trained with ``base`` into its folder."""
+    """Every planned run trained with ``base`` into its folder, with its seed and fold."""
     # Imported only when runs are trained (finished --runs need no training loop), and looked
     # up at the call, so a test's stand-in for train is the one that runs.
     from seglab.engine.train import train
 
-    for encoder, run in zip(encoders, run_dirs):
-        report(f"--- training {encoder} into {run} ---")
-        train(dataclasses.replace(base, encoder=encoder, out=str(run)))
+    for encoder, runs in planned.items():
+        for run in runs:
+            repeat = f", seed {run.seed}" + (f", fold {run.fold}" if run.fold else "")
+            report(f"--- training {encoder} into {run.folder}{repeat} ---")
+            train(
+                dataclasses.replace(
+                    base, encoder=encoder, out=str(run.folder), seed=run.seed, fold=run.fold
+                )
+            )
 
 
 class BestCheckpoints(NamedTuple):
-    """Each finished run's best checkpoint: its path, and the checkpoint loaded."""
+    """Each finished run's folder, its best checkpoint's path, and the checkpoint loaded."""
 
+    folders: list[Path]
     paths: list[Path]
     checkpoints: list[Checkpoint]
 
@@ -193,7 +261,7 @@ class BestCheckpoints(NamedTuple):
 def _load_checkpoints(run_dirs: Sequence[Path]) -> BestCheckpoints:
     paths = [best_checkpoint(r) for r in run_dirs]
     checkpoints = [Checkpoint.load(p) for p in paths]
-    return BestCheckpoints(paths, checkpoints)
+    return BestCheckpoints(list(run_dirs), paths, checkpoints)
 
 
 def _comparison(
@@ -204,103 +272,186 @@ def _comparison(
     calibration_images: int,
     examples: int,
 ) -> Comparison:
-    """What was measured compared: each model against the first, every model x form against
-    the most accurate (bootstraps over the same images), and ``examples`` images to show. The
-    verdict is left to the caller."""
-    models = measured.models
-    for model, evaluation in zip(models[1:], measured.evaluations[1:]):
-        model.versus_first = bootstrap_miou_difference(
-            evaluation.confusions, measured.evaluations[0].confusions
-        )
+    """What was measured compared: each model against the first and every model x form against
+    the most accurate (bootstraps over the images or their groups, and the runs), and
+    ``examples`` images to show. The verdict is left to the caller."""
+    models, evaluations = measured.models, measured.evaluations
+    for model, evaluation in zip(models[1:], evaluations[1:]):
+        model.versus_first = model_difference(evaluation, evaluations[0])
+    groups = evaluations[0].groups
     return Comparison(
         models=models,
         data=compared.data_name,
         split=split,
-        images=len(compared.images),
+        images=int(evaluations[0].confusions.shape[1]),  # with folds, every train+val image
         eval_size=eval_size,
         classes=tuple(compared.data.info.classes),
         machine=machine_description(),
         seglab_version=__version__,
-        examples=choose_examples([e.predictions for e in measured.evaluations], examples),
-        forms=versus_best(measured.forms),
+        examples=choose_examples([e.first.predictions for e in evaluations], examples),
+        forms=versus_best(measured.forms, models, evaluations, split),
         calibration_images=calibration_images,
         unavailable_forms=measured.unavailable,
+        groups=len(set(groups)) if groups else None,
+        folds=compared.folds,
     )
+
+
+def model_difference(a: ModelEvaluation, b: ModelEvaluation) -> Bootstrap:
+    """mIoU(a) - mIoU(b) over every run of each, resampling the images' groups and the runs;
+    where both ran once, the noise their validation curves show is added."""
+    noise = None
+    if a.noise is not None and b.noise is not None:
+        noise = math.sqrt((a.noise**2 + b.noise**2) / 2)
+    return bootstrap_miou_difference(a.confusions, b.confusions, groups=a.groups, seed_noise=noise)
 
 
 @dataclass
 class Measured:
-    """What compare measured: each model's PyTorch segmenter (for the example grid), its
-    evaluation (per image) and its result; every model x form with its per-image confusion
-    matrices."""
+    """What compare measured: each model's PyTorch segmenter of its first run (for the example
+    grid, on ``example_data``), every run's evaluation, its result and the source of its forms;
+    every model x form of the first runs with its per-image confusion matrices."""
 
     segmenters: list[TorchSegmenter]
-    evaluations: list[Evaluation]
+    evaluations: list[ModelEvaluation]
     models: list[ModelResult]
     forms: list[tuple[FormResult, np.ndarray]]
     unavailable: dict[str, str]  # form -> why it could not be built here
+    sources: dict[str, Source]
+    example_data: Data | None = None
 
 
 def evaluate_and_measure(
-    sources: Sequence[Source],
-    run_dirs: Sequence[Path],
-    data: Data,
-    data_name: str,
+    compared: ComparedRuns,
     split: str,
     base: TrainConfig,
     device: torch.device,
+    folder: Path,
+    calibration: Sequence[torch.Tensor],
+    eval_size: tuple[int, int],
     report: Callable[[str], None],
 ) -> Measured:
-    """Each model evaluated on ``split`` as its training validated it (per image, for the
-    bootstrap), flagged when degenerate or undertrained, and measured in every form."""
-    measured = Measured([], [], [], [], {})
-    compared_train_images = len(data.split("train"))
-    for source, run in zip(sources, run_dirs):
-        report(f"--- evaluating and measuring {source.name} ---")
-        checkpoint = source.checkpoint
-        segmenter = checkpoint_segmenter(checkpoint, device, name=source.name)
-        options = EvalOptions(batch_size=checkpoint.config.batch_size, workers=base.workers)
-        evaluation = evaluate_split(
-            segmenter, data, split, options, progress=base.progress, per_image=True
+    """Each model's runs evaluated per image (as their training validated them), the model
+    flagged when degenerate or undertrained, and its first run measured in every form."""
+    measured = Measured([], [], [], [], {}, {})
+    options = EvalOptions(workers=base.workers)
+    fold_data: dict[str, Data] = {}
+    for k, model in enumerate(compared.models):
+        report(f"--- evaluating and measuring {model.name} ({len(model.folders)} run(s)) ---")
+        checkpoints = [compared.checkpoints[f] for f in model.folders]
+        trainings = [_training_state(c, f) for c, f in zip(checkpoints, model.folders)]
+        histories = [read_history(f / "metrics.csv") for f in model.folders]
+        steps = [c.step if t is None else t.step for c, t in zip(checkpoints, trainings)]
+        evaluation = evaluate_runs(
+            model.folders,
+            checkpoints,
+            histories,
+            steps,
+            compared.data,
+            compared.data_name,
+            split,
+            options,
+            device,
+            fold_data,
+            base.progress,
         )
-        forms, unavailable = measure_forms(source, data, split, evaluation, base.progress, report)
-        training = _training_state(checkpoint, run)
-        same_data = checkpoint.config.data == data_name
-        train_images = compared_train_images if same_data else None
-        setup = _setup(checkpoint, run, source.path, training, train_images)
-        flags = [
-            degenerate(evaluation.confusion.numpy(), data.info.classes, evaluation.metrics["miou"]),
-            undertrained(setup.steps_done, setup.planned_steps),
-        ]
-        measured.segmenters.append(segmenter)
+        first, path = checkpoints[0], compared.paths[model.folders[0]]
+        source = Source(model.name, first, path, folder / str(k), calibration, eval_size)
+        forms, unavailable = measure_forms(
+            source, evaluation.first_data, split, evaluation.first, base.progress, report
+        )
+        measured.sources[model.name] = source
+        measured.segmenters.append(checkpoint_segmenter(first, device, name=model.name))
         measured.evaluations.append(evaluation)
         measured.models.append(
-            ModelResult(
-                name=source.name,
-                encoder=checkpoint.spec.encoder,
-                metrics=evaluation.metrics,
-                cost=measure_cost(checkpoint, training, source.size, forms[0][0]),
-                history=read_history(run / "metrics.csv"),
-                setup=setup,
-                flags=[f for f in flags if f is not None],
+            _model_result(
+                model, compared, evaluation, trainings[0], histories, forms[0][0], eval_size
             )
         )
+        measured.example_data = evaluation.first_data
         measured.forms += forms
         measured.unavailable.update(unavailable)
     return measured
 
 
-def versus_best(forms: Sequence[tuple[FormResult, np.ndarray]]) -> list[FormResult]:
-    """Every model x form with its mIoU difference to the most accurate one (bootstrap over
-    the same images)."""
-    best = most_accurate([f for f, _ in forms])
-    reference = next(c for f, c in forms if f is best)
-    return [
-        f
-        if f is best
-        else dataclasses.replace(f, versus_best=bootstrap_miou_difference(c, reference))
+def _model_result(
+    model: ModelRuns,
+    compared: ComparedRuns,
+    evaluation: ModelEvaluation,
+    training: TrainingState | None,
+    histories: Sequence[list[HistoryPoint]],
+    pytorch: FormResult,
+    eval_size: tuple[int, int],
+) -> ModelResult:
+    """One model's record: its runs' summed scores, its first run's set-up, cost and curve,
+    flagged when degenerate or when a run was undertrained."""
+    first_folder = model.folders[0]
+    checkpoint = compared.checkpoints[first_folder]
+    same_data = checkpoint.config.data == compared.data_name and not checkpoint.config.fold
+    train_images = len(compared.data.split("train")) if same_data else None
+    setup = _setup(checkpoint, first_folder, compared.paths[first_folder], training, train_images)
+    metrics = summarize(evaluation.pooled, compared.data.info.classes)
+    flags = [degenerate(evaluation.pooled.numpy(), compared.data.info.classes, metrics["miou"])]
+    several = len(evaluation.runs) > 1
+    for run, history in zip(evaluation.runs, histories):
+        minimum = compared.checkpoints[Path(run.run)].resolved.get("minimum_steps")
+        flag = undertrained(run.steps_done, history, minimum)
+        if flag is not None:
+            name = f"{Path(run.run).name}: " if several else ""
+            flags.append(dataclasses.replace(flag, reason=name + flag.reason))
+            break
+    return ModelResult(
+        name=model.name,
+        encoder=checkpoint.spec.encoder,
+        metrics=metrics,
+        cost=measure_cost(checkpoint, training, eval_size, pytorch),
+        history=histories[0],
+        setup=setup,
+        flags=[f for f in flags if f is not None],
+        runs=evaluation.runs,
+    )
+
+
+def versus_best(
+    forms: Sequence[tuple[FormResult, np.ndarray]],
+    models: Sequence[ModelResult],
+    evaluations: Sequence[ModelEvaluation],
+    split: str,
+) -> list[FormResult]:
+    """Every model x form with its mIoU difference to the most accurate one of a model that is
+    not degenerate. A form's mIoU is its model's score (the mean over its runs) moved by what
+    the form changes on the first run. Two forms of one model differ by a bootstrap over the
+    same images; forms of two models by the models' difference (images or groups, and runs)
+    moved by what their forms change."""
+    pytorch = {f.model: f.miou for f, _ in forms if f.form == PYTORCH.name}
+    scores = {m.name: m.miou for m in models}
+    adjusted = [
+        (dataclasses.replace(f, miou=scores[f.model] + f.miou - pytorch[f.model]), c)
         for f, c in forms
     ]
+    sound = {m.name for m in models if not any(flag.kind == "degenerate" for flag in m.flags)}
+    best = most_accurate([f for f, _ in adjusted if f.model in sound] or [f for f, _ in adjusted])
+    reference = next(c for f, c in adjusted if f is best)
+    by_model = dict(zip((m.name for m in models), evaluations))
+    groups = by_model[best.model].first_data.groups(split)
+    compared = []
+    for form, confusions in adjusted:
+        if form is best:
+            compared.append(form)
+            continue
+        if form.model == best.model:
+            difference = bootstrap_miou_difference(confusions, reference, groups=groups)
+        else:
+            models_apart = model_difference(by_model[form.model], by_model[best.model])
+            shift = (form.miou - best.miou) - models_apart.difference
+            difference = dataclasses.replace(
+                models_apart,
+                difference=form.miou - best.miou,
+                ci_low=models_apart.ci_low + shift,
+                ci_high=models_apart.ci_high + shift,
+            )
+        compared.append(dataclasses.replace(form, versus_best=difference))
+    return compared
 
 
 def export_verdict(
@@ -405,16 +556,21 @@ def check_compare_folder(out: str | os.PathLike) -> Path:
 
 
 def _runs_to_compare(
-    encoders: Sequence[str] | None, runs: Sequence[str | os.PathLike] | None, out: Path
-) -> list[Path]:
-    """The run folders to compare: the given ``runs`` (each checked finished), or one per
-    encoder in OUT/runs (each encoder checked registered, none twice)."""
+    encoders: Sequence[str] | None,
+    runs: Sequence[str | os.PathLike] | None,
+    out: Path,
+    seeds: int,
+    folds: int,
+    base_seed: int,
+) -> dict[str, list[PlannedRun]] | None:
+    """The runs to train per encoder (None when finished ``runs`` are given, each checked
+    finished), each encoder checked registered, none twice."""
     if runs is not None:
         if len(runs) < 2:
             raise SeglabError("compare needs at least two models (--encoders A,B or --runs A B)")
         for run in runs:
             best_checkpoint(Path(run))
-        return [Path(r) for r in runs]
+        return None
     encoders = list(encoders or [])
     if len(encoders) < 2:
         raise SeglabError("compare needs at least two models (--encoders A,B or --runs A B)")
@@ -422,7 +578,7 @@ def _runs_to_compare(
         get_encoder_spec(encoder)
         if encoders.count(encoder) > 1:
             raise SeglabError(f"compare: --encoders names {encoder} twice; name each once")
-    return [out / "runs" / encoder for encoder in encoders]
+    return plan_runs(encoders, out, seeds, folds, base_seed)
 
 
 def run_names(runs: Sequence[Path]) -> list[str]:
@@ -489,8 +645,15 @@ def _setup(
     """How the run was trained; its planned steps counted on ``train_images`` (None when
     the run's data is not the compared data)."""
     config = checkpoint.config
-    steps = f"{config.iterations} steps" if config.iterations else f"{config.epochs} epochs"
-    budget = f", time budget {config.time_budget:.0f}s" if config.time_budget else ""
+    if config.fills_budget:
+        steps = "as many steps as fit the budget"
+    else:
+        steps = (
+            f"{config.iterations} steps"
+            if config.iterations
+            else f"{config.epochs or DEFAULT_EPOCHS} epochs"
+        )
+    budget = f", time budget {config.time_budget / 60:g} min" if config.time_budget else ""
     crop = "x".join(map(str, config.crop_size)) if config.crop_size else "full images"
     schedule = (
         f"{steps}{budget}, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
@@ -510,6 +673,7 @@ def _setup(
         planned_steps=None
         if train_images is None
         else planned_steps(config, train_images, processes),
+        weights_requested=str(checkpoint.resolved.get("weights_requested", "")),
     )
 
 

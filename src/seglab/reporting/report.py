@@ -15,6 +15,7 @@ from pathlib import Path
 from seglab.engine.machine import describe_machine
 from seglab.engine.metrics import DEGENERATE_SHARE
 from seglab.formatting import percent
+from seglab.reporting.budget import Budget
 from seglab.reporting.checks import (
     UNDERTRAINED_SHARE,
     same_and_different,
@@ -23,8 +24,8 @@ from seglab.reporting.checks import (
     why_not_judged,
 )
 from seglab.reporting.forms import FORMS
-from seglab.reporting.results import Comparison, ModelResult
-from seglab.reporting.verdict import frontier
+from seglab.reporting.results import Bootstrap, Comparison, FormResult, ModelResult, Verdict
+from seglab.reporting.verdict import candidates, describe_margin, frontier, most_accurate
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,16 @@ def _minutes(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def mean_and_spread(model: ModelResult) -> str:
+    """The model's mIoU in percent: "71.20 ± 0.85" (mean ± sd over seeds) with several seeds,
+    the one run's otherwise."""
+    sd = model.miou_sd
+    return percent(model.miou) + ("" if sd is None else f" ± {100 * sd:.2f}")
+
+
 SUMMARY_COLUMNS: list[tuple[str, Callable[[ModelResult], str]]] = [
     ("model", lambda m: m.name),
-    ("mIoU %", lambda m: percent(m.metrics["miou"])),
+    ("mIoU %", mean_and_spread),
     ("pixel acc %", lambda m: percent(m.metrics["pixel_accuracy"])),
     ("mean class acc %", lambda m: percent(m.metrics["mean_class_accuracy"])),
     ("params (M)", lambda m: f"{m.cost.parameters_m:.1f}"),
@@ -73,6 +81,8 @@ def difference_lines(comparison: Comparison) -> list[str]:
     lines = []
     for m in comparison.models[1:]:
         b = m.versus_first
+        if b is None:
+            continue
         reason = why_not_judged(m, comparison.first)
         lines.append(
             f"{m.name} - {comparison.first.name}: {100 * b.difference:+.2f} mIoU points, "
@@ -90,13 +100,151 @@ def _pytorch_latency(c: Comparison, model: str) -> float | None:
     return next((f.latency_ms for f in c.forms if f.model == model and f.form == "pytorch"), None)
 
 
-def verdict_lines(c: Comparison) -> list[str]:
-    """The verdict in words: the model x form chosen, how, what it gives up against the most
-    accurate one and what it gains, and the cautions. Empty without a verdict."""
+NO_VERDICT_REMEDY = (
+    "Remedy: train longer (more --iterations or a longer --time-budget), or check the labels "
+    "(seglab data check)."
+)
+
+
+def premise_line(c: Comparison) -> str | None:
+    """What the comparison is not, when ImageNet weights were asked for (auto) but not found:
+    the models started from random weights, so this is no transfer-learning comparison."""
+    failed = [m.name for m in c.models if m.setup.premise_failed]
+    if not failed:
+        return None
+    if len(failed) == len(c.models):
+        who, they = "The models were", "they"
+    else:
+        who = f"{', '.join(failed)} " + ("was" if len(failed) == 1 else "were")
+        they = "it" if len(failed) == 1 else "they"
+    return (
+        f"{who} trained from scratch: ImageNet weights were requested (weights auto) but not "
+        f"found here, so {they} started from random weights. This is not the "
+        "transfer-learning comparison; scores and ranking may differ from pretrained encoders'."
+    )
+
+
+def seeds_and_groups(b: Bootstrap) -> str:
+    """What the interval resampled, briefly: "over 3 seeds (groups: 4 resampled)"."""
+    runs_a, runs_b = b.runs
+    if runs_a == runs_b:
+        text = "over one seed each" if runs_a == 1 else f"over {runs_a} seeds"
+    else:
+        text = f"over {runs_a} and {runs_b} seeds"
+    return text + ("" if b.groups is None else f" (groups: {b.groups} resampled)")
+
+
+def interval_basis(b: Bootstrap) -> str:
+    """What an interval covers, in a sentence: the images or their groups resampled, the seeds,
+    and with a single seed, that seed noise is unmeasured and what stands in for it."""
+    level = round(100 * b.level)
+    units = (
+        f"the {b.images} images"
+        if b.groups is None
+        else f"the {b.groups} groups of the {b.images} images (a group's images drawn together)"
+    )
+    if b.runs != (1, 1):
+        return (
+            f"The {level}% interval resamples {units} and each model's runs "
+            f"({b.runs[0]} and {b.runs[1]} seeds)."
+        )
+    if b.seed_noise is None:
+        noise = "the interval covers image sampling only"
+    else:
+        noise = (
+            f"the noise estimated from the validation curves ({100 * b.seed_noise:.2f} mIoU "
+            "points per run) is added to the interval"
+        )
+    return (
+        f"The {level}% interval resamples {units}; with a single seed per model, seed noise is "
+        f"unmeasured: {noise}."
+    )
+
+
+def _gap(point: FormResult, best: FormResult) -> tuple[str, Bootstrap | None]:
+    """The best's lead over ``point`` in words, "+0.4 [-1.3, +2.1] mIoU points over 3 seeds",
+    and the interval it comes from (None where there is none)."""
+    b = point.versus_best
+    if b is None:
+        return f"{100 * (best.miou - point.miou):+.1f} mIoU points (no interval)", None
+    return (
+        f"{-100 * b.difference:+.1f} [{-100 * b.ci_high:+.1f}, {-100 * b.ci_low:+.1f}] mIoU "
+        f"points {seeds_and_groups(b)}",
+        b,
+    )
+
+
+def _names(best: FormResult, other: FormResult) -> tuple[str, str]:
+    """The two points' names: their models, or their labels when of the same model."""
+    if best.model == other.model:
+        return best.label, other.label
+    return best.model, other.model
+
+
+def runner_up(c: Comparison, v: Verdict) -> FormResult | None:
+    """What the most accurate point is set against: the most accurate point of another model
+    (degenerate ones aside), or with one model, its next form; None when there is neither."""
+    pool = [p for p in candidates(c.forms, c.models) if p != v.best]
+    others = [p for p in pool if p.model != v.best.model] or pool
+    return most_accurate(others) if others else None
+
+
+def verdict_sentence(c: Comparison) -> tuple[str, Bootstrap | None]:
+    """The verdict in one sentence with its uncertainty, and the interval it quotes: equals
+    named as such and the cheaper chosen, a real gap stated as one."""
     v = c.verdict
     if v is None:
-        return []
+        return (f"No verdict: {c.no_verdict}." if c.no_verdict else ""), None
     chosen, best = v.chosen, v.best
+    other = runner_up(c, v) if chosen == best else chosen
+    if other is None:
+        statement, b, equal = f"{best.label} is the only model x form measured", None, False
+    else:
+        gap, b = _gap(other, best)
+        first, second = _names(best, other)
+        equal = other.label in v.equivalent
+        statement = (
+            f"{first} and {second} are indistinguishable here: {gap}"
+            if equal
+            else f"{first} is more accurate than {second}: {gap}"
+        )
+    return f"{statement}; {_action(v, equal)}.", b
+
+
+def _action(v: Verdict, equal: bool) -> str:
+    """What to do, and why that one: ``equal``, whether the point the verdict sentence
+    contrasts with the most accurate one counts as equally accurate."""
+    chosen, budget = v.chosen, Budget(v.latency_budget_ms, v.memory_budget_mb)
+    within = f" within {budget.describe()}" if budget else ""
+    if not v.fits:
+        return f"nothing fits {budget.describe()}; the closest is {chosen.label}"
+    if chosen == v.best and equal:
+        return f"{chosen.label} is the fastest of them{within}: choose it"
+    if chosen == v.best:
+        return f"choose {chosen.label}"
+    if chosen.label in v.equivalent:
+        return f"{chosen.label} is {_speed(v.speedup)}: choose it"
+    return f"{chosen.label} is the most accurate{within}: choose it"
+
+
+def headline(c: Comparison) -> list[str]:
+    """What opens the report under its title: the failed premise, then the verdict in a
+    sentence."""
+    sentence, _ = verdict_sentence(c)
+    return [line for line in (premise_line(c), sentence) if line]
+
+
+def verdict_lines(c: Comparison) -> list[str]:
+    """The verdict in words: the model x form chosen, how, what it gives up against the most
+    accurate one and what it gains, what the interval covers, and the cautions. Without a
+    verdict, why not and the remedy; empty when there is neither."""
+    v, premise = c.verdict, premise_line(c)
+    if v is None:
+        if not c.no_verdict:
+            return [premise] if premise else []
+        remedy = [] if "train longer" in c.no_verdict.lower() else [NO_VERDICT_REMEDY]
+        return [f"No verdict: {c.no_verdict}.", *remedy, *([premise] if premise else [])]
+    chosen = v.chosen
     height, width = c.eval_size
     measured = (
         f"{percent(chosen.miou)}% mIoU, {chosen.latency_ms:.1f} ms per image (median, batch 1, "
@@ -108,22 +256,17 @@ def verdict_lines(c: Comparison) -> list[str]:
         else f"Nothing fits the budget; the closest is {chosen.label}: {measured}.",
         f"Rule: {v.rule}.",
     ]
-    if chosen == best:
-        lines.append("It is also the most accurate model x form measured.")
-    else:
-        b = chosen.versus_best
-        lines.append(
-            f"Against the most accurate, {best.label} ({percent(best.miou)}% at "
-            f"{best.latency_ms:.1f} ms): {100 * b.difference:+.2f} mIoU points, "
-            f"{round(100 * b.level)}% interval [{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}]; "
-            f"{_speed(v.speedup)}."
-        )
+    sentence, b = verdict_sentence(c)
+    lines.append(sentence if chosen == v.best or chosen.label in v.equivalent else _versus_best(v))
     pytorch = _pytorch_latency(c, chosen.model)
     if chosen.form != "pytorch" and pytorch is not None:
         lines.append(
             f"As {chosen.form} it runs {_speed(pytorch / chosen.latency_ms)} than in PyTorch "
             f"fp32 ({pytorch:.1f} ms)."
         )
+    if b is not None:
+        lines.append(interval_basis(b))
+    lines += [premise] if premise else []
     lines += [f"Caution: {caution}." for caution in v.cautions]
     if v.exported:
         name = Path(v.exported).name
@@ -131,14 +274,30 @@ def verdict_lines(c: Comparison) -> list[str]:
     return lines
 
 
+def _versus_best(v: Verdict) -> str:
+    """The chosen point against the most accurate one, when the choice gives accuracy up."""
+    best, b = v.best, v.chosen.versus_best
+    measured = f"{best.label} ({percent(best.miou)}% at {best.latency_ms:.1f} ms)"
+    if b is None:
+        return f"The most accurate is {measured}; {_speed(v.speedup)}."
+    return (
+        f"Against the most accurate, {measured}: {100 * b.difference:+.2f} mIoU points, "
+        f"{round(100 * b.level)}% interval [{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}]; "
+        f"{_speed(v.speedup)}."
+    )
+
+
 def tables(comparison: Comparison) -> list[Table]:
-    """The report's tables, in order: summary, per-class IoU, the difference, the setup."""
+    """The report's tables, in order: summary, every run, every form, per-class IoU, the
+    difference, the setup (each where there is something to show)."""
     differences = _setup_differences(comparison)
+    difference = _difference(comparison)
     return [
         _summary(comparison),
+        *([_runs(comparison)] if any(m.runs for m in comparison.models) else []),
         *([_forms(comparison)] if comparison.forms else []),
         _per_class(comparison),
-        _difference(comparison),
+        *([difference] if difference.rows else []),
         _setup(comparison),
         *([differences] if differences.rows else []),
     ]
@@ -157,7 +316,50 @@ def _summary(c: Comparison) -> Table:
         "peak memory: resident memory of a fresh process that "
         "loads the model and runs batch-1 inference; model memory: that peak less the same "
         "process before loading the model (PyTorch alone)."
+        + _repeats_note(c)
         + (FLAGS_NOTE + " ".join(flagged) if flagged else ""),
+    )
+
+
+def _repeats_note(c: Comparison) -> str:
+    """How seeds and folds enter the summary's mIoU."""
+    note = ""
+    if any(m.seeds > 1 for m in c.models):
+        note += " mIoU: the mean ± standard deviation over each model's seeds (see Every run)."
+    if c.folds:
+        note += (
+            f" Runs are {c.folds}-fold cross-validation: each image is scored by the run that "
+            "held its fold out."
+        )
+    return note
+
+
+def _runs(c: Comparison) -> Table:
+    """Every training run of every model: its seed, fold, mIoU and steps."""
+    rows = [
+        tuple(
+            Cell(text)
+            for text in (
+                m.name,
+                r.run,
+                str(r.seed),
+                r.fold or "-",
+                percent(r.miou),
+                "-" if r.steps_done is None else str(r.steps_done),
+                "-" if r.curve_noise is None else f"{100 * r.curve_noise:.2f}",
+            )
+        )
+        for m in c.models
+        for r in m.runs
+    ]
+    return Table(
+        "Every run",
+        ("model", "run", "seed", "fold", "mIoU %", "steps", "curve noise (points)"),
+        rows,
+        "Each training run's mIoU on the images it was scored on (with folds, its own held-out "
+        "fold). A model's mIoU in the summary is the mean over its seeds. Curve noise: the "
+        "seed noise of one run estimated from its last validations (the spread of their "
+        "successive differences), used where a model ran a single seed.",
     )
 
 
@@ -169,9 +371,11 @@ FLAGS_NOTE = (
 
 
 def _forms(c: Comparison) -> Table:
-    level = next((round(100 * f.versus_best.level) for f in c.forms if f.versus_best), 95)
+    intervals = [f.versus_best for f in c.forms if f.versus_best is not None]
+    level = round(100 * intervals[0].level) if intervals else 95
     on_frontier = frontier(c.forms)
     chosen = c.verdict.chosen if c.verdict else None
+    equals = c.verdict.equivalent if c.verdict else []
     rows = []
     for f in c.forms:
         b, pytorch = f.versus_best, _pytorch_latency(c, f.model)
@@ -181,6 +385,7 @@ def _forms(c: Comparison) -> Table:
             percent(f.miou),
             "most accurate" if b is None else f"{100 * b.difference:+.2f}",
             "-" if b is None else f"[{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}]",
+            "yes" if f.label in equals else "",
             f"{f.latency_ms:.1f}",
             "-" if pytorch is None else f"{pytorch / f.latency_ms:.2f}",
             f"{f.model_memory_mb:.0f}",
@@ -188,10 +393,6 @@ def _forms(c: Comparison) -> Table:
             "yes" if f in on_frontier else "",
         )
         rows.append(tuple(Cell(text, f == chosen) for text in cells))
-    forms = " ".join(f"{form.name}: {form.description}." for form in FORMS)
-    missing = "".join(
-        f" Not measured here: {form} ({why})." for form, why in c.unavailable_forms.items()
-    )
     return Table(
         "Every model in every form",
         (
@@ -200,6 +401,7 @@ def _forms(c: Comparison) -> Table:
             "mIoU %",
             "vs most accurate (points)",
             f"{level}% interval",
+            "as accurate",
             "latency ms (median)",
             "speed vs PyTorch fp32",
             "model memory MB",
@@ -207,12 +409,29 @@ def _forms(c: Comparison) -> Table:
             "frontier",
         ),
         rows,
+        _forms_note(c, intervals[0] if intervals else None),
+    )
+
+
+def _forms_note(c: Comparison, interval: Bootstrap | None) -> str:
+    forms = " ".join(f"{form.name}: {form.description}." for form in FORMS)
+    missing = "".join(
+        f" Not measured here: {form} ({why})." for form, why in c.unavailable_forms.items()
+    )
+    equal = (
+        f" As accurate: its difference to the most accurate is within "
+        f"{describe_margin(c.verdict.margin)} or cannot be told from zero."
+        if c.verdict
+        else ""
+    )
+    basis = f" {interval_basis(interval)}" if interval else ""
+    return (
         f"{forms} INT8 calibrated on {c.calibration_images} training images. Each form "
         f"evaluated on the same {c.images} {c.split} images; latency at batch 1 and "
         f"{c.eval_size[0]}x{c.eval_size[1]} on this machine's CPU; memory as in the summary "
-        "(a --memory budget applies to model memory). The interval: bootstrap over images of "
-        "the mIoU difference to the most accurate model x form. Frontier: no other model x "
-        f"form is both as fast and as accurate. The verdict's choice is in bold.{missing}",
+        "(a --memory budget applies to model memory). The interval: bootstrap of the mIoU "
+        f"difference to the most accurate model x form.{basis}{equal} Frontier: no other model "
+        f"x form is both as fast and as accurate. The verdict's choice is in bold.{missing}"
     )
 
 
@@ -235,36 +454,45 @@ def _per_class(c: Comparison) -> Table:
 
 
 def _difference(c: Comparison) -> Table:
+    """Each model against the first: the difference, its interval and what it resampled (no
+    rows when no model has a difference to the first)."""
+    compared = [(m, m.versus_first) for m in c.models[1:] if m.versus_first is not None]
     rows, verdicts = [], []
-    level = round(100 * c.models[1].versus_first.level)
-    for m in c.models[1:]:
-        b = m.versus_first
+    for m, b in compared:
         rows.append(
             (
                 Cell(f"{m.name} - {c.first.name}"),
                 Cell(f"{100 * b.difference:+.2f}"),
                 Cell(f"[{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}]"),
                 Cell(f"{100 * b.p_a_better:.0f}%"),
+                Cell(f"{b.runs[0]} and {b.runs[1]}"),
             )
         )
         reason = why_not_judged(m, c.first)
+        sample = "these images" if b.runs == (1, 1) else "these images and seeds"
         verdicts.append(
             f"{m.name} vs {c.first.name}: "
             + (
                 f"cannot be judged: {reason}."
                 if reason
-                else "the interval excludes 0: unlikely to be chance on these images."
+                else f"the interval excludes 0: unlikely to be chance on {sample}."
                 if b.excludes_zero
-                else "the interval includes 0: these images cannot tell the two apart."
+                else f"the interval includes 0: {sample} cannot tell the two apart."
             )
         )
+    first = compared[0][1] if compared else None
+    level = round(100 * first.level) if first else 95
+    note = (
+        f"Bootstrap: {first.samples} resamples, mIoU recomputed from the summed confusion "
+        f"matrices each time. {interval_basis(first)} "
+        if first
+        else ""
+    )
     return Table(
         "Is the difference real?",
-        ("difference", "mIoU points", f"{level}% interval", "resamples where it is ahead"),
+        ("difference", "mIoU points", f"{level}% interval", "resamples where it is ahead", "seeds"),
         rows,
-        f"Bootstrap over images: {c.models[1].versus_first.samples} resamples of the "
-        f"{c.images} images with replacement, mIoU recomputed from the summed confusion "
-        "matrices each time. " + " ".join(verdicts),
+        note + " ".join(verdicts),
     )
 
 
@@ -340,6 +568,7 @@ def write_reports(comparison: Comparison, figures: dict[str, Path], out: Path) -
 
 def markdown(comparison: Comparison, figures: dict[str, Path]) -> str:
     lines = [f"# {title(comparison)}", ""]
+    lines += [line for sentence in headline(comparison) for line in (f"**{sentence}**", "")]
     verdict = verdict_lines(comparison)
     if verdict:
         lines += ["## Verdict", "", *(f"- {line}" for line in verdict), ""]
@@ -363,38 +592,38 @@ def markdown(comparison: Comparison, figures: dict[str, Path]) -> str:
 
 
 CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1100px;
+  color: #222; line-height: 1.4; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+p.headline { font-size: 1.05rem; font-weight: 600; }
+div.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; max-width: 100%; }
 table { border-collapse: collapse; margin: .5rem 0; font-size: .92rem; }
-th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }
+th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f3f3f3; } td.best { font-weight: bold; background: #e8f4e8; }
-img { max-width: 100%; border: 1px solid #eee; } p.note { color: #555; font-size: .9rem; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+p.note { color: #555; font-size: .9rem; }
+@media (max-width: 600px) { body { margin: 1rem auto; } h1 { font-size: 1.3rem; } }
 """
 
 
 def html_page(comparison: Comparison, figures: dict[str, Path]) -> str:
+    """One self-contained page that also reads on a phone: the viewport follows the device's
+    width, wide tables scroll sideways in their own box, images shrink to the page."""
     esc = html.escape
     heading = title(comparison)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(heading)}</title>",
-        f"<style>{CSS}</style></head><body><h1>{esc(heading)}</h1>",
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(heading)}</title><style>{CSS}</style></head>",
+        f"<body><h1>{esc(heading)}</h1>",
+        *(f"<p class='headline'>{esc(sentence)}</p>" for sentence in headline(comparison)),
     ]
     verdict = verdict_lines(comparison)
     if verdict:
         items = "".join(f"<li>{esc(line)}</li>" for line in verdict)
         parts.append(f"<h2>Verdict</h2><ul class='verdict'>{items}</ul>")
-    for table in tables(comparison):
-        parts.append(f"<h2>{esc(table.title)}</h2><table><tr>")
-        parts += [f"<th>{esc(h)}</th>" for h in table.header]
-        parts.append("</tr>")
-        for row in table.rows:
-            cells = "".join(
-                f"<td class='best'>{esc(c.text)}</td>" if c.best else f"<td>{esc(c.text)}</td>"
-                for c in row
-            )
-            parts.append(f"<tr>{cells}</tr>")
-        parts.append(f"</table><p class='note'>{esc(table.note)}</p>")
+    parts += [_html_table(table) for table in tables(comparison)]
     for key, figure_title in FIGURES:
         data = base64.b64encode(figures[key].read_bytes()).decode()
         parts.append(
@@ -405,3 +634,22 @@ def html_page(comparison: Comparison, figures: dict[str, Path]) -> str:
             parts.append(f"<p class='note'>{esc(examples_caption(comparison))}</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_table(table: Table) -> str:
+    """A table in its own sideways-scrolling box (a phone is narrower than its columns)."""
+    esc = html.escape
+    header = "".join(f"<th>{esc(h)}</th>" for h in table.header)
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='best'>{esc(c.text)}</td>" if c.best else f"<td>{esc(c.text)}</td>"
+            for c in row
+        )
+        + "</tr>"
+        for row in table.rows
+    )
+    return (
+        f"<h2>{esc(table.title)}</h2><div class='scroll'><table><tr>{header}</tr>\n{rows}"
+        f"</table></div><p class='note'>{esc(table.note)}</p>"
+    )

@@ -1,6 +1,12 @@
-"""Is a difference in mIoU real? A bootstrap over images of per-image confusion matrices."""
+"""Is a difference in mIoU real? A bootstrap of per-image confusion matrices that resamples what
+actually varies: the images' groups (frames of one sequence are not independent images) and
+each model's runs (seeds), so that the interval is not narrower than the data allow; and, where
+each model ran once, the seed noise estimated from its validation curve."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -17,26 +23,101 @@ def miou_of(confusions: np.ndarray) -> np.ndarray:
     return np.nanmean(iou, axis=-1)
 
 
+def _runs(confusions: np.ndarray) -> np.ndarray:
+    """R x N x K x K float64: one run (N x K x K) becomes a stack of one."""
+    array = np.asarray(confusions, dtype=np.float64)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != array.shape[-2]:
+        raise ValueError(f"confusions must be N x K x K or R x N x K x K, not {array.shape}")
+    return array
+
+
+def _group_index(groups: Sequence | None, n: int) -> tuple[np.ndarray, int]:
+    """Each image's group index (0..G-1) and G; every image its own group without ``groups``."""
+    if groups is None:
+        return np.arange(n), n
+    labels = np.asarray(list(groups))
+    if labels.shape != (n,):
+        raise ValueError(f"{len(labels)} group labels for {n} images")
+    _, index = np.unique(labels, return_inverse=True)
+    return index.reshape(n), int(index.max()) + 1
+
+
+def _resampled_scores(
+    runs: np.ndarray, index: np.ndarray, counts: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """A model's score in each resample (B): the mean over R runs drawn with replacement of the
+    mIoU of the run's confusions weighted by their groups' counts (B x G)."""
+    r, _, k, _ = runs.shape
+    groups = counts.shape[1]
+    by_group = np.zeros((r, groups, k * k))
+    for run, confusions in zip(by_group, runs):  # each group's confusions summed, per run
+        np.add.at(run, index, confusions.reshape(len(index), -1))
+    weighted = np.matmul(counts, by_group)  # R x B x K*K
+    scores = miou_of(weighted.reshape(r, len(counts), k, k))  # R x B
+    drawn = rng.integers(0, r, size=(len(counts), r))  # B x R: the runs of each resample
+    return np.take_along_axis(scores.T, drawn, axis=1).mean(1)
+
+
 def bootstrap_miou_difference(
-    a: np.ndarray, b: np.ndarray, samples: int = 2000, seed: int = 0, level: float = 0.95
+    a: np.ndarray,
+    b: np.ndarray,
+    groups: Sequence | None = None,
+    samples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    seed_noise: float | None = None,
 ) -> Bootstrap:
-    """``a``, ``b``: N x K x K per-image confusion matrices of two models on the same images.
-    Resamples images with replacement; returns the observed mIoU(a) - mIoU(b), its confidence
-    interval and the share of resamples in which a beats b."""
-    n = a.shape[0]
+    """mIoU(a) - mIoU(b) with its bootstrap interval. ``a``, ``b``: per-image confusion
+    matrices, N x K x K (one run) or R x N x K x K (R seeds, each on the same N images; R may
+    differ between a and b). Each resample draws the images' ``groups`` (N labels; None: each
+    image its own) with replacement, the same for a and b (the images are paired), and each
+    model's runs with replacement. ``seed_noise``: where both ran once, the sd of one run's
+    mIoU (e.g. curve_noise), added as a normal draw of sd sqrt(2) x seed_noise (two runs)."""
+    runs_a, runs_b = _runs(a), _runs(b)
+    if runs_a.shape[1:] != runs_b.shape[1:]:
+        raise ValueError(f"a and b differ in images or classes: {a.shape} and {b.shape}")
+    n = runs_a.shape[1]
+    index, count = _group_index(groups, n)
     rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1 / n), size=samples).astype(np.float64)  # B x N
-    flat_a, flat_b = a.reshape(n, -1).astype(np.float64), b.reshape(n, -1).astype(np.float64)
-    shape = (samples, *a.shape[1:])
-    diffs = miou_of((counts @ flat_a).reshape(shape)) - miou_of((counts @ flat_b).reshape(shape))
+    counts = rng.multinomial(count, np.full(count, 1 / count), size=samples).astype(np.float64)
+    diffs = _resampled_scores(runs_a, index, counts, rng) - _resampled_scores(
+        runs_b, index, counts, rng
+    )
+    single = len(runs_a) == 1 and len(runs_b) == 1
+    noise = seed_noise if single and seed_noise is not None else None
+    if noise is not None:
+        diffs = diffs + rng.normal(0.0, math.sqrt(2) * noise, size=samples)
     low, high = np.percentile(diffs, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    observed = float(miou_of(a.sum(0)) - miou_of(b.sum(0)))
+    observed = miou_of(runs_a.sum(1)).mean() - miou_of(runs_b.sum(1)).mean()
     return Bootstrap(
-        difference=observed,
+        difference=float(observed),
         ci_low=float(low),
         ci_high=float(high),
         level=level,
         p_a_better=float((diffs > 0).mean()),
         samples=samples,
         images=n,
+        groups=None if groups is None else count,
+        runs=(len(runs_a), len(runs_b)),
+        seed_noise=noise,
     )
+
+
+def curve_noise(mious: Sequence[float], tail: int = 6) -> float | None:
+    """One run's seed noise (sd of its mIoU, a fraction), estimated from its own validation
+    curve: the sd of the successive differences of its last ``tail`` validations over sqrt(2).
+    Differencing removes a linear trend, so a curve still rising is not taken for noise. None
+    with fewer than 3 validations."""
+    values = np.asarray(list(mious)[-tail:], dtype=np.float64)
+    if len(values) < 3:
+        return None
+    return float(np.diff(values).std(ddof=1) / math.sqrt(2))
+
+
+def equivalent(b: Bootstrap, margin: float) -> bool:
+    """Whether a and b count as equally accurate: their difference cannot be told from zero
+    (the interval contains 0) or is within +-``margin`` (fractions: 0.01 is 1 mIoU point), too
+    small to matter even if real."""
+    return not b.excludes_zero or abs(b.difference) <= margin

@@ -1,27 +1,28 @@
 """Which model x form to ship. Every compared model is measured in every deployable form (mIoU,
-latency, memory); the verdict is the most accurate one within the budget, or, without a budget,
-the frontier's knee. Pure functions of the measurements, so a constructed case tests them."""
+latency, memory), each with its mIoU difference to the most accurate one. Differences these
+images and seeds cannot tell from zero, or too small to matter, are no reason to pay for a slower
+model: the verdict is the fastest of the model x forms as accurate as the most accurate one,
+within the budget. Pure functions of the measurements, so a constructed case tests them."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from seglab.reporting.budget import Budget
 from seglab.reporting.results import FormResult, ModelResult, Verdict
+from seglab.reporting.statistics import equivalent
 
-# The knee: each doubling of latency must buy at least this many mIoU points.
-KNEE_POINTS_PER_DOUBLING = 1.0
-KNEE_RULE = (
-    "no budget given: the frontier's knee, the model x form that maximises mIoU points - "
-    f"{KNEE_POINTS_PER_DOUBLING:g} x log2(latency in ms), i.e. beyond which each doubling of "
-    f"latency buys less than {KNEE_POINTS_PER_DOUBLING:g} mIoU point"
-)
+MARGIN = 0.01  # mIoU (a fraction): differences within 1 point count as equal
 
 
 def most_accurate(points: Sequence[FormResult]) -> FormResult:
     """The highest mIoU; the fastest of equals."""
     return max(points, key=lambda p: (p.miou, -p.latency_ms))
+
+
+def fastest(points: Sequence[FormResult]) -> FormResult:
+    """The lowest latency; the most accurate of equals."""
+    return min(points, key=lambda p: (p.latency_ms, -p.miou))
 
 
 def frontier(points: Sequence[FormResult]) -> list[FormResult]:
@@ -37,15 +38,6 @@ def frontier(points: Sequence[FormResult]) -> list[FormResult]:
         )
 
     return sorted((p for p in points if not dominated(p)), key=lambda p: p.latency_ms)
-
-
-def knee(points: Sequence[FormResult]) -> FormResult:
-    """The point of the frontier that maximises mIoU points - KNEE_POINTS_PER_DOUBLING x
-    log2(latency): where the frontier flattens below that many points per doubling."""
-    return max(
-        frontier(points),
-        key=lambda p: 100 * p.miou - KNEE_POINTS_PER_DOUBLING * math.log2(p.latency_ms),
-    )
 
 
 def fits(point: FormResult, budget: Budget) -> bool:
@@ -65,13 +57,45 @@ def overshoot(point: FormResult, budget: Budget) -> float:
     return max(ratios)
 
 
-def choose(points: Sequence[FormResult], budget: Budget) -> tuple[FormResult, bool, str]:
-    """(chosen point, whether it fits the budget, the rule in words). Under a budget: the most
-    accurate point within it, or, when none fits, the closest (smallest overshoot, then the
-    most accurate). Without one: the knee."""
+def as_accurate(
+    points: Sequence[FormResult], best: FormResult, margin: float = MARGIN
+) -> list[FormResult]:
+    """``best`` and the points whose difference to it (versus_best) is equivalent: not told
+    from zero, or within +-``margin``. A point without a difference is not counted."""
+    return [
+        p
+        for p in points
+        if p is best or (p.versus_best is not None and equivalent(p.versus_best, margin))
+    ]
+
+
+def describe_margin(margin: float) -> str:
+    """e.g. "±1.0 mIoU point"."""
+    points = round(100 * margin, 1)
+    return f"±{points:.1f} mIoU point" + ("" if points == 1 else "s")
+
+
+def equivalence_rule(margin: float) -> str:
+    return (
+        "the fastest of the model x forms as accurate as the most accurate one (difference "
+        f"within {describe_margin(margin)} or not told from zero)"
+    )
+
+
+def choose(
+    points: Sequence[FormResult], equals: Sequence[FormResult], budget: Budget, margin: float
+) -> tuple[FormResult, bool, str]:
+    """(chosen point, whether it fits the budget, the rule in words). The fastest of
+    ``equals`` (those as accurate as the most accurate) within the budget; when none fits, the
+    most accurate point that does; when nothing fits, the closest (smallest overshoot, then the
+    most accurate)."""
     if not budget:
-        return knee(points), True, KNEE_RULE
+        return fastest(equals), True, equivalence_rule(margin)
     within = [p for p in points if fits(p, budget)]
+    equal_within = [p for p in equals if fits(p, budget)]
+    if equal_within:
+        rule = f"{equivalence_rule(margin)} within {budget.describe()}"
+        return fastest(equal_within), True, rule
     if within:
         rule = f"the most accurate model x form within {budget.describe()}"
         return most_accurate(within), True, rule
@@ -81,19 +105,27 @@ def choose(points: Sequence[FormResult], budget: Budget) -> tuple[FormResult, bo
 
 
 def candidates(points: Sequence[FormResult], models: Sequence[ModelResult]) -> list[FormResult]:
-    """The points a verdict may choose from: those of models not flagged degenerate, unless
-    every model is."""
+    """The points a verdict may choose from: those of models not flagged degenerate (a model
+    that predicts one class is no choice, however fast)."""
     sound = {m.name for m in models if not any(f.kind == "degenerate" for f in m.flags)}
-    kept = [p for p in points if p.model in sound]
-    return kept or list(points)
+    return [p for p in points if p.model in sound]
 
 
-def decide(points: Sequence[FormResult], models: Sequence[ModelResult], budget: Budget) -> Verdict:
+def decide(
+    points: Sequence[FormResult],
+    models: Sequence[ModelResult],
+    budget: Budget,
+    margin: float = MARGIN,
+) -> Verdict | None:
     """The verdict over ``points`` (every model x form, each with its difference to the most
-    accurate) for ``models`` (their flags)."""
+    accurate non-degenerate one) for ``models`` (their flags); None when every model is
+    degenerate: there is nothing worth choosing."""
     pool = candidates(points, models)
-    chosen, fit, rule = choose(pool, budget)
+    if not pool:
+        return None
     best = most_accurate(pool)
+    equals = as_accurate(pool, best, margin)
+    chosen, fit, rule = choose(pool, equals, budget, margin)
     involved = {chosen.model, best.model}
     left_out = sorted({p.model for p in points} - {p.model for p in pool})
     cautions = [
@@ -109,4 +141,6 @@ def decide(points: Sequence[FormResult], models: Sequence[ModelResult], budget: 
         latency_budget_ms=budget.latency_ms,
         memory_budget_mb=budget.memory_mb,
         cautions=cautions,
+        equivalent=[p.label for p in equals],
+        margin=margin,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seglab.deployment.artifacts import load_segmenter
+from seglab.deployment.artifacts import load_segmenter, model_warnings
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError
@@ -24,10 +24,13 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A segmenter under the name clients choose it by."""
+    """A segmenter under the name clients choose it by, and what a person must know before
+    trusting its masks (useless or undertrained; see seglab.deployment.artifacts.model_warnings),
+    which GET /models and the page show beside them."""
 
     name: str
     segmenter: Segmenter
+    warnings: tuple[str, ...] = ()
 
     @property
     def card(self) -> dict[str, Any] | None:
@@ -53,6 +56,7 @@ class ServedModel:
             "colors": [list(c) for c in info.colors],
             "in_channels": info.in_channels,
             "card": self.card,
+            "warnings": list(self.warnings),
         }
 
 
@@ -70,8 +74,9 @@ def load_models(specs: Sequence[str], device: str = "cpu") -> list[ServedModel]:
             raise SeglabError(f"serve: the name {name!r} is given to two models; name each once")
     models = []
     for name, (_, path) in zip(names, named):
-        segmenter = load_segmenter(model_file(path), device)
-        models.append(ServedModel(name, segmenter))
+        file = model_file(path)
+        segmenter = load_segmenter(file, device)
+        models.append(ServedModel(name, segmenter, tuple(model_warnings(file))))
         warm_up(segmenter)
     return models
 

@@ -68,7 +68,7 @@ function modelCard(model) {
   const download = element("a", "download", "Download mask (PNG)");
   download.hidden = true;
   const message = element("p", "message");
-  card.append(title, stage, timing, legend, download, message);
+  card.append(title, stage, ...remarks(model), timing, legend, download, message);
   if (model.card) {
     const details = element("details", "card");
     details.append(element("summary", null, "Deployment card"));
@@ -76,6 +76,16 @@ function modelCard(model) {
     card.append(details);
   }
   return card;
+}
+
+// Beside the overlay, what makes its mask worth nothing (a useless or undertrained model), so
+// nobody takes a mask that merely looks like a result for one.
+function remarks(model) {
+  return (model.warnings || []).map((text) => {
+    const remark = element("p", "remark", `⚠ ${text}`);
+    remark.setAttribute("role", "note");
+    return remark;
+  });
 }
 
 function forget() {
