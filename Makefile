@@ -18,8 +18,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed
 
-# The founding study on the built-in synthetic data: U-Net VGG19 vs MobileNetV2, 2 minutes of
-# training each, then runs/demo/report.html. The demo's folder is its own: each run replaces it
+# The founding study on the built-in synthetic data: U-Net VGG19 vs MobileNetV2, 200 steps of
+# training each (the same study on a slow or busy machine, only later), then runs/demo/report.html. The demo's folder is its own: each run replaces it
 # (seglab itself never replaces an earlier run or report).
 demo: $(VENV)/.installed
 	rm -rf runs/demo

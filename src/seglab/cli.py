@@ -317,12 +317,14 @@ def _add_compare(commands) -> None:
     compare = commands.add_parser(
         "compare",
         help="train several encoders the same way and report which is worth it",
-        description="Train one U-Net per encoder with the same data, split, seed, schedule and "
+        description="Train one U-Net per encoder (--seeds N times each, or once per fold with "
+        "--folds K) with the same data, split, seed, schedule and "
         "augmentations (or take finished runs with --runs), evaluate them on the same images, "
         "measure each in every deployable form here (PyTorch fp32 and every seglab export "
         "format: ONNX Runtime fp32 and INT8, ExecuTorch), "
-        "choose the model x form to ship (the verdict: the most accurate within --budget and "
-        "--memory, or without them the frontier's knee), and write DIR/report.html, "
+        "choose the model x form to ship (the verdict: the fastest of those as accurate as the "
+        "most accurate one, within --margin mIoU points or not told apart, within --budget and "
+        "--memory), and write DIR/report.html, "
         "DIR/report.md and DIR/results.json. "
         "Without --data: the synthetic dataset with a short schedule (the demo).",
     )
@@ -503,6 +505,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from seglab.deployment.artifacts import metrics_record
     from seglab.deployment.measure import evaluate_model
     from seglab.engine.evaluate import EvalOptions
     from seglab.formatting import format_metrics
@@ -525,6 +528,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     title = f"{model.parent.name}/{model.name} on {args.split}"  # e.g. "mine/best.pt on val"
     confusion_matrices({title: metrics["confusion"]}, list(metrics["per_class"]), figure)
     print(format_metrics(metrics))
+    undertrained = metrics_record(Path(args.checkpoint)).get("undertrained")
+    if undertrained:  # how training ended, from the record the model carries
+        print(f"warning: undertrained: {undertrained}")
     print(f"metrics written to {out}, the confusion matrix drawn in {figure}")
     return 0
 

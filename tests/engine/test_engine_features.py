@@ -126,6 +126,8 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_data, tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(ckpt), "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "class" in out and "sky" in out and "mIoU" in out
+    # 8 steps: how training ended travels with the model, and evaluate says it
+    assert "\nwarning: undertrained: ran 8 steps, fewer than the 300 its data needs" in out
     metrics = json.loads((tmp_path / "run" / "best_val_metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(Checkpoint.load(ckpt).metrics["miou"], abs=1e-6)
     assert metrics["evaluation"]["split"] == "val"

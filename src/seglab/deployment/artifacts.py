@@ -206,7 +206,7 @@ def model_warnings(path: str | os.PathLike) -> list[str]:
     such verdict, so its source checkpoint's record speaks for it when that checkpoint is here
     unchanged (same sha256), and nothing is said otherwise. Records of an older seglab lack
     the keys: nothing is said."""
-    return record_warnings(str(path), _metrics_record(Path(path)))
+    return record_warnings(str(path), metrics_record(Path(path)))
 
 
 def record_warnings(name: str, metrics: Mapping[str, Any]) -> list[str]:
@@ -238,7 +238,7 @@ def source_checkpoint(card: DeploymentCard) -> Path | None:
     return found
 
 
-def _metrics_record(path: Path) -> dict[str, Any]:
+def metrics_record(path: Path) -> dict[str, Any]:
     """The metrics record that speaks for the model in ``path`` ({} when none does)."""
     if is_artifact(path):
         source = source_checkpoint(read_card(path))

@@ -14,10 +14,6 @@ from seglab.engine import convergence
 from seglab.engine.metrics import degenerate as degenerate_reason
 from seglab.reporting.results import Flag, HistoryPoint, ModelResult
 
-# No longer the undertrained rule (seglab.engine.convergence is): kept while report.py's note on
-# the flags still quotes it.
-UNDERTRAINED_SHARE = 0.1
-
 # The parts of a set-up the report may call the same, each with the options it is made of.
 SETUP_PARTS: dict[str, tuple[str, ...]] = {
     "data": ("data",),

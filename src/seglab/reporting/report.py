@@ -17,7 +17,6 @@ from seglab.engine.metrics import DEGENERATE_SHARE
 from seglab.formatting import percent
 from seglab.reporting.budget import Budget
 from seglab.reporting.checks import (
-    UNDERTRAINED_SHARE,
     same_and_different,
     setup_differences,
     steps_done,
@@ -366,7 +365,8 @@ def _runs(c: Comparison) -> Table:
 FLAGS_NOTE = (
     f" Flags: degenerate, a model that predicts one class on at least {DEGENERATE_SHARE:.0%} of "
     "the pixels or does no better than predicting the commonest class everywhere; undertrained, "
-    f"a run stopped before {UNDERTRAINED_SHARE:.0%} of its planned steps. "
+    "a run whose validation curve was still rising steeply at its end, or that ran fewer steps "
+    "than its data's fingerprint needs (a run stopped by its time budget as intended is not). "
 )
 
 
