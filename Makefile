@@ -19,8 +19,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 # The founding study on the built-in synthetic data: U-Net VGG19 vs MobileNetV2, 200 steps of
-# training each (the same study on a slow or busy machine, only later), then runs/demo/report.html. The demo's folder is its own: each run replaces it
-# (seglab itself never replaces an earlier run or report).
+# training each (the same study on a slow or busy machine, only later), then
+# runs/demo/report.html. The demo's folder is its own: each run replaces it (seglab itself never
+# replaces an earlier run or report).
 demo: $(VENV)/.installed
 	rm -rf runs/demo
 	$(BIN)/seglab compare --encoders vgg19,mobilenet_v2 --weights none --out runs/demo
