@@ -9,6 +9,7 @@ import dataclasses
 from seglab.reporting.budget import NO_BUDGET, Budget
 from seglab.reporting.plots import frontier_figure
 from seglab.reporting.report import (
+    SINGLE_SEED_CAUTION,
     Cell,
     difference_lines,
     headline,
@@ -182,11 +183,12 @@ def test_a_single_seed_says_seed_noise_is_unmeasured_and_what_stands_in():
     assert estimated[4] == (
         "The 95% interval resamples the 40 images; with a single seed per model, seed noise is "
         "unmeasured: the noise estimated from the validation curves (0.60 mIoU points per run) "
-        "is added to the interval."
+        f"is added to the interval. {SINGLE_SEED_CAUTION}"
     )
+    assert "run compare --seeds 3" in SINGLE_SEED_CAUTION
     images_only = verdict_lines(equal_pair(seeds=1))
     assert images_only[4].endswith(
-        "seed noise is unmeasured: the interval covers image sampling only."
+        f"seed noise is unmeasured: the interval covers image sampling only. {SINGLE_SEED_CAUTION}"
     )
 
 

@@ -279,10 +279,12 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
 
 
 def open_train_data(config: TrainConfig, ctx: Dist, say: Callable[[str], None]) -> Data:
-    """The run's data, checked clean: the dataset's own split, or train+val re-split by fold."""
+    """The run's data, checked clean: the dataset's own split, or train+val re-split by fold.
+    The run's seed never changes its data (the synthetic scenes included): runs of several seeds
+    differ in their initialisation and random draws only, and are scored on the same images."""
     fold = parse_fold(config.fold) if config.fold else None
     progress = config.progress and ctx.is_main
-    data = open_data(config.data, seed=config.seed, progress=progress, fold=fold)
+    data = open_data(config.data, progress=progress, fold=fold)
     return data.require_clean(config.data, say)
 
 

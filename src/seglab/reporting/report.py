@@ -156,8 +156,16 @@ def interval_basis(b: Bootstrap) -> str:
         )
     return (
         f"The {level}% interval resamples {units}; with a single seed per model, seed noise is "
-        f"unmeasured: {noise}."
+        f"unmeasured: {noise}. {SINGLE_SEED_CAUTION}"
     )
+
+
+# What seglab's own A/A calibration found (docs/benchmarks.md, "Verdict calibration").
+SINGLE_SEED_CAUTION = (
+    "Such estimates fall short of the spread between seeds: in seglab's calibration, one-seed "
+    "comparisons of identical set-ups were called different in 7 of 8 pairs; trust a one-seed "
+    '"more accurate" only for a large gap, and run compare --seeds 3 to measure it.'
+)
 
 
 def _gap(point: FormResult, best: FormResult) -> tuple[str, Bootstrap | None]:
