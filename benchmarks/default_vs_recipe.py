@@ -11,7 +11,8 @@ Cases (data in ../shared/datasets):
           256x256, class weights, a full-resolution skip, 2000 steps, validation every 100 epochs)
   camvid  CamVid's held-out-sequence split (configs/data/camvid_heldout_sequence.yaml); the hand
           recipe is configs/camvid_unet_mobilenet_v2.yaml
-Both runs of a case get the same --time-budget (the default run only that: it then trains until
+A finished run already in --out is reused (delete its folder to train it again). Both runs of a
+case get the same --time-budget (the default run only that: it then trains until
 the budget ends). Scores: best.pt's validation mIoU and the smallest class's IoU, as training
 recorded them (fp32, full resolution), with the steps run.
 """
@@ -29,8 +30,10 @@ from pathlib import Path
 from seglab.engine.machine import machine_description
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-HAND = {
+HAND = {  # exactly these options and the plain defaults: --auto none
     "isbi": [
+        "--auto",
+        "none",
         "--crop-size",
         "256x256",
         "--iterations",
@@ -42,7 +45,7 @@ HAND = {
         "--full-res-skip",
         "16",
     ],
-    "camvid": ["--config", "configs/camvid_unet_mobilenet_v2.yaml"],
+    "camvid": ["--config", "configs/camvid_unet_mobilenet_v2.yaml"],  # a file: exactly it
 }
 DATA = {
     "isbi": str(SHARED / "isbi2012-membrane"),
@@ -55,9 +58,12 @@ def run(case: str, name: str, flags: list[str], budget: str, out: Path) -> dict:
     command = [sys.executable, "-m", "seglab", "train", "--data", DATA[case], *flags]
     command += ["--time-budget", budget, "--no-progress", "--out", str(folder)]
     print("$", shlex.join(command), flush=True)
-    began = time.perf_counter()
-    subprocess.run(command, check=True)
-    seconds = time.perf_counter() - began
+    if (folder / "metrics.json").is_file():  # finished before: reused (delete it to rerun)
+        seconds = float((folder / "metrics.csv").read_text().splitlines()[-1].split(",")[-1])
+    else:
+        began = time.perf_counter()
+        subprocess.run(command, check=True)
+        seconds = time.perf_counter() - began
     metrics = json.loads((folder / "metrics.json").read_text())
     rows = (folder / "metrics.csv").read_text().splitlines()[1:]
     validations, last = len(rows), rows[-1].split(",")

@@ -51,6 +51,7 @@ def option(
     group: str = "",
     duration: bool = False,
     check: Any = None,
+    metavar: str | None = None,
 ) -> Any:
     """A configuration field with its help text and the values it allows."""
     return field(
@@ -64,6 +65,7 @@ def option(
             "group": group,
             "duration": duration,  # seconds, also written as 90s, 60m, 1.5h
             "check": check,  # a function (value, where) raising SeglabError
+            "metavar": metavar,  # the flag's placeholder, where its type does not say it
         },
     )
 
@@ -216,6 +218,7 @@ class TrainConfig:
         "(I/K, e.g. 2/5; group-aware when the dataset declares groups, the same folds for "
         "every seed); none: the dataset's own split",
         check=lambda value, where: parse_fold(value, where),
+        metavar="I/K",
     )
     out: str | None = option(
         None, "run folder (default: runs/ENCODER, numbered runs/ENCODER-2, -3, ... if taken)"
@@ -526,6 +529,8 @@ def _metavar(hint: Any, meta: Any) -> str | None:
         return None
     if meta.get("choices"):
         return "{" + ",".join(meta["choices"]) + "}"
+    if meta.get("metavar"):
+        return meta["metavar"]
     if meta.get("duration"):
         return "DURATION"
     names = {
