@@ -342,8 +342,7 @@ def _check_allowed(value: Any, meta: Any, where: str) -> None:
         meta["check"](value, where)
     choices = meta.get("choices")
     if choices and value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = did_you_mean(str(value), choices)
         raise SeglabError(f"{where}: {value!r} is not one of {', '.join(choices)}{hint}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if meta.get("minimum") is not None and value < meta["minimum"]:
@@ -420,17 +419,21 @@ def parse_duration(value: Any, where: str = "duration") -> float:
     return seconds
 
 
+def did_you_mean(value: str, choices: tuple[str, ...]) -> str:
+    """' (did you mean X?)' for the closest of ``choices``, or '' when none is close."""
+    close = difflib.get_close_matches(value, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def parse_loss(spec: str, where: str = "loss") -> list[tuple[str, float]]:
     """``"ce"``, ``"ce+dice"`` (weights 1) or ``"ce:1,dice:0.5"`` as (name, weight) terms."""
     terms = []
     for part in spec.replace("+", ",").split(","):
         name, _, factor = part.strip().partition(":")
         if name not in LOSS_NAMES:
-            close = difflib.get_close_matches(name, LOSS_NAMES, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
             raise SeglabError(
                 f"{where}: unknown loss {name!r} in {spec!r}; choose from "
-                f"{', '.join(LOSS_NAMES)}{hint}"
+                f"{', '.join(LOSS_NAMES)}{did_you_mean(name, LOSS_NAMES)}"
             )
         weight = _number(factor, f"{where}: weight of {name}") if factor else 1.0
         if weight <= 0:
@@ -456,11 +459,9 @@ def parse_names(value: Any, where: str = "names") -> tuple[str, ...]:
 def check_auto(names: tuple[str, ...], where: str) -> None:
     for name in names:
         if name not in RECIPE_OPTIONS:
-            close = difflib.get_close_matches(name, RECIPE_OPTIONS, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
             raise SeglabError(
                 f"{where}: {name!r} is not chosen by the fingerprint; choose from "
-                f"{', '.join(RECIPE_OPTIONS)}{hint}"
+                f"{', '.join(RECIPE_OPTIONS)}{did_you_mean(name, RECIPE_OPTIONS)}"
             )
 
 

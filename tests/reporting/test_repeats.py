@@ -93,3 +93,11 @@ def test_compare_gathers_seed_and_fold_runs_made_apart(seed_fold_runs, tmp_path,
     assert difference.seed_noise is None  # measured by the seeds, not estimated
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "seed1-fold2" in report  # every individual run is listed
+
+
+def test_options_the_fingerprint_chose_per_fold_do_not_split_a_model():
+    chosen = ("val_interval", "class_weights")
+    fold1 = TrainConfig(fold="1/2", val_interval=3, class_weights="none", auto=chosen)
+    fold2 = TrainConfig(fold="2/2", val_interval=4, class_weights="median_frequency", auto=chosen)
+    given = TrainConfig(fold="1/2", val_interval=3, class_weights="none")
+    assert setup_key(fold1) == setup_key(fold2) != setup_key(given)

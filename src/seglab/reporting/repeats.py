@@ -82,9 +82,13 @@ def plan_runs(
 
 
 def setup_key(config: TrainConfig) -> tuple:
-    """What makes two runs the same model: every recorded option but REPEAT_OPTIONS."""
+    """What makes two runs the same model: every recorded option but REPEAT_OPTIONS, and but
+    those the fingerprint chose (each fold's own data may choose a little differently): for
+    those, that they were chosen (the same command) is what counts."""
     options = config.to_dict()
-    return tuple((k, repr(v)) for k, v in sorted(options.items()) if k not in REPEAT_OPTIONS)
+    chosen = set(config.auto)
+    kept = ((k, repr(v)) for k, v in sorted(options.items()) if k not in REPEAT_OPTIONS)
+    return (*(item for item in kept if item[0] not in chosen), ("auto", tuple(sorted(chosen))))
 
 
 def group_runs(
