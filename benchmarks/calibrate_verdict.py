@@ -6,10 +6,10 @@ excludes zero and the difference is larger than the margin (0.01, one mIoU point
 Runs of one configuration that differ only in their seed are trained on a small synthetic dataset
 (MobileNetV2, random init, CPU), each scored per image on the same validation images, then:
 
-- A/A, one seed a side: runs seed 2k against 2k+1, judged with the curve-noise estimate (what
-  compare does when each model ran once) and with the image-only bootstrap (seed_noise=None,
-  what compare did before); beside it the observed sd of the runs' mIoU and the mean curve-noise
-  estimate;
+- A/A, one seed a side: runs seed 2k against 2k+1, judged with the assumed seed noise (what
+  compare does when each model ran once: the curve's noise, never below the calibrated floor,
+  statistics.SEED_SD_FLOOR) and with the image-only bootstrap (seed_noise=None); beside it the
+  observed sd of the runs' mIoU, the mean curve-noise estimate and the runs flagged undertrained;
 - A/A, three seeds a side: disjoint 3-vs-3 splits of the same runs (the seeds are measured);
 - A/B: a configuration with ``--ab-factor`` times fewer steps (B) against the full one (A).
 
@@ -17,7 +17,10 @@ The target: "different" in at most 5% of the A/A pairs, and the A/B gap detected
 sign. Runs already in ``--work`` are reused, so an interrupted calibration continues.
 
     .venv/bin/python benchmarks/calibrate_verdict.py [--pairs 9] [--ab-pairs 6] [--steps 160]
-        [--work /tmp/seglab-calibrate] [--json /tmp/seglab-calibrate/results.json]
+        [--first-seed 2] [--work /tmp/seglab-calibrate] [--json /tmp/seglab-calibrate/results.json]
+
+The floor was measured with --first-seed 2; check it on seeds it was not fitted on (e.g.
+--first-seed 100).
 """
 
 from __future__ import annotations
@@ -45,8 +48,6 @@ from seglab.reporting.results import read_history
 from seglab.reporting.statistics import bootstrap_miou_difference, equivalent
 
 DATA_YAML = "layout: synthetic\nsize: [64, 80]\ntrain: 64\nval: 32\n"
-# Seeds from 2 on, as the published figures were taken (the run's seed never changes its data).
-FIRST_SEED = 2
 
 
 def train_run(work: Path, data: Path, label: str, seed: int, steps: int, val_interval: int):
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--val-interval", type=int, default=2, help="epochs between validations")
     parser.add_argument("--splits", type=int, default=40, help="random 3-vs-3 A/A splits")
     parser.add_argument("--margin", type=float, default=0.01)
+    parser.add_argument("--first-seed", type=int, default=2, help="the first run's seed")
     parser.add_argument("--work", type=Path, default=Path("/tmp/seglab-calibrate"))
     parser.add_argument("--json", type=Path, default=None, help="default: WORK/results.json")
     args = parser.parse_args()
@@ -155,7 +157,7 @@ def main() -> None:
 
     runs = {}  # (label, seed) -> record
     evaluations = {}
-    seeds_a = list(range(FIRST_SEED, FIRST_SEED + 2 * args.pairs))
+    seeds_a = list(range(args.first_seed, args.first_seed + 2 * args.pairs))
     # B replaces the second run of the first A/B pairs: B seed 2k+1 against A seed 2k.
     seeds_b = seeds_a[1 : 2 * args.ab_pairs : 2]
     plan = [("A", s, args.steps) for s in seeds_a]
@@ -166,6 +168,7 @@ def main() -> None:
         run = evaluation.runs[0]
         record.update(label=label, seed=seed, steps=steps, miou=run.miou)
         record["curve_noise"] = run.curve_noise
+        record["undertrained"] = run.undertrained
         runs[label, seed], evaluations[label, seed] = record, evaluation
         print(
             f"[{time.perf_counter() - start:6.0f}s] {k}/{len(plan)} {label} seed {seed}: "
@@ -219,12 +222,13 @@ def main() -> None:
         "b_miou_mean": statistics.mean(b_mious) if b_mious else None,
         "b_miou_sd": statistics.stdev(b_mious) if len(b_mious) > 1 else None,
         "degenerate_runs": [f"{k[0]}{k[1]}" for k, r in runs.items() if r["degenerate"]],
+        "undertrained_runs": [f"{k[0]}{k[1]}" for k, r in runs.items() if r["undertrained"]],
     }
     wall = time.perf_counter() - start
 
     print()
     print(f"A: mobilenet_v2, {args.steps} steps, batch 8; B: {args.steps // args.ab_factor} steps")
-    print(f"{'experiment':<36} {'pairs':>5}  {'compare (curve noise)':>22}  {'image-only':>12}")
+    print(f"{'experiment':<36} {'pairs':>5}  {'compare (assumed noise)':>22}  {'image-only':>12}")
     lines = [
         ("A/A, 1 seed a side", aa_single, 0),
         ("A/A, 3 v 3, independent splits", aa_three["independent"], 0),
@@ -250,7 +254,10 @@ def main() -> None:
             f"B runs' mIoU: mean {spread['b_miou_mean']:.4f}, sd {spread['b_miou_sd'] or 0:.4f}"
             f" over {len(b_mious)} runs"
         )
-    print(f"degenerate runs: {spread['degenerate_runs'] or 'none'}; wall time {wall:.0f} s")
+    print(
+        f"degenerate runs: {spread['degenerate_runs'] or 'none'}; undertrained: "
+        f"{len(spread['undertrained_runs'])} of {len(runs)}; wall time {wall:.0f} s"
+    )
 
     flags = set()
     for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -540,6 +540,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from seglab.reporting.budget import Budget
     from seglab.reporting.compare import compare, with_demo_schedule
     from seglab.reporting.report import difference_lines, summary_table, verdict_lines
+    from seglab.reporting.verdict import margin_fraction
 
     overrides = with_demo_schedule(
         training_overrides(args, skip=("encoder",)), args.config, args.runs
@@ -558,7 +559,7 @@ def run_compare(args: argparse.Namespace) -> int:
         export=args.export,
         seeds=args.seeds,
         folds=args.folds,
-        margin=check_margin(args.margin) / 100,
+        margin=margin_fraction(args.margin),
     )
     print(format_table(*summary_table(comparison)))
     for line in difference_lines(comparison):
@@ -568,12 +569,6 @@ def run_compare(args: argparse.Namespace) -> int:
     for line in verdict_lines(comparison):
         print(f"  {line}")
     return 0
-
-
-def check_margin(points: float) -> float:
-    if not 0 <= points < 100:
-        raise SeglabError(f"compare: --margin {points:g} must be from 0 to 100 mIoU points")
-    return points
 
 
 def run_predict(args: argparse.Namespace) -> int:

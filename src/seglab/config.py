@@ -114,8 +114,10 @@ class TrainConfig:
     )
     weights: str = option(
         "auto",
-        "encoder weights: imagenet (required), none (random init), a state-dict file, or auto "
-        "(imagenet when obtainable, otherwise random init with a notice)",
+        "starting weights: imagenet (required), none (random init), auto (imagenet when "
+        "obtainable, otherwise random init with a notice), an encoder state-dict file, or a "
+        "seglab run folder or checkpoint to fine-tune (its encoder and decoder; the classifier "
+        "starts afresh when the number of classes differs)",
     )
     full_res_skip: int = option(
         0,
@@ -127,7 +129,9 @@ class TrainConfig:
     input_norm: str = option(
         "dataset",
         "how images are normalised before the encoder: dataset (the encoder weights' fixed mean "
-        "and std) or image (each image by its own per-channel mean and std, so a brighter "
+        "and std for 8-bit RGB and grey images; for other images (other numbers of bands, 16-bit, "
+        "float) the training split's per-band mean and std) or image (each image by its own "
+        "per-channel mean and std, so a brighter "
         "street, another hour or another camera's exposure looks the same to the model; where "
         "inference tiles an image (--window, fixed-size exports), each tile by its own)",
         choices=INPUT_NORMS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 
@@ -62,4 +63,43 @@ def make_camvid(root: Path, counts=None, size=(48, 36)) -> Path:
         for i in range(count):
             write_image(root / split / f"f{i:03d}.png", size, seed=i)
             write_mask(root / f"{split}annot" / f"f{i:03d}.png", class_mask(size, 12, i))
+    return root
+
+
+def band_scene(
+    seed: int, bands: int = 5, size=(32, 32), num_classes: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 16-bit multispectral scene (bands x H x W uint16, 12-bit values as many sensors give)
+    and its mask: classes in 8x8 blocks, class c brightening one band of its own (the last bands
+    for several bands, the only one for one), so the bands alone tell the classes apart."""
+    height, width = size
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, num_classes, (height // 8, width // 8))
+    mask = np.kron(blocks, np.ones((8, 8), dtype=np.int64))
+    image = rng.normal(800, 60, (bands, height, width))
+    for c in range(num_classes):
+        image[(bands - num_classes + c) % bands][mask == c] += 1200 * (1 if bands > 1 else c)
+    return np.clip(image, 0, 4095).astype(np.uint16), mask
+
+
+def make_band_pairs(
+    root: Path, counts=None, bands: int = 5, num_classes: int = 3, suffix: str = ".tif"
+) -> Path:
+    """images/ + masks/ with train/ and val/ (8 and 4 by default): 16-bit scenes of ``bands``
+    bands (see band_scene) as TIFFs with the bands as samples of a pixel (or, with ``suffix``
+    .png, single-band 16-bit PNGs), and 8-bit index masks."""
+    for split, count in (counts or {"train": 8, "val": 4}).items():
+        for i in range(count):
+            image, mask = band_scene(
+                i + (100 if split == "val" else 0), bands, num_classes=num_classes
+            )
+            path = root / "images" / split / f"scene{i:03d}{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if suffix == ".png":
+                Image.fromarray(image[0]).save(path)
+            else:
+                tifffile.imwrite(
+                    path, image.transpose(1, 2, 0), photometric="minisblack", planarconfig="contig"
+                )
+            write_mask(root / "masks" / split / f"scene{i:03d}.png", mask)
     return root

@@ -3,11 +3,20 @@ refuses to start on them."""
 
 import numpy as np
 import pytest
+import tifffile
 
 from seglab.cli import main
 from seglab.data import scan
 from seglab.data.dataset import open_data
-from tests.data.helpers import class_mask, make_camvid, make_pairs, write_image, write_mask
+from tests.data.helpers import (
+    band_scene,
+    class_mask,
+    make_band_pairs,
+    make_camvid,
+    make_pairs,
+    write_image,
+    write_mask,
+)
 
 
 def check(capsys, root) -> tuple[int, str]:
@@ -177,3 +186,49 @@ def test_data_show_writes_overlays(tmp_path, capsys, count):
 
     with Image.open(written[0]) as im:
         assert im.width == 2 * 48 + 8 and im.height > 36  # image, overlay and a legend below
+
+
+def band_line(out: str, split: str) -> tuple[list[float], list[float]]:
+    """The split's "band mean ...; std ..." numbers from the data check's output."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{split}: "))
+    line = next(line for line in lines[start:] if line.startswith("  band mean "))
+    mean, std = line.removeprefix("  band mean ").split("; std ")
+    return [float(v) for v in mean.split(", ")], [float(v) for v in std.split(", ")]
+
+
+def test_the_check_reports_bands_bit_depth_and_each_bands_statistics(tmp_path, capsys):
+    make_band_pairs(tmp_path)
+    code, out = check(capsys, tmp_path)
+    assert code == 0 and "3 classes, 5-channel images" in out
+    assert "images: 5 bands, 16-bit" in out.splitlines()
+    train = np.stack([band_scene(i)[0] for i in range(8)]).astype(np.float64) / 65535
+    mean, std = band_line(out, "train")
+    assert mean == pytest.approx(train.mean(axis=(0, 2, 3)), rel=1e-3)
+    assert std == pytest.approx(train.std(axis=(0, 2, 3)), rel=1e-3)
+
+
+def test_an_image_with_another_number_of_bands_is_a_problem_naming_it(tmp_path, capsys):
+    make_band_pairs(tmp_path / "data")
+    odd = tmp_path / "data" / "images" / "train" / "scene003.tif"
+    four = band_scene(3, bands=4)[0].transpose(1, 2, 0)
+    tifffile.imwrite(odd, four, photometric="minisblack", planarconfig="contig")
+    code, out = check(capsys, tmp_path / "data")
+    assert code == 1
+    assert problem_lines(out) == [
+        f"{odd}: a 4-band image in a dataset of 5-band images (every image needs the same bands)"
+    ]
+    argv = ["train", "--data", str(tmp_path / "data"), "--weights", "none", "--epochs", "1"]
+    assert main([*argv, "--workers", "0", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert f"{odd}: a 4-band image" in captured.out and "1 problem(s)" in captured.err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_grey_and_colour_images_mix_and_the_bit_depths_are_counted(tmp_path, capsys):
+    make_pairs(tmp_path, {"train": 3, "val": 2})
+    write_image(tmp_path / "images" / "train" / "img001.png", mode="L", seed=1)
+    write_image(tmp_path / "images" / "val" / "img000.png", mode="I;16")
+    code, out = check(capsys, tmp_path)
+    assert code == 0 and "3-channel images" in out
+    assert "images: 3 bands, 8-bit (4), 16-bit (1)" in out.splitlines()

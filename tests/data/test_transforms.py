@@ -94,3 +94,20 @@ def test_class_aware_crops_pad_smaller_images_with_the_ignore_index():
     out_image, out_mask = augment(image, mask)
     assert out_mask.shape == (16, 16) and (out_mask == IGNORE).sum() == 256 - 120
     assert (out_mask == 2).sum() == 1 and (out_image[:, out_mask == IGNORE] == 0).all()
+
+
+def test_colour_jitter_takes_any_number_of_bands():
+    image = torch.rand(5, 16, 16) * 0.05  # 12-bit values read from a 16-bit file
+    mask = torch.zeros(16, 16, dtype=torch.int64)
+    torch.manual_seed(0)
+    augment = train_transform(None, scale=(1.0, 1.0), hflip=False, color_jitter=0.5)
+    out, out_mask = augment(image, mask)
+    assert out.shape == (5, 16, 16) and out.dtype == torch.float32 and torch.equal(out_mask, mask)
+    assert not torch.allclose(out, image)
+    # one brightness for every band, contrast about each band's own mean: the band means all
+    # change by the same factor, and no value is clipped to an 8-bit range
+    ratio = out.mean(dim=(1, 2)) / image.mean(dim=(1, 2))
+    assert torch.allclose(ratio, ratio[0].expand(5), rtol=1e-4)
+    eight_bit = torch.randint(0, 256, (4, 16, 16), dtype=torch.uint8)
+    out, _ = augment(eight_bit, mask)
+    assert out.shape == (4, 16, 16) and out.min() >= 0 and out.max() <= 1

@@ -128,9 +128,10 @@ def test_the_executorch_backend_runs_the_lowered_file(exported, tiny_runs, tmp_p
 
 def test_executorch_runs_after_a_channels_last_backend(tiny_runs):
     """The PyTorch backends set the shared module to channels_last, which ExecuTorch's lowering
-    rejected: every backend of one benchmark must run, in any order."""
+    rejected: every backend of one benchmark must run, in any order. (The VGG19 run: its graph
+    lowers in a third of the MobileNetV2 one's time, and was rejected all the same.)"""
     result = benchmark_model(
-        tiny_runs["mobilenet_v2"] / "best.pt",
+        tiny_runs["vgg19"] / "best.pt",
         backends=("bf16", "executorch"),
         size=(64, 80),
         repeats=2,

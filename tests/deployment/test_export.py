@@ -24,7 +24,7 @@ from seglab.deployment.export import card_files, export_artifact
 from seglab.deployment.formats import FORMATS
 from seglab.deployment.formats.executorch_xnnpack import ExecuTorchSegmenter
 from seglab.deployment.predict import predict
-from seglab.engine.checkpoint import load_model
+from seglab.engine.checkpoint import Checkpoint, load_model
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError
 from tests.deployment.helpers import write_inputs
@@ -41,6 +41,10 @@ def test_each_format_carries_its_card_in_the_file_and_beside_it(exported, tiny_r
     assert card.normalisation["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert card.input == InputPolicy((64, 80), fixed=format == "executorch")
     assert card.source["sha256"] == file_sha256(checkpoint)
+    # the checkpoint's verdicts go with the file: this 3-step model is undertrained
+    record = Checkpoint.load(checkpoint).metrics
+    assert card.source["undertrained"] == record["undertrained"] and record["undertrained"]
+    assert card.source["degenerate"] == record["degenerate"]
     assert card.content_sha256 == content_sha256(path)
     assert card.tolerances == FORMATS[format].implementation().TOLERANCES and card.failures == []
     measured = card.measured

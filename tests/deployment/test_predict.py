@@ -219,11 +219,11 @@ def test_the_command_line_prints_the_warning_as_one_line(tiny_runs, tmp_path, ca
     ]
 
 
-def test_an_exported_model_speaks_through_its_source_checkpoint_while_it_is_unchanged(
+def test_an_exported_model_speaks_through_its_source_checkpoint_or_its_cards_copy(
     exported, tiny_runs, tmp_path
 ):
-    """The card records no verdict of its own: the checkpoint it came from gives it, when that
-    file is still where the card says, with the same sha256."""
+    """The checkpoint an exported file came from gives its verdicts while that file is still
+    where the card says, with the same sha256; away from it, the copy the card made at export."""
     useless = with_record(
         tiny_runs["mobilenet_v2"] / "best.pt",
         tmp_path / "u.pt",
@@ -243,3 +243,13 @@ def test_an_exported_model_speaks_through_its_source_checkpoint_while_it_is_unch
     ]
     with_record(useless, useless, degenerate=None)  # changed since the export: it says nothing
     assert seglab_warnings(artifact, inputs, tmp_path / "b") == []
+    # away from its checkpoint, the verdicts the card copied at export speak for the file
+    copied = {**source, "sha256": "0" * 64, "degenerate": STUCK, "undertrained": RISING}
+    write_card(artifact, dataclasses.replace(read_card(artifact), source=copied))
+    assert seglab_warnings(artifact, inputs, tmp_path / "c") == [
+        f"{artifact} is a useless model: on its validation images it {STUCK}; its predictions "
+        "say nothing. Train longer (a larger --time-budget or --iterations) or check the labels "
+        "(seglab data check)",
+        f"{artifact} is undertrained: {RISING}",
+    ]
+    assert f"- **a useless model**: {STUCK}" in read_card(artifact).to_markdown("m")

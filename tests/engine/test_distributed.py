@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 
+import torch
+
+from seglab.cli import main
 from seglab.engine.checkpoint import Checkpoint
 from tests.engine.conftest import train_args
 
@@ -21,14 +24,13 @@ def run(command: list[str]) -> str:
 
 def test_two_processes_match_one_process(tiny_data, tmp_path):
     common = ("--iterations", "3", "--epochs", "1", "--batch-size", "2")
-    run(
-        [
-            sys.executable,
-            "-m",
-            "seglab",
-            *train_args(tiny_data, tmp_path / "single", *common, "--accumulate", "2"),
-        ]
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the one process is this one, on one thread as each rank is
+    try:
+        single = train_args(tiny_data, tmp_path / "single", *common, "--accumulate", "2")
+        assert main(single) == 0
+    finally:
+        torch.set_num_threads(threads)
     log = run(
         [
             sys.executable,

@@ -100,3 +100,17 @@ def test_per_image_normalisation_makes_the_model_blind_to_exposure():
 def test_an_encoder_with_a_full_resolution_tap_refuses_a_second_one():
     with pytest.raises(SeglabError, match="vgg19 already gives the decoder a full-resolution"):
         build_model("vgg19", 5, encoder_weights=None, full_res_skip=8)
+
+
+def test_a_models_normalisation_can_be_a_datasets_own_per_band_statistics():
+    mean, std = [0.01, 0.02, 0.03, 0.04, 0.05], [0.1, 0.2, 0.3, 0.4, 0.5]
+    model = build_model(
+        "mobilenet_v2", 2, in_channels=5, encoder_weights=None, input_stats=(mean, std)
+    )
+    assert model.mean.flatten().tolist() == pytest.approx(mean)
+    assert model.state_dict()["std"].flatten().tolist() == pytest.approx(std)  # saved with it
+    images = torch.rand(1, 5, 8, 8)
+    expected = (images - torch.tensor(mean).view(1, 5, 1, 1)) / torch.tensor(std).view(1, 5, 1, 1)
+    assert torch.allclose(model.normalise(images), expected)
+    with pytest.raises(SeglabError, match=r"needs 5 means and stds .* got 3 and 3"):
+        model.set_normalisation([0.5] * 3, [0.2] * 3)

@@ -72,9 +72,13 @@ def seed_fold_runs(tmp_path_factory) -> list[Path]:
 
 
 def test_compare_gathers_seed_and_fold_runs_made_apart(seed_fold_runs, tmp_path, monkeypatch):
+    # The repeats are what is tested: the PyTorch form alone, timed twice, and its memory taken
+    # as given, not measured in a fresh process (tests/reporting/test_compare.py measures it).
     monkeypatch.setattr(seglab.reporting.forms, "FORMS", (seglab.reporting.forms.PYTORCH,))
+    monkeypatch.setattr(seglab.reporting.forms, "peak_inference_memory", lambda *a, **k: (2, 1))
     shuffled = [seed_fold_runs[k] for k in (5, 0, 3, 6, 1, 4, 7, 2)]
-    comparison = compare(BASE, runs=shuffled, out=tmp_path / "cmp", report=lambda line: None)
+    out = tmp_path / "cmp"
+    comparison = compare(BASE, runs=shuffled, out=out, report=lambda line: None, repeats=2)
     assert comparison.folds == 2
     assert comparison.images == 18  # every train+val image, scored by the fold that held it out
     assert [m.name for m in comparison.models] == ["lr0.01", "lr0.001"]  # as first given
@@ -91,7 +95,7 @@ def test_compare_gathers_seed_and_fold_runs_made_apart(seed_fold_runs, tmp_path,
     difference = comparison.models[1].versus_first
     assert difference.runs == (2, 2) and difference.images == 18
     assert difference.seed_noise is None  # measured by the seeds, not estimated
-    report = (tmp_path / "cmp" / "report.md").read_text()
+    report = (out / "report.md").read_text()
     assert "seed1-fold2" in report  # every individual run is listed
 
 

@@ -146,7 +146,8 @@ def test_equals_are_called_indistinguishable_and_the_faster_is_chosen():
         "3 seeds; mobilenet_v2 as onnx-int8 is 5.0x faster: choose it."
     )
     assert (
-        "The 95% interval resamples the 40 images and each model's runs (3 and 3 seeds)." in lines
+        "The 95% interval resamples the 40 images and draws each model's seed noise from its "
+        "runs (3 and 3 seeds)." in lines
     )
     assert headline(c) == [lines[2]]
     forms_table = next(t for t in tables(c) if t.title == "Every model in every form")
@@ -170,7 +171,7 @@ def test_a_real_gap_says_which_is_more_accurate_and_what_was_resampled():
     )
     assert lines[3] == (
         "The 95% interval resamples the 3 groups of the 240 images (a group's images drawn "
-        "together) and each model's runs (3 and 3 seeds)."
+        "together) and draws each model's seed noise from its runs (3 and 3 seeds)."
     )
 
 
@@ -182,14 +183,12 @@ def test_a_single_seed_says_seed_noise_is_unmeasured_and_what_stands_in():
     assert estimated[3].startswith("As onnx-int8 it runs 2.5x faster")
     assert estimated[4] == (
         "The 95% interval resamples the 40 images; with a single seed per model, seed noise is "
-        "unmeasured: the noise estimated from the validation curves (0.60 mIoU points per run) "
-        f"is added to the interval. {SINGLE_SEED_CAUTION}"
+        f"unmeasured: 0.6 mIoU points per run are assumed. {SINGLE_SEED_CAUTION}"
     )
+    assert "seglab's calibration measured (6.5 points" in SINGLE_SEED_CAUTION
     assert "run compare --seeds 3" in SINGLE_SEED_CAUTION
     images_only = verdict_lines(equal_pair(seeds=1))
-    assert images_only[4].endswith(
-        f"seed noise is unmeasured: the interval covers image sampling only. {SINGLE_SEED_CAUTION}"
-    )
+    assert images_only[4].endswith(f"seed noise is unmeasured and left out. {SINGLE_SEED_CAUTION}")
 
 
 def test_several_seeds_show_mean_and_spread_and_every_run(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from seglab.data.files import Pair
-from seglab.data.io import unpack_rgb
+from seglab.data.io import bit_depth, fits, unpack_rgb
 from seglab.data.masks import IGNORE, INVALID
 from seglab.data.scan import Record
 from seglab.data.source import DatasetSource
@@ -29,6 +29,10 @@ class SplitSummary:
     pixels_of_images_with_class: np.ndarray  # total pixels of those images (median frequency)
     groups: Counter = field(default_factory=Counter)  # group -> images, when groups are given
     image_class_pixels: list[np.ndarray] = field(default_factory=list)  # per pair, per class
+    bit_depths: Counter = field(default_factory=Counter)  # "8-bit", "16-bit", ... -> images
+    band_sum: np.ndarray | None = None  # per band, over the images with the dataset's bands
+    band_squares: np.ndarray | None = None
+    band_pixels: int = 0  # pixels per band summed in band_sum
 
     @property
     def class_pixels(self) -> np.ndarray:
@@ -36,6 +40,30 @@ class SplitSummary:
         if not self.image_class_pixels:
             return np.zeros_like(self.pixels_of_images_with_class)
         return np.sum(self.image_class_pixels, axis=0)
+
+    def band_statistics(self) -> tuple[list[float], list[float]] | None:
+        """Each band's mean and std over the split's pixels (None without readable images): a
+        model of images of other than 3 bands normalises its input by the training split's."""
+        if not self.band_pixels or self.band_sum is None or self.band_squares is None:
+            return None
+        mean = self.band_sum / self.band_pixels
+        variance = np.maximum(self.band_squares / self.band_pixels - mean**2, 0.0)
+        # a constant band (std 0) would divide by zero: it carries no information anyway
+        std = np.where(variance > 0, np.sqrt(variance), 1.0)
+        return [float(m) for m in mean], [float(s) for s in std]
+
+    def add_bands(self, record: Record, channels: int) -> None:
+        """Counts the image's bit depth and adds its per-band sums (a grey image in a colour
+        dataset as the three equal bands it is read as)."""
+        self.bit_depths[bit_depth(record["dtype"])] += 1
+        repeat = 3 if (record["bands"], channels) == (1, 3) else 1
+        sums = np.repeat(np.asarray(record["band_sum"], np.float64), repeat)
+        squares = np.repeat(np.asarray(record["band_squares"], np.float64), repeat)
+        if len(sums) != channels:
+            return  # a band count the data check reports as a problem
+        self.band_sum = sums if self.band_sum is None else self.band_sum + sums
+        self.band_squares = squares if self.band_squares is None else self.band_squares + squares
+        self.band_pixels += record["size"][0] * record["size"][1]
 
 
 @dataclass
@@ -117,6 +145,12 @@ def _pair_problems(
     if problems:
         return problems
     summary.image_sizes[_height_width(irec["size"])] += 1
+    summary.add_bands(irec, source.info.in_channels)
+    if not fits(irec["bands"], source.info.in_channels):
+        problems.append(
+            f"{image}: a {irec['bands']}-band image in a dataset of {source.info.in_channels}-band "
+            "images (every image needs the same bands)"
+        )
     if irec["size"] != mrec["size"]:
         problems.append(
             f"{mask}: mask is {_hw(mrec['size'])} but its image {image.name} is {_hw(irec['size'])}"
@@ -177,6 +211,7 @@ def format_report(report: CheckReport) -> str:
         f"dataset {report.source.root} (layout {report.source.layout}, "
         f"{info.num_classes} classes, {info.in_channels}-channel images)"
     ]
+    lines += _bands_lines(report)
     for split, s in report.splits.items():
         sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in s.image_sizes.most_common(3))
         more = f" and {len(s.image_sizes) - 3} more" if len(s.image_sizes) > 3 else ""
@@ -189,6 +224,7 @@ def format_report(report: CheckReport) -> str:
             shares = [f"{name} {100 * n / total:.2f}%" for name, n in zip(info.classes, pixels)]
             shares.append(f"ignored {100 * s.ignored_pixels / total:.2f}%")
             lines.append("  pixels: " + ", ".join(shares))
+        lines += _statistics_lines(s)
     lines += [f"warning: {w}" for w in report.warnings]
     if report.problems:
         lines.append(f"{len(report.problems)} problem(s):")
@@ -196,6 +232,30 @@ def format_report(report: CheckReport) -> str:
     else:
         lines.append("no problems found")
     return "\n".join(lines)
+
+
+def _bands_lines(report: CheckReport) -> list[str]:
+    """The images' bands and bit depth, e.g. "images: 5 bands, 16-bit"."""
+    depths: Counter = Counter()
+    for s in report.splits.values():
+        depths += s.bit_depths
+    if not depths:
+        return []
+    depth = ", ".join(
+        f"{name} ({n})" if len(depths) > 1 else name for name, n in depths.most_common()
+    )
+    bands = report.source.info.in_channels
+    return [f"images: {bands} band{'s' if bands > 1 else ''}, {depth}"]
+
+
+def _statistics_lines(summary: SplitSummary) -> list[str]:
+    """Each band's mean and std in the split, as the model takes the values (in [0, 1] for
+    integer files)."""
+    statistics = summary.band_statistics()
+    if statistics is None:
+        return []
+    mean, std = (", ".join(f"{v:.4g}" for v in values) for values in statistics)
+    return [f"  band mean {mean}; std {std}"]
 
 
 def _groups_line(groups: Counter) -> str:

@@ -132,6 +132,14 @@ class Data:
             )
         return self
 
+    def require_bands(self, in_channels: int, checkpoint: str, name: str) -> None:
+        """Raise unless a model of ``in_channels`` input bands can be scored on this data."""
+        if self.info.in_channels != in_channels:  # its images are read with its own bands
+            raise SeglabError(
+                f"{checkpoint} takes {in_channels}-band images, {name} has "
+                f"{self.info.in_channels}-band images"
+            )
+
     def require_classes(self, classes: list[str], checkpoint: str, name: str) -> None:
         """Raise unless a model trained on ``classes`` can be scored on this data."""
         if list(classes) != list(self.info.classes):
@@ -158,7 +166,24 @@ def open_data(
     report = check_source(source, records)
     if fold is not None:
         source, report = _fold_source(source, records, report, fold)
+    source = _with_input_statistics(source, report)
     return Data(source.info, lambda split, t: FolderDataset(source, split, t), report)
+
+
+def _with_input_statistics(source: DatasetSource, report: CheckReport) -> DatasetSource:
+    """``source`` whose info carries the training split's per-band mean and std where a model
+    should normalise its input by them: images of other than 1 or 3 bands, or not 8-bit.
+    ImageNet's mean and std (the encoder weights' own, kept for 8-bit RGB and grey, as seglab's
+    measured figures were made) describe photographs, not a near-infrared band or 12-bit values
+    in a 16-bit file (all under 0.0625 once read)."""
+    train = report.splits.get("train")
+    statistics = train.band_statistics() if train is not None else None
+    depths = {depth for s in report.splits.values() for depth in s.bit_depths}
+    if statistics is None or (source.info.in_channels in (1, 3) and depths <= {"8-bit"}):
+        return source
+    mean, std = statistics
+    info = replace(source.info, input_mean=tuple(mean), input_std=tuple(std))
+    return replace(source, info=info)
 
 
 def _complete(source: DatasetSource, split: str) -> list[Pair]:

@@ -1,38 +1,206 @@
-"""Decoding images and masks from disk with Pillow: PNG, JPEG, TIFF, BMP; 8 or 16 bit."""
+"""Decoding images and masks from disk. Images: TIFF with tifffile (any number of bands; 8, 16 or
+32 bits; integer or float), everything else (PNG, JPEG, BMP, and the TIFFs tifffile leaves to it)
+with Pillow.
+
+An image is C x H x W holding every band the file stores (alpha dropped): uint8 for 8-bit files,
+float32 for the rest. Integers are divided by their type's largest value (a 16-bit file's 0-65535
+becomes [0, 1] with no precision lost; 12-bit data in a 16-bit file stays in [0, 0.0625]), floats
+are taken as stored (NaN and infinities read as 0). Where the values sit within that range is the
+business of the per-band statistics the data check measures, not of the reader: a file reads the
+same in any dataset, so predict and serve read an image exactly as training did."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import tifffile
 import torch
 from PIL import Image
 
+from seglab.errors import SeglabError, first_line
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+TIFF_ALPHA = (1, 2)  # ExtraSamples values of associated and unassociated alpha
+# Axes (tifffile's names) that hold an image's bands: samples, channels, or a stack of pages
+BAND_AXES = "SCIQ"
+
+ImageSource = str | Path | BinaryIO
 
 
-def image_channels(mode: str) -> int:
-    return 1 if mode in GREY_MODES else 3
+def read_image(source: ImageSource, channels: int | None = None, name: str = "") -> torch.Tensor:
+    """C x H x W, uint8 for 8-bit files and float32 otherwise (see the module's docstring); with
+    ``channels``, fitted to them by :func:`fit_bands`. A SeglabError (a TIFF of no bands seglab
+    knows, bands that do not fit) names ``name``, by default the file."""
+    name = name or str(source)
+    try:
+        image = bands_tensor(decode_image(source))
+    except SeglabError as err:
+        raise SeglabError(f"{name}: {err}") from None
+    return image if channels is None else fit_bands(image, channels, name)
 
 
-def read_image(path: Path, channels: int) -> torch.Tensor:
-    """C x H x W: uint8 for 8-bit files, float32 in [0, 1] for 16-bit and float ones. Grey files
-    in a colour dataset are repeated to RGB; alpha is dropped."""
-    with Image.open(path) as im:
-        mode = im.mode
-        if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            array = np.asarray(im, dtype=np.float32)
-            array = array / (65535.0 if mode != "F" else max(float(array.max()), 1.0))
-            tensor = torch.from_numpy(np.clip(array, 0, 1))[None]
-        else:
-            im = im.convert("L" if mode in GREY_MODES else "RGB")
-            tensor = (
-                torch.from_numpy(np.array(im)).reshape(im.height, im.width, -1).permute(2, 0, 1)
-            )
-    if tensor.shape[0] != channels:
-        tensor = tensor.expand(channels, -1, -1).contiguous() if tensor.shape[0] == 1 else tensor
-    return tensor
+def image_tensor(im: Image.Image, channels: int) -> torch.Tensor:
+    """A Pillow image as :func:`read_image` gives a file of it."""
+    return fit_bands(bands_tensor(pillow_bands(im)), channels, "the image")
+
+
+def decode_image(source: ImageSource) -> np.ndarray:
+    """C x H x W in the file's own type (uint8, uint16, float32, ...): every band, alpha dropped."""
+    if is_tiff(source):
+        return _decode_tiff(source)
+    with Image.open(source) as im:
+        return pillow_bands(im)
+
+
+def is_tiff(source: ImageSource) -> bool:
+    """Whether the file (or stream) starts as a TIFF does, whatever its name says."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            return f.read(4) in TIFF_MAGIC
+    start = source.tell()
+    head = source.read(4)
+    source.seek(start)
+    return head in TIFF_MAGIC
+
+
+def tiff_size(source: ImageSource) -> tuple[int, int]:
+    """(width, height) of a TIFF's first image, from its header alone."""
+    with tifffile.TiffFile(source) as tif:
+        page = tif.pages[0]
+        return int(page.imagewidth), int(page.imagelength)
+
+
+def _decode_tiff(source: ImageSource) -> np.ndarray:
+    """tifffile first, since Pillow reads neither more than 4 samples nor 16-bit colour; Pillow
+    for what tifffile leaves to it (palette and bilevel images) or cannot decode without the
+    imagecodecs package (LZW and JPEG compression)."""
+    start = 0 if isinstance(source, (str, Path)) else source.tell()
+    try:
+        bands = _tiff_bands(source)
+    except SeglabError:
+        raise
+    except Exception as err:  # a codec tifffile lacks, or a damaged file: Pillow may still read it
+        return _pillow_instead(source, start, err)
+    return bands if bands is not None else _pillow_instead(source, start, None)
+
+
+def _pillow_instead(source: ImageSource, start: int, failure: Exception | None) -> np.ndarray:
+    """The TIFF as Pillow reads it; where Pillow cannot either, tifffile's reason (``failure``),
+    raised as a decoder failure, which every caller reports naming the file."""
+    if not isinstance(source, (str, Path)):
+        source.seek(start)
+    try:
+        with Image.open(source) as im:
+            return pillow_bands(im)
+    except Exception:
+        if failure is None:
+            raise
+        hint = "; pip install imagecodecs" if "imagecodecs" in str(failure) else ""
+        raise ValueError(f"{first_line(failure)}{hint}") from None
+
+
+def _tiff_bands(source: ImageSource) -> np.ndarray | None:
+    """C x H x W of a grey, RGB or multi-band TIFF (bands as samples of a pixel, as planes, or as
+    pages of one size); None for the photometric kinds Pillow converts (palette, bilevel, YCbCr,
+    CMYK, ...)."""
+    with tifffile.TiffFile(source) as tif:
+        page = tif.pages[0]
+        grey_or_rgb = (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
+        if page.photometric not in grey_or_rgb or page.bitspersample == 1:
+            return None
+        series = tif.series[0]
+        array, axes = series.asarray(), series.axes
+        extras = tuple(int(e) for e in page.extrasamples)
+        samples = page.samplesperpixel
+    return _bands_first(array, axes, extras, samples)
+
+
+def _bands_first(array: np.ndarray, axes: str, extras: tuple[int, ...], samples: int) -> np.ndarray:
+    """The TIFF's array as C x H x W, its alpha samples dropped."""
+    if axes == "YX":
+        return array[None]
+    others = axes.replace("Y", "").replace("X", "")
+    if array.ndim != 3 or len(others) != 1 or others not in BAND_AXES:
+        raise SeglabError(
+            f"a TIFF of axes {axes} (shape {'x'.join(map(str, array.shape))}): seglab reads "
+            "2-D images with bands (axes YX, YXS, SYX, CYX or a stack of pages QYX)"
+        )
+    array = np.moveaxis(array, axes.index(others), 0)
+    if others == "S" and any(e in TIFF_ALPHA for e in extras):
+        first_extra = samples - len(extras)
+        keep = [
+            i
+            for i in range(samples)
+            if i < first_extra or extras[i - first_extra] not in TIFF_ALPHA
+        ]
+        array = array[keep]
+    return array
+
+
+def pillow_bands(im: Image.Image) -> np.ndarray:
+    """C x H x W of a Pillow image: 16-bit grey as uint16, float as float32, the rest as 8-bit grey
+    or RGB (palette images in their colours, alpha dropped)."""
+    mode = im.mode
+    if mode in SIXTEEN_BIT_MODES:
+        array = np.asarray(im).astype(np.uint16)
+    elif mode == "I":  # how some Pillow versions hold a 16-bit PNG; 16 bits is what it had
+        array = np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+    elif mode == "F":
+        array = np.asarray(im, dtype=np.float32)
+    else:
+        array = np.asarray(im.convert("L" if mode in GREY_MODES else "RGB"))
+    return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+
+
+def bands_tensor(array: np.ndarray) -> torch.Tensor:
+    """C x H x W as the model's input takes it: uint8 kept, other integers divided by their type's
+    largest value, floats as they are (NaN and infinities 0), all float32."""
+    if array.dtype == np.uint8:  # copied where it is a view of a decoder's read-only buffer
+        return torch.from_numpy(np.require(array, requirements=("C", "W")))
+    if array.dtype.kind in "ui":
+        scaled = array.astype(np.float32) / np.float32(np.iinfo(array.dtype).max)
+    else:
+        scaled = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.from_numpy(np.ascontiguousarray(scaled))
+
+
+def value_scale(dtype: np.dtype | str) -> float:
+    """The factor a stored value of ``dtype`` is taken with: 1 / the largest value for integers
+    (8-bit ones included, once the model's input is float), 1 for floats."""
+    dtype = np.dtype(dtype)
+    return 1.0 / np.iinfo(dtype).max if dtype.kind in "ui" else 1.0
+
+
+def bit_depth(dtype: np.dtype | str) -> str:
+    """How a person names the type a file stores its values in: 8-bit, 16-bit, 32-bit float."""
+    dtype = np.dtype(dtype)
+    kind = {"f": " float", "i": " signed"}.get(dtype.kind, "")
+    return f"{8 * dtype.itemsize}-bit{kind}"
+
+
+def fits(bands: int, channels: int) -> bool:
+    """Whether an image of ``bands`` can feed ``channels`` input channels: the same number, or a
+    grey image for a colour model (repeated) and a colour one for a grey model (averaged)."""
+    return bands == channels or {bands, channels} == {1, 3}
+
+
+def fit_bands(image: torch.Tensor, channels: int, name: str) -> torch.Tensor:
+    """``image`` with ``channels`` bands (see :func:`fits`); any other mismatch is an error naming
+    ``name``, since no band of one sensor stands in for another's."""
+    bands = image.shape[0]
+    if bands == channels:
+        return image
+    if not fits(bands, channels):
+        raise SeglabError(f"{name}: a {bands}-band image where {channels}-band images are expected")
+    if bands == 1:
+        return image.expand(channels, -1, -1).contiguous()
+    grey = image.float().mean(0, keepdim=True)
+    return grey.round().to(torch.uint8) if image.dtype == torch.uint8 else grey
 
 
 def read_raw_mask(path: Path) -> np.ndarray:

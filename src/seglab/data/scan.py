@@ -1,4 +1,5 @@
-"""One pass that reads every file of a dataset: sizes, whether it decodes, the mask values it holds.
+"""One pass that reads every file of a dataset: sizes, whether it decodes, the mask values it holds,
+and of images their bands, bit depth and per-band sums (what normalisation statistics need).
 
 Everything the data check and the class statistics need comes from this scan. It is cached per
 file (path, size and modification time), so a second check of an unchanged dataset reads nothing
@@ -19,10 +20,13 @@ from tqdm.auto import tqdm
 
 from seglab.cache import cache_dir
 from seglab.data.files import Pair
-from seglab.data.io import image_channels, is_colour_mask, raw_mask_values
+from seglab.data.io import decode_image, is_colour_mask, raw_mask_values, value_scale
 from seglab.errors import first_line
 
 Record = dict  # JSON-able facts about one file
+# Part of every cached record's key: records of an older scan, which lack facts this one finds,
+# are read again.
+SCAN_VERSION = 2
 
 
 def scan_files(
@@ -69,9 +73,8 @@ def _scan_file(path: str, kind: str, key: str | None) -> Record:
     record: Record = {"key": key, "kind": kind}
     try:
         if kind == "image":
-            with Image.open(path) as im:
-                im.load()  # decodes everything: a truncated file fails here, not mid-training
-                record.update(size=list(im.size), channels=image_channels(im.mode))
+            # decodes everything: a truncated file fails here, not mid-training
+            record.update(image_facts(decode_image(path)))
         else:
             with Image.open(path) as im:
                 record["rgb"] = is_colour_mask(im)
@@ -86,12 +89,39 @@ def _scan_file(path: str, kind: str, key: str | None) -> Record:
     return record
 
 
+def image_facts(bands: np.ndarray) -> Record:
+    """Size (width, height, as Pillow gives it), number of bands, the type the file stores and,
+    per band, the sum and the sum of squares of its values as the model takes them (see
+    seglab.data.io): a split's mean and std are sums of these."""
+    scale = value_scale(bands.dtype)
+    sums = [band_sums(band, scale) for band in bands]
+    return {
+        "size": [int(bands.shape[2]), int(bands.shape[1])],
+        "bands": int(bands.shape[0]),
+        "dtype": str(bands.dtype),
+        "band_sum": [total for total, _ in sums],
+        "band_squares": [squares for _, squares in sums],
+    }
+
+
+def band_sums(band: np.ndarray, scale: float) -> tuple[float, float]:
+    """The sum and the sum of squares of one band's values times ``scale``. 8- and 16-bit values
+    are counted in a histogram first: exact, and many times faster than float arithmetic on
+    every pixel (which would make the scan of a large dataset minutes longer)."""
+    if band.dtype.kind == "u" and band.dtype.itemsize <= 2:
+        counts = np.bincount(band.ravel()).astype(np.float64)
+        values = np.arange(len(counts), dtype=np.float64) * scale
+        return float(counts @ values), float(counts @ (values * values))
+    values = np.nan_to_num(band.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0) * scale
+    return float(values.sum()), float(np.vdot(values, values))
+
+
 def _file_key(path: str) -> str | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    return f"{SCAN_VERSION}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _read_cache(path: Path) -> dict[str, Record]:

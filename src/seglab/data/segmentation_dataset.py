@@ -16,7 +16,8 @@ Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Ten
 
 
 class SegmentationDataset(Dataset):
-    """Items are ``(image, mask)``: float C x H x W in [0, 1] and int64 H x W class indices
+    """Items are ``(image, mask)``: float C x H x W (in [0, 1] from integer files, as stored from
+    float ones; see seglab.data.io) and int64 H x W class indices
     (``info.ignore_index`` where ignored), after the dataset's ``transform``."""
 
     info: DatasetInfo

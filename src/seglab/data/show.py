@@ -98,6 +98,17 @@ def save_overlays(
 
 
 def _rgb_uint8(image: torch.Tensor) -> torch.Tensor:
-    """3 x H x W uint8 from a float image in [0, 1] (grey repeated to RGB)."""
-    rgb = (image.float().clamp(0, 1) * 255).byte()
-    return rgb.expand(3, -1, -1).contiguous() if rgb.shape[0] == 1 else rgb[:3].contiguous()
+    """3 x H x W uint8 from an image (uint8, or float in [0, 1]): grey repeated to RGB. An image
+    of other than 1 or 3 bands shows its first three (its first alone where it has two), each
+    stretched between its 2nd and 98th percentile, since such bands seldom span [0, 1]."""
+    bands = image.shape[0]
+    if bands in (1, 3):
+        rgb = (image.float().clamp(0, 1) * 255).byte() if image.is_floating_point() else image
+        return rgb.expand(3, -1, -1).contiguous() if bands == 1 else rgb.contiguous()
+    shown = image[:3].float() if bands > 3 else image[:1].float().expand(3, -1, -1)
+    flat = shown.flatten(1)
+    flat = flat[:, :: max(1, flat.shape[1] // 1_000_000)]  # torch.quantile refuses huge inputs
+    low, high = flat.quantile(0.02, dim=1), flat.quantile(0.98, dim=1)
+    spread = (high - low).clamp_min(1e-12)[:, None, None]
+    stretched = (shown - low[:, None, None]) / spread
+    return (stretched.clamp(0, 1) * 255).byte().contiguous()

@@ -6,6 +6,7 @@ found)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +78,15 @@ def describe(listing: Listing, spec: DatasetFile, records: dict[str, Record]) ->
 
 
 def image_channels(records: dict[str, Record]) -> int:
-    """1 when every image is grey, else 3 (grey images are then repeated to RGB)."""
-    return max(
-        (r["channels"] for r in records.values() if r["kind"] == "image" and "channels" in r),
-        default=3,
-    )
+    """The bands of the dataset's images: where grey and colour images mix, 3 (the grey ones are
+    repeated to RGB); otherwise the count most images have (the first image's when all agree, as
+    they must: the data check names every image with another count). 3 without images."""
+    counts = Counter(r["bands"] for r in records.values() if r["kind"] == "image" and "bands" in r)
+    if not counts:
+        return 3
+    if set(counts) <= {1, 3}:
+        return max(counts)
+    return counts.most_common(1)[0][0]
 
 
 def class_table(listing: Listing, spec: DatasetFile, records: dict[str, Record]) -> ClassTable:

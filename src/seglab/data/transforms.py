@@ -66,6 +66,43 @@ class ClassAwareCrop(v2.Transform):
         return TF.crop(inpt, params["top"], params["left"], *self.size)
 
 
+class BandJitter(v2.Transform):
+    """Colour jitter for images of any number of bands: torchvision's ColorJitter (brightness,
+    contrast, saturation, hue) for grey and RGB in [0, 1] (8-bit and 16-bit files); for other
+    band counts, where saturation and hue mean nothing, and for float values beyond [0, 1],
+    which ColorJitter would clip, brightness (all bands scaled by one factor) and contrast (each
+    band pulled towards or away from its own mean). Masks pass unchanged."""
+
+    def __init__(self, strength: float):
+        super().__init__()
+        self.strength = strength
+        self.colour = v2.ColorJitter(strength, strength, strength)
+
+    def forward(self, *inputs: Any) -> Any:
+        image = next(x for x in inputs if isinstance(x, tv_tensors.Image))
+        unit_range = image.dtype == torch.uint8 or bool(image.min() >= 0 and image.max() <= 1)
+        if image.shape[-3] in (1, 3) and unit_range:
+            return self.colour(*inputs)
+        return super().forward(*inputs)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        low, high = max(0.0, 1 - self.strength), 1 + self.strength
+        return {
+            "brightness": float(torch.empty(1).uniform_(low, high)),
+            "contrast": float(torch.empty(1).uniform_(low, high)),
+        }
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, tv_tensors.Image):
+            return inpt
+        values = inpt.as_subclass(torch.Tensor).float() * params["brightness"]
+        mean = values.mean(dim=(-2, -1), keepdim=True)
+        values = mean + (values - mean) * params["contrast"]
+        if inpt.dtype == torch.uint8:  # 8-bit values stay 8-bit; others have no fixed range
+            values = values.round().clamp(0, 255).to(torch.uint8)
+        return tv_tensors.wrap(values, like=inpt)
+
+
 def _draw(low: int, high: int) -> int:
     """A uniform integer in [low, high], from torch's random state (seeded per item)."""
     return int(torch.randint(low, high + 1, (1,)))
@@ -88,7 +125,7 @@ def train_transform(
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     if color_jitter > 0:
-        steps.append(v2.ColorJitter(color_jitter, color_jitter, color_jitter))
+        steps.append(BandJitter(color_jitter))
     augment = v2.Compose(steps or [v2.Identity()])
     fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE}
 

@@ -8,7 +8,6 @@ model (:func:`model_warnings`) is said here, so predict and serve say the same."
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from seglab.data.dataset import Data
 from seglab.data.info import DatasetInfo
 from seglab.deployment.card import DeploymentCard, InputPolicy
 from seglab.deployment.formats import ArtifactInputs, container, get_format, is_artifact
-from seglab.engine.checkpoint import Checkpoint, CheckpointWarning
+from seglab.engine.checkpoint import Checkpoint, CheckpointWarning, file_sha256
 from seglab.engine.segmenter import (
     FixedInputSegmenter,
     Segmenter,
@@ -64,15 +63,6 @@ def content_sha256(path: str | os.PathLike) -> str:
     """The sha256 of the model's content in ``path`` without its card (so a changed model is
     detected, and replacing the card changes nothing)."""
     return container(path).content_sha256(Path(path))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The sha256 of a whole file: how a card names the checkpoint it came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -197,15 +187,17 @@ def calibration_images(data: Data, count: int = CALIBRATION_IMAGES) -> list[torc
 REMEDY = (
     "Train longer (a larger --time-budget or --iterations) or check the labels (seglab data check)"
 )
+# The keys of a metrics record that say a model is not to be trusted (None: nothing to say).
+QUALITY_KEYS = ("degenerate", "undertrained")
 
 
 def model_warnings(path: str | os.PathLike) -> list[str]:
     """What a person must know before trusting the predictions of the model in ``path``, one
     line each: useless (its metrics record says it is degenerate) or undertrained (the record's
-    reason). A checkpoint says it in its metrics record; an exported file's card records no
-    such verdict, so its source checkpoint's record speaks for it when that checkpoint is here
-    unchanged (same sha256), and nothing is said otherwise. Records of an older seglab lack
-    the keys: nothing is said."""
+    reason). A checkpoint says it in its metrics record; an exported file's card copied its
+    source checkpoint's verdicts at export, and that checkpoint's record speaks for it when it
+    is here unchanged (same sha256). Records of an older seglab lack the keys: nothing is
+    said."""
     return record_warnings(str(path), metrics_record(Path(path)))
 
 
@@ -241,9 +233,10 @@ def source_checkpoint(card: DeploymentCard) -> Path | None:
 def metrics_record(path: Path) -> dict[str, Any]:
     """The metrics record that speaks for the model in ``path`` ({} when none does)."""
     if is_artifact(path):
-        source = source_checkpoint(read_card(path))
-        if source is None:
-            return {}
+        card = read_card(path)
+        source = source_checkpoint(card)
+        if source is None:  # the verdicts its card copied at export (none in older files)
+            return {key: (card.source or {}).get(key) for key in QUALITY_KEYS}
         path = source
     with warnings.catch_warnings():  # loading the model to run it has said these already
         warnings.simplefilter("ignore", CheckpointWarning)

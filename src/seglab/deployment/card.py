@@ -252,6 +252,10 @@ class DeploymentCard:
                 f"- source checkpoint: `{self.source['checkpoint']}` (sha256 "
                 f"`{self.source['sha256']}`, step {self.source.get('step')})"
             )
+            if self.source.get("degenerate"):
+                lines.append(f"- **a useless model**: {self.source['degenerate']}")
+            if self.source.get("undertrained"):
+                lines.append(f"- **undertrained**: {self.source['undertrained']}")
         lines.append(f"- model content sha256 (without this card): `{self.content_sha256}`")
         if self.calibration:
             c = self.calibration

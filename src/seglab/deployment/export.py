@@ -18,6 +18,7 @@ from seglab.data.dataset import Data
 from seglab.data.info import DatasetInfo
 from seglab.deployment.artifacts import (
     CALIBRATION_IMAGES,
+    QUALITY_KEYS,
     artifact_segmenter,
     calibration_images,
     content_sha256,
@@ -169,6 +170,8 @@ def prepare_export(
         "path": str(Path(checkpoint).resolve()),
         "sha256": file_sha256(checkpoint),
         "step": loaded.step,
+        # the checkpoint's own verdicts travel with the file, which may go where it cannot
+        **{key: loaded.metrics.get(key) for key in QUALITY_KEYS},
     }
     info = loaded.dataset
     stage(f"{checkpoint}: U-Net on {model.spec.encoder}, {info.num_classes} classes")

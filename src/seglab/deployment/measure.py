@@ -37,6 +37,7 @@ def open_model_data(data: str, info: DatasetInfo, model: str, *, given: bool = T
     try:
         opened = open_data(data, progress=False).require_clean(data)
         opened.require_classes(list(info.classes), model, data)
+        opened.require_bands(info.in_channels, model, data)
         return opened
     except SeglabError as err:
         if given:

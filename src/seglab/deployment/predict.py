@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from seglab.data.info import DatasetInfo
-from seglab.data.io import IMAGE_SUFFIXES, read_image
+from seglab.data.io import IMAGE_SUFFIXES, bands_tensor, fit_bands, image_tensor, read_image
 from seglab.data.show import overlay, overlay_panel, palette
 from seglab.deployment.artifacts import load_segmenter, model_warnings
 from seglab.engine.inference import predict_probabilities
@@ -33,6 +34,9 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 OUTPUT_SUFFIXES = (".png", "_overlay.png")  # per image (or video frame), always
 PROBABILITIES_SUFFIX = "_probabilities.npy"  # with probabilities=True
 VIDEO_OVERLAY_SUFFIX = "_overlay.mp4"  # per video: the overlaid frames at the video's rate
+# One image as Python code holds it (see input_image).
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+Key = TypeVar("Key")  # what names an image in a batch: its output name, its place in a list
 
 
 @dataclass
@@ -211,30 +215,82 @@ def predict_files(
     paths = list(inputs)
     out = check_predict_outputs(out, paths, probabilities)
     out.mkdir(parents=True, exist_ok=True)
-    groups: dict[tuple, list[tuple[str, torch.Tensor]]] = defaultdict(list)
-    failed, written = 0, 0
     bar = tqdm(desc="predict", unit="image", total=len(paths), disable=not progress)
     videos = OverlayVideos(out, segmenter.info, report)
+    unreadable: list[str] = []
 
-    def flush(group: list[tuple[str, torch.Tensor]]) -> int:
-        count = _predict_batch(segmenter, group, out, probabilities, window, flip, videos)
+    def readable() -> Iterator[tuple[str, torch.Tensor]]:
+        for name, image in _frames(paths, segmenter.info.in_channels, report, videos):
+            if image is None:
+                unreadable.append(name)
+            else:
+                yield name, image
+
+    written = 0
+    for group in same_size_batches(readable(), batch_size):
+        written += _predict_batch(segmenter, group, out, probabilities, window, flip, videos)
         bar.update(len(group))
-        group.clear()
-        return count
-
-    for name, image in _frames(paths, segmenter.info.in_channels, report, videos):
-        if image is None:
-            failed += 1
-            continue
-        group = groups[(tuple(image.shape), image.dtype)]
-        group.append((name, image))
-        if len(group) == batch_size:
-            written += flush(group)
-    for group in groups.values():
-        if group:
-            written += flush(group)
     bar.close()
-    return written, failed, videos.close()
+    return written, len(unreadable), videos.close()
+
+
+def same_size_batches(
+    items: Iterable[tuple[Key, torch.Tensor]], batch_size: int
+) -> Iterator[list[tuple[Key, torch.Tensor]]]:
+    """The (key, image) ``items`` in batches of up to ``batch_size`` whose images share one shape
+    and dtype: each batch as soon as it is full, the rest at the end in the order they began."""
+    groups: dict[tuple, list[tuple[Key, torch.Tensor]]] = defaultdict(list)
+    for key, image in items:
+        group = groups[(tuple(image.shape), image.dtype)]
+        group.append((key, image))
+        if len(group) == batch_size:
+            yield list(group)
+            group.clear()
+    yield from (group for group in groups.values() if group)
+
+
+def batch_probabilities(
+    segmenter: Segmenter,
+    images: Sequence[torch.Tensor],
+    *,
+    window: tuple[int, int] | None = None,
+    flip: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same-size C x H x W ``images`` (uint8, or float: see seglab.data.io) as the batch the
+    model takes (N x C x H x W float, uint8 divided by 255) and its class probabilities
+    (N x K x H x W float32, on the CPU): the one inference of predict, on files and on images
+    in memory alike."""
+    batch = torch.stack(list(images))
+    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()  # in [0, 1]
+    probs = predict_probabilities(segmenter, batch.to(segmenter.device), flip=flip, window=window)
+    return batch, probs.cpu()
+
+
+def predict_images(
+    segmenter: Segmenter,
+    images: Sequence[torch.Tensor],
+    *,
+    batch_size: int = 4,
+    window: tuple[int, int] | None = None,
+    flip: bool = False,
+    progress: bool = False,
+) -> list[torch.Tensor]:
+    """K x H x W class probabilities (float32, CPU) of each C x H x W image (as
+    :func:`input_image` gives it), in the order given, batched as :func:`predict_files` batches
+    files."""
+    if batch_size < 1:
+        raise SeglabError(f"predict: batch_size {batch_size} must be at least 1")
+    found: list[torch.Tensor | None] = [None] * len(images)
+    bar = tqdm(desc="predict", unit="image", total=len(images), disable=not progress)
+    for group in same_size_batches(enumerate(images), batch_size):
+        _, probs = batch_probabilities(
+            segmenter, [image for _, image in group], window=window, flip=flip
+        )
+        for (index, _), p in zip(group, probs):
+            found[index] = p
+        bar.update(len(group))
+    bar.close()
+    return found
 
 
 def _frames(
@@ -251,6 +307,10 @@ def _frames(
             continue
         try:
             image = read_image(path, channels)
+        except SeglabError as err:  # bands the model cannot take: the message names the file
+            report(f"{err}; skipped")
+            yield path.stem, None
+            continue
         except Exception as err:  # any decoder failure: name the file, go on with the rest
             report(f"{path}: cannot read image ({first_line(err)}); skipped")
             yield path.stem, None
@@ -264,6 +324,47 @@ def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
         mean = image.float().mean(0, keepdim=True)
         return mean.round().to(torch.uint8) if image.dtype == torch.uint8 else mean
     return image
+
+
+def input_image(image: ImageInput, channels: int) -> torch.Tensor:
+    """One image given by its path or in memory, as C x H x W with the model's ``channels``,
+    read as :func:`predict_files` reads a file (seglab.data.io): a path or a Pillow image decoded
+    alike; a NumPy array (H x W, or H x W x C: channels last, as Pillow gives it) or a tensor
+    (H x W, or C x H x W: channels first, as torchvision), its values taken as a file's of the
+    same type (uint8 as it is, other integers divided by their type's largest value, floats as
+    they are). One-line SeglabError for anything else."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise SeglabError(f"predict: {path}: no such image file")
+        try:
+            return read_image(path, channels)
+        except SeglabError:  # bands the model cannot take: the message names the file
+            raise
+        except Exception as err:  # any decoder failure, in one line naming the file
+            raise SeglabError(f"predict: {path}: cannot read image ({first_line(err)})") from None
+    if isinstance(image, Image.Image):
+        return image_tensor(image, channels)
+    if isinstance(image, (np.ndarray, torch.Tensor)):
+        return fit_bands(bands_tensor(_channels_first(image)), channels, "predict: the image")
+    raise SeglabError(
+        "predict: an image is a path, a Pillow image, a NumPy array or a torch tensor, not "
+        f"{type(image).__name__}"
+    )
+
+
+def _channels_first(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """C x H x W of an array (H x W [x C]) or a tensor ([C x] H x W), in its own type."""
+    if image.ndim not in (2, 3):
+        raise SeglabError(
+            "predict: an image is H x W or H x W x C (C x H x W for a tensor), not of shape "
+            f"{tuple(image.shape)}; give a list for several images"
+        )
+    if isinstance(image, torch.Tensor):
+        tensor = image.detach().cpu()
+        array = (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+        return array[None] if array.ndim == 2 else array
+    return image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
 
 
 def _video_frames(
@@ -363,11 +464,9 @@ def _predict_batch(
     flip: bool,
     videos: OverlayVideos | None = None,
 ) -> int:
-    batch = torch.stack([image for _, image in group])
-    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()  # in [0, 1]
-    probs = predict_probabilities(
-        segmenter, batch.to(segmenter.device), flip=flip, window=window
-    ).cpu()
+    batch, probs = batch_probabilities(
+        segmenter, [image for _, image in group], window=window, flip=flip
+    )
     classes = probs.argmax(1)
     for k, (name, _) in enumerate(group):
         palette_png(classes[k].numpy(), segmenter.info).save(out / f"{name}.png")

@@ -11,6 +11,7 @@ strictly as ever."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Callable
@@ -150,7 +151,21 @@ class Checkpoint:
         one clear error. Config options this seglab does not know are left out with a
         CheckpointWarning: they no longer change anything a loaded model does."""
         path = Path(path)
-        payload = _read(path)
+        return cls._from_payload(_read(path), path)
+
+    @classmethod
+    def load_if_checkpoint(cls, path: str | os.PathLike) -> Checkpoint | None:
+        """The checkpoint in ``path`` as :meth:`load` gives it, or None when the file holds
+        something else (a plain state dict): for a caller that takes either (``--weights``),
+        one read both tells them apart and gives the checkpoint."""
+        path = Path(path)
+        payload = load_weights_only(path, "a seglab checkpoint or a PyTorch state dict")
+        if not _is_checkpoint(payload):
+            return None
+        return cls._from_payload(_checked_version(payload, path), path)
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any], path: Path) -> Checkpoint:
         try:
             payload = _migrate(payload)
             training = payload.get("training")
@@ -180,7 +195,7 @@ class Checkpoint:
             warnings.warn(
                 f"{path}: config options unknown to this seglab left out: {', '.join(unknown)}",
                 CheckpointWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return checkpoint
 
@@ -189,8 +204,17 @@ def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SeglabError(f"checkpoint {path} does not exist")
     payload = load_weights_only(path, "a seglab checkpoint")  # no pickled code ever runs
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not _is_checkpoint(payload):
         raise SeglabError(f"{path} is not a seglab checkpoint")
+    return _checked_version(payload, path)
+
+
+def _is_checkpoint(payload: Any) -> bool:
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def _checked_version(payload: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``payload``, when this seglab can read its format version (itself or by migrations)."""
     version = payload.get("version")
     known = isinstance(version, int) and not isinstance(version, bool)
     if known and version > VERSION:
@@ -231,3 +255,13 @@ def load_model(path: str | os.PathLike) -> tuple[UNet, Checkpoint]:
     """The model a checkpoint holds, in eval mode, and the checkpoint."""
     checkpoint = Checkpoint.load(path)
     return checkpoint.build_model(str(path)), checkpoint
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a whole file: how a card, or a run fine-tuned from it, names the checkpoint
+    it came from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,6 +18,8 @@ from seglab.errors import SeglabError
 from seglab.outputs import check_output_folder
 
 LOCK_NAME = ".seglab.lock"
+# The model a run folder stands for: its best checkpoint by validation mIoU, else its latest.
+MODEL_FILES = ("best.pt", "last.pt")
 
 
 def default_run_folder(encoder: str, root: Path = Path("runs")) -> Path:
@@ -27,6 +29,12 @@ def default_run_folder(encoder: str, root: Path = Path("runs")) -> Path:
         if not candidate.exists() or (candidate.is_dir() and not any(candidate.iterdir())):
             return candidate
     raise SeglabError(f"{root}: no free run folder for {encoder}; give --out")
+
+
+def run_model_file(folder: Path) -> Path | None:
+    """The checkpoint a run folder stands for: best.pt, else last.pt (a run stopped before its
+    first validation); None when it holds neither."""
+    return next((folder / name for name in MODEL_FILES if (folder / name).is_file()), None)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from seglab.engine.checkpoint import Checkpoint, TrainingState
 from seglab.engine.convergence import undertrained
 from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
 from seglab.engine.evaluate import evaluate
+from seglab.engine.finetune import StartPoint, find_start, keep_architecture, start_from
 from seglab.engine.losses import build_loss
 from seglab.engine.optim import build_optimizer, ema_average, lr_factor, set_lr
 from seglab.engine.performance import (
@@ -61,6 +62,8 @@ from seglab.models.weights import fetch_imagenet_weights
 CSV_FIELDS = ["epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds"]
 # The planned steps of a run whose time budget alone sets its length: more than any budget holds.
 FILL_STEPS = 10**9
+# Steps skipped, then timed, before judging whether the time budget fits the steps the data needs.
+WARMUP_STEPS, TIMED_STEPS = 1, 2
 # Options a resumed run may change: how long it runs (recorded as an extension), and how its
 # data is loaded (which never changes a result).
 SCHEDULE_OPTIONS = ("epochs", "iterations", "time_budget")
@@ -141,6 +144,7 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
         clock = Clock(started - state.elapsed, s.config.time_budget)
         reserve = estimate_validation_seconds(s)  # the last validation and save fit the budget
         lr, finished = s.optimizer.param_groups[-1]["lr"], False
+        first_step, timed_from = state.step, time.perf_counter()
         for epoch in range(state.epoch + 1, s.epochs + 1):
             frozen = epoch <= s.config.freeze_encoder_epochs
             s.model.freeze_encoder() if frozen else s.model.unfreeze_encoder()
@@ -168,6 +172,13 @@ def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
                 bar.update()
                 if log:
                     log.step(state.step, loss, lr)
+                if state.step - first_step == WARMUP_STEPS:  # the first steps are not typical
+                    timed_from = time.perf_counter()
+                elif state.step - first_step == WARMUP_STEPS + TIMED_STEPS and ctx.is_main:
+                    per_step = (time.perf_counter() - timed_from) / TIMED_STEPS
+                    warning = budget_shortfall(s, state.step, per_step, clock, reserve)
+                    if warning:
+                        s.say(warning)
                 if time_up:
                     finished = True
                     break
@@ -208,9 +219,12 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
     random.seed(config.seed + ctx.rank)
     say = tqdm.write if ctx.is_main else (lambda *_: None)
 
+    start = find_start(config.weights) if fresh else None  # a resumed run has its own weights
     data = open_train_data(config, ctx, say)
     recipe: dict[str, Any] = {}
     if fresh:  # a resumed run keeps the recipe it started with
+        if start is not None:
+            config = keep_architecture(config, start, say)
         config, recipe = configure(config, data, say)
     train_loader, val_loader = make_loaders(config, data, ctx, device)
     steps_per_epoch = len(train_loader) // config.accumulate
@@ -221,18 +235,7 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         )
     total_steps = config.planned_steps(steps_per_epoch) or FILL_STEPS
 
-    weights, weights_record = None, {"weights": config.weights}
-    if fresh:
-        weights, weights_record = resolve_weights(config.weights, config.encoder, say)
-        weights_record["weights_requested"] = config.weights
-    model = build_model(
-        config.encoder,
-        data.info.num_classes,
-        data.info.in_channels,
-        weights,
-        full_res_skip=config.full_res_skip,
-        input_norm=config.input_norm,
-    )
+    model, weights_record = initial_model(config, data.info, start, fresh, say)
     model = model.to(device, memory_format=memory_format(config.channels_last))
     per_class = loss_class_weights(config, data, device)
     resolved = {
@@ -276,6 +279,36 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         total_steps=total_steps,
         resolved=resolved,
     )
+
+
+def initial_model(
+    config: TrainConfig,
+    info: DatasetInfo,
+    start: StartPoint | None,
+    fresh: bool,
+    say: Callable[[str], None],
+) -> tuple[UNet, dict[str, Any]]:
+    """The model the run starts from and what config.yaml records of its weights: an earlier
+    seglab model's encoder and decoder (``start``), the encoder weights ``config.weights`` names
+    (ImageNet, a state-dict file) or random initialisation. A resumed run (not ``fresh``)
+    builds the bare model: its own last.pt is loaded into it."""
+    weights, record = None, {"weights": config.weights}
+    if fresh and start is None:
+        weights, record = resolve_weights(config.weights, config.encoder, say)
+    model = build_model(
+        config.encoder,
+        info.num_classes,
+        info.in_channels,
+        weights,
+        full_res_skip=config.full_res_skip,
+        input_norm=config.input_norm,
+        input_stats=None if info.input_mean is None else (info.input_mean, info.input_std),
+    )
+    if start is not None:
+        record = start_from(model, start, say)
+    if fresh:
+        record["weights_requested"] = config.weights
+    return model, record
 
 
 def open_train_data(config: TrainConfig, ctx: Dist, say: Callable[[str], None]) -> Data:
@@ -627,6 +660,43 @@ def announce(s: Session) -> None:
         + (f"; class-aware crops {c.class_crop:g}" if c.class_crop else "")
         + ("; each image normalised by its own mean and std" if c.input_norm == "image" else "")
     )
+    warning = planned_shortfall(s)
+    if warning:
+        s.say(warning)
+
+
+def planned_shortfall(s: Session) -> str | None:
+    """A warning at the start when the planned steps are fewer than the data needs (the
+    fingerprint's minimum): the user learns it before the run, not after."""
+    minimum = s.resolved.get("minimum_steps")
+    if s.fills_budget or not minimum or s.total_steps >= minimum:
+        return None
+    return (
+        f"warning: {s.total_steps} planned steps are fewer than the {minimum} this data needs "
+        f"to converge: expect an undertrained model; train longer (--iterations {minimum}, or "
+        "a --time-budget alone, which fills it)"
+    )
+
+
+def budget_shortfall(
+    s: Session, step: int, seconds_per_step: float, clock: Clock, reserve: float
+) -> str | None:
+    """A warning a few steps in when the time budget cannot fit the steps the data needs at
+    the speed measured so far; None when it can, or when no budget or minimum is set."""
+    minimum = s.resolved.get("minimum_steps")
+    budget = s.config.time_budget
+    if not budget or not minimum or step >= minimum:
+        return None
+    left = budget - clock.elapsed() - reserve
+    fits = step + max(left, 0.0) / seconds_per_step
+    if fits >= min(minimum, s.total_steps):
+        return None
+    needed = clock.elapsed() + reserve + (minimum - step) * seconds_per_step
+    return (
+        f"warning: at {seconds_per_step:.2g} s a step, the {_minutes(s.config)} budget fits "
+        f"about {fits:.0f} steps, fewer than the {minimum} this data needs: expect an "
+        f"undertrained model; about --time-budget {math.ceil(needed / 60)}m would fit them"
+    )
 
 
 def _minutes(config: TrainConfig) -> str:
@@ -719,7 +789,8 @@ class RunLog:
 def resolve_weights(weights: str, encoder: str, say=print) -> tuple[str | None, dict[str, Any]]:
     """The ``encoder_weights`` for build_model, and what to record of them. ``auto`` means
     ImageNet weights when this machine has them or can download them, and random
-    initialisation, said out loud, when it cannot."""
+    initialisation, said out loud, when it cannot. (A seglab checkpoint is not encoder weights:
+    engine/finetune.py starts the whole model from it.)"""
     spec = get_encoder_spec(encoder)
     if weights == "none":
         return None, {"weights": "none", "weights_source": "random initialisation"}

@@ -119,6 +119,16 @@ class UNet(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.encoder_frozen = False
 
+    def set_normalisation(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Normalise inputs by this per-channel ``mean`` and ``std`` (e.g. a dataset's)."""
+        if len(mean) != self.spec.in_channels or len(std) != self.spec.in_channels:
+            raise SeglabError(
+                f"normalisation needs {self.spec.in_channels} means and stds (one per input "
+                f"channel), got {len(mean)} and {len(std)}"
+            )
+        self.mean.copy_(torch.tensor(mean, dtype=self.mean.dtype).view_as(self.mean))
+        self.std.copy_(torch.tensor(std, dtype=self.std.dtype).view_as(self.std))
+
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         if self.spec.input_norm == "image":
             # Each image to zero mean and unit spread per channel: a darker hour or another
@@ -181,6 +191,7 @@ def build_model(
     decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
     full_res_skip: int = 0,
     input_norm: str = "dataset",
+    input_stats: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> UNet:
     """A U-Net on a registered encoder.
 
@@ -188,6 +199,9 @@ def build_model(
     ``None`` (random initialisation), or the path of a torchvision-format state dict.
     ``full_res_skip``: channels of a stride-1 stem whose features skip to the last decoder block.
     ``input_norm``: ``"dataset"`` (the weights' mean and std) or ``"image"`` (each image's own).
+    ``input_stats``: (mean, std) per input channel to normalise by in place of the weights' own
+    (with ``input_norm="dataset"``): the training data's, for bands the weights never saw. They
+    are buffers of the model, so its checkpoints and exports normalise the same way.
     """
     if num_classes < 1 or in_channels < 1:
         raise SeglabError(
@@ -199,6 +213,8 @@ def build_model(
         encoder, num_classes, in_channels, tuple(decoder_channels), full_res_skip, input_norm
     )
     model = UNet(spec)
+    if input_stats is not None:
+        model.set_normalisation(*input_stats)
     if encoder_weights is not None:
         enc = get_encoder_spec(encoder)
         if str(encoder_weights) == "imagenet":

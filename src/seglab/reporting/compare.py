@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -45,8 +44,8 @@ from seglab.models.encoders import get_encoder_spec
 from seglab.outputs import check_output_folder
 from seglab.reporting import plots
 from seglab.reporting.budget import NO_BUDGET, Budget
-from seglab.reporting.checks import degenerate, planned_steps, undertrained
-from seglab.reporting.forms import FORMS, PYTORCH, Source, measure_forms
+from seglab.reporting.checks import degenerate, planned_steps
+from seglab.reporting.forms import FORMS, LATENCY_REPEATS, PYTORCH, Source, measure_forms
 from seglab.reporting.repeats import (
     ModelEvaluation,
     ModelRuns,
@@ -60,6 +59,7 @@ from seglab.reporting.results import (
     Bootstrap,
     Comparison,
     Cost,
+    Flag,
     FormResult,
     HistoryPoint,
     ModelResult,
@@ -106,16 +106,18 @@ def compare(
     seeds: int = 1,
     folds: int = 0,
     margin: float = 0.01,
+    repeats: int = LATENCY_REPEATS,
 ) -> Comparison:
     """Train each encoder with ``base`` ``seeds`` times (with ``folds``, once per fold of
     train+val for each seed), each run in its own folder under OUT/runs, or take the finished
     ``runs`` (gathered into models by their set-up: see seglab.reporting.repeats); evaluate
     every run per image on ``split`` (of ``base.data``, or with ``runs`` of the data the first
     run was trained on; a fold run on its own fold); measure each model's first run in every
-    form of seglab.reporting.forms.FORMS on this machine's CPU; choose the model x form to ship
-    within ``budget``, counting as equal what differs by less than ``margin`` mIoU (a fraction)
-    or cannot be told from zero (the verdict), and with ``export`` write it and its card
-    there; write OUT/report.html, OUT/report.md, OUT/results.json and the figures.
+    form of seglab.reporting.forms.FORMS on this machine's CPU (latency: the median of
+    ``repeats`` runs); choose the model x form to ship within ``budget``, counting as equal
+    what differs by less than ``margin`` mIoU (a fraction) or cannot be told from zero (the
+    verdict), and with ``export`` write it and its card there (timed with ``repeats`` too);
+    write OUT/report.html, OUT/report.md, OUT/results.json and the figures.
     Everything the user gave is checked first, before any training: ``out`` (and ``export``)
     must be writable and ``out`` hold no earlier comparison, the models and the device must
     exist, the data must be clean and hold images in ``split``. Progress lines go to
@@ -134,7 +136,7 @@ def compare(
 
     with tempfile.TemporaryDirectory(prefix="seglab-compare-") as folder:
         measured = evaluate_and_measure(
-            compared, split, base, device, Path(folder), calibration, eval_size, report
+            compared, split, base, device, Path(folder), calibration, eval_size, report, repeats
         )
         comparison = _comparison(measured, compared, split, eval_size, len(calibration), examples)
         comparison.verdict = decide(comparison.forms, comparison.models, budget, margin)
@@ -142,7 +144,7 @@ def compare(
             comparison.no_verdict = no_verdict_reason(comparison.models)
         elif export is not None:
             chosen = measured.sources[comparison.verdict.chosen.model]
-            comparison.verdict = export_verdict(comparison, chosen, export, report)
+            comparison.verdict = export_verdict(comparison, chosen, export, report, repeats)
     write_outputs(comparison, measured.segmenters, measured.example_data, out)
     return comparison
 
@@ -298,11 +300,9 @@ def _comparison(
 
 
 def model_difference(a: ModelEvaluation, b: ModelEvaluation) -> Bootstrap:
-    """mIoU(a) - mIoU(b) over every run of each, resampling the images' groups and the runs;
-    where both ran once, the noise their validation curves show is added."""
-    noise = None
-    if a.noise is not None and b.noise is not None:
-        noise = math.sqrt((a.noise**2 + b.noise**2) / 2)
+    """mIoU(a) - mIoU(b) over every run of each, resampling the images' groups, with each
+    model's seed noise: measured by its seeds, or assumed where it ran with one."""
+    noise = (a.noise, b.noise)
     return bootstrap_miou_difference(a.confusions, b.confusions, groups=a.groups, seed_noise=noise)
 
 
@@ -330,6 +330,7 @@ def evaluate_and_measure(
     calibration: Sequence[torch.Tensor],
     eval_size: tuple[int, int],
     report: Callable[[str], None],
+    repeats: int = LATENCY_REPEATS,
 ) -> Measured:
     """Each model's runs evaluated per image (as their training validated them), the model
     flagged when degenerate or undertrained, and its first run measured in every form."""
@@ -358,7 +359,7 @@ def evaluate_and_measure(
         first, path = checkpoints[0], compared.paths[model.folders[0]]
         source = Source(model.name, first, path, folder / str(k), calibration, eval_size)
         forms, unavailable = measure_forms(
-            source, evaluation.first_data, split, evaluation.first, base.progress, report
+            source, evaluation.first_data, split, evaluation.first, base.progress, report, repeats
         )
         measured.sources[model.name] = source
         measured.segmenters.append(checkpoint_segmenter(first, device, name=model.name))
@@ -393,12 +394,10 @@ def _model_result(
     metrics = summarize(evaluation.pooled, compared.data.info.classes)
     flags = [degenerate(evaluation.pooled.numpy(), compared.data.info.classes, metrics["miou"])]
     several = len(evaluation.runs) > 1
-    for run, history in zip(evaluation.runs, histories):
-        minimum = compared.checkpoints[Path(run.run)].resolved.get("minimum_steps")
-        flag = undertrained(run.steps_done, history, minimum)
-        if flag is not None:
+    for run in evaluation.runs:
+        if run.undertrained is not None:
             name = f"{Path(run.run).name}: " if several else ""
-            flags.append(dataclasses.replace(flag, reason=name + flag.reason))
+            flags.append(Flag("undertrained", name + run.undertrained))
             break
     return ModelResult(
         name=model.name,
@@ -455,7 +454,11 @@ def versus_best(
 
 
 def export_verdict(
-    comparison: Comparison, source: Source, folder: Path, report: Callable[[str], None]
+    comparison: Comparison,
+    source: Source,
+    folder: Path,
+    report: Callable[[str], None],
+    repeats: int = LATENCY_REPEATS,
 ) -> Verdict:
     """The verdict's model x form written into ``folder`` with its card beside it (FILE,
     FILE.card.json, FILE.card.md): an export format by seglab export (measured again on the
@@ -473,6 +476,7 @@ def export_verdict(
             data=comparison.data,
             split=comparison.split,
             size=comparison.eval_size,
+            repeats=repeats,
             report=report,
         )
         return dataclasses.replace(verdict, exported=str(target))

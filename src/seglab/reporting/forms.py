@@ -83,11 +83,13 @@ def measure_forms(
     pytorch_evaluation: Evaluation,
     progress: bool = False,
     report: Callable[[str], None] = print,
+    repeats: int = LATENCY_REPEATS,
 ) -> tuple[list[tuple[FormResult, np.ndarray]], dict[str, str]]:
     """``source`` in every form of FORMS: (its measurements, its per-image confusion
     matrices) for each, and {form: why} for those that cannot be built here (reported). The
     PyTorch form's scores are ``pytorch_evaluation`` (the comparison's own); the others are
-    evaluated on the same images of ``split``. Latency and memory at ``source.size``."""
+    evaluated on the same images of ``split``. Latency (the median of ``repeats`` runs) and
+    memory at ``source.size``."""
     sample = torch.rand(1, source.checkpoint.spec.in_channels, *source.size)
     measured, unavailable = [], {}
     for form in FORMS:
@@ -105,7 +107,7 @@ def measure_forms(
             evaluation = evaluate_split(
                 segmenter, data, split, options, progress=progress, per_image=True
             )
-        median, p90 = latency_ms(time_segmenter(segmenter, sample, LATENCY_REPEATS))
+        median, p90 = latency_ms(time_segmenter(segmenter, sample, repeats))
         del segmenter
         peak, baseline = peak_inference_memory(form.file(source), source.size, precision="fp32")
         result = FormResult(

@@ -24,8 +24,9 @@ from seglab.engine.checkpoint import Checkpoint
 from seglab.engine.evaluate import EvalOptions, Evaluation, evaluate_split
 from seglab.engine.segmenter import checkpoint_segmenter
 from seglab.errors import SeglabError
+from seglab.reporting.checks import undertrained
 from seglab.reporting.results import HistoryPoint, RunResult
-from seglab.reporting.statistics import curve_noise
+from seglab.reporting.statistics import assumed_seed_noise, curve_noise
 
 # Options in which the runs of one model may differ: which repeat it is, and how and where it ran.
 REPEAT_OPTIONS = (
@@ -178,15 +179,13 @@ class ModelEvaluation:
 
     @property
     def noise(self) -> float | None:
-        """With one seed, the noise of the model's score estimated from its validation curves
-        (over K folds, the mean run's noise over sqrt(K)); None with several seeds (measured)
-        or no curve."""
+        """With one seed, the seed noise assumed for the model's score (see
+        statistics.assumed_seed_noise; over K folds, the mean run's over sqrt(K)); None with
+        several seeds (measured by them)."""
         if len({r.seed for r in self.runs}) > 1:
             return None
-        estimates = [r.curve_noise for r in self.runs if r.curve_noise is not None]
-        if not estimates:
-            return None
-        return sum(estimates) / len(estimates) / math.sqrt(len(self.runs))
+        each = [assumed_seed_noise(r.curve_noise) for r in self.runs]
+        return sum(each) / len(each) / math.sqrt(len(self.runs))
 
 
 def evaluate_runs(
@@ -223,6 +222,7 @@ def evaluate_runs(
             segmenter, run_data, run_split, run_options, progress=progress, per_image=True
         )
         evaluations.append((evaluation, run_data))
+        flag = undertrained(steps, history, checkpoint.resolved.get("minimum_steps"))
         by_seed.setdefault(config.seed, []).append(evaluation.confusions)
         groups_by_seed.setdefault(config.seed, []).extend(run_data.groups(run_split) or [])
         runs.append(
@@ -233,6 +233,7 @@ def evaluate_runs(
                 miou=float(evaluation.metrics["miou"]),
                 steps_done=steps,
                 curve_noise=curve_noise([p.val_miou for p in history]),
+                undertrained=None if flag is None else flag.reason,
             )
         )
     sizes = {sum(len(c) for c in parts) for parts in by_seed.values()}

@@ -24,6 +24,7 @@ from seglab.reporting.checks import (
 )
 from seglab.reporting.forms import FORMS
 from seglab.reporting.results import Bootstrap, Comparison, FormResult, ModelResult, Verdict
+from seglab.reporting.statistics import SEED_SD_FLOOR
 from seglab.reporting.verdict import candidates, describe_margin, frontier, most_accurate
 
 
@@ -135,36 +136,37 @@ def seeds_and_groups(b: Bootstrap) -> str:
 
 def interval_basis(b: Bootstrap) -> str:
     """What an interval covers, in a sentence: the images or their groups resampled, the seeds,
-    and with a single seed, that seed noise is unmeasured and what stands in for it."""
+    and where a model ran with one seed, that its seed noise is unmeasured and what stands in."""
     level = round(100 * b.level)
     units = (
         f"the {b.images} images"
         if b.groups is None
         else f"the {b.groups} groups of the {b.images} images (a group's images drawn together)"
     )
-    if b.runs != (1, 1):
-        return (
-            f"The {level}% interval resamples {units} and each model's runs "
-            f"({b.runs[0]} and {b.runs[1]} seeds)."
-        )
-    if b.seed_noise is None:
-        noise = "the interval covers image sampling only"
+    if b.runs == (1, 1):
+        text = f"The {level}% interval resamples {units}; with a single seed per model"
     else:
-        noise = (
-            f"the noise estimated from the validation curves ({100 * b.seed_noise:.2f} mIoU "
-            "points per run) is added to the interval"
+        text = (
+            f"The {level}% interval resamples {units} and draws each model's seed noise "
+            f"from its runs ({b.runs[0]} and {b.runs[1]} seeds)"
         )
+        if 1 not in b.runs:
+            return text + "."
+        text += "; for the model with one seed"
+    if b.seed_noise is None:
+        return f"{text}, seed noise is unmeasured and left out. {SINGLE_SEED_CAUTION}"
     return (
-        f"The {level}% interval resamples {units}; with a single seed per model, seed noise is "
-        f"unmeasured: {noise}. {SINGLE_SEED_CAUTION}"
+        f"{text}, seed noise is unmeasured: {100 * b.seed_noise:.1f} mIoU points per run are "
+        f"assumed. {SINGLE_SEED_CAUTION}"
     )
 
 
 # What seglab's own A/A calibration found (docs/benchmarks.md, "Verdict calibration").
 SINGLE_SEED_CAUTION = (
-    "Such estimates fall short of the spread between seeds: in seglab's calibration, one-seed "
-    "comparisons of identical set-ups were called different in 7 of 8 pairs; trust a one-seed "
-    '"more accurate" only for a large gap, and run compare --seeds 3 to measure it.'
+    "That is the larger of the runs' validation-curve noise and the spread between seeds "
+    f"that seglab's calibration measured ({100 * SEED_SD_FLOOR:g} points; a run's curve shows "
+    "about a sixth of it), so one seed a side separates only large gaps: run compare --seeds 3 "
+    "to measure the noise."
 )
 
 

@@ -14,9 +14,9 @@ class Bootstrap:
     """mIoU(a) - mIoU(b) of two models on the same images, with its bootstrap interval
     (fractions, not percent). The resampled units are the images' groups (``groups``: how many;
     None when each image is its own) and each model's runs (``runs``: seeds of a and of b).
-    ``seed_noise``: where both models ran once, the standard deviation of one run's mIoU that
-    was estimated from their validation curves and added to the interval (None: measured by
-    the runs themselves, or not at all)."""
+    ``seed_noise``: where a model ran once, the standard deviation of one run's mIoU that was
+    assumed for it and added to the interval (its validation curve's noise, or the calibrated
+    floor if larger; None: measured by the runs themselves, or not at all)."""
 
     difference: float
     ci_low: float
@@ -139,7 +139,8 @@ class Verdict:
 class RunResult:
     """One training run of a compared model: its folder, its seed, its fold ("2/5"; None when
     it trained on the dataset's own split), its mIoU on the images it was evaluated on, the
-    steps it ran, and the noise of one run's mIoU estimated from its validation curve."""
+    steps it ran, the noise of one run's mIoU estimated from its validation curve, and why it
+    is undertrained (None: it is not)."""
 
     run: str
     seed: int
@@ -147,6 +148,7 @@ class RunResult:
     miou: float
     steps_done: int | None = None
     curve_noise: float | None = None
+    undertrained: str | None = None
 
 
 @dataclass

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from seglab.errors import SeglabError
 from seglab.reporting.budget import Budget
 from seglab.reporting.results import FormResult, ModelResult, Verdict
 from seglab.reporting.statistics import equivalent
 
 MARGIN = 0.01  # mIoU (a fraction): differences within 1 point count as equal
+
+
+def margin_fraction(points: float) -> float:
+    """The margin as compare takes it (a fraction of mIoU) from mIoU points, checked."""
+    if not 0 <= points < 100:
+        raise SeglabError(f"compare: --margin {points:g} must be from 0 to 100 mIoU points")
+    return points / 100
 
 
 def most_accurate(points: Sequence[FormResult]) -> FormResult:

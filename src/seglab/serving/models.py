@@ -16,6 +16,7 @@ import torch
 
 from seglab.deployment.artifacts import load_segmenter, model_warnings
 from seglab.engine.inference import predict_probabilities
+from seglab.engine.run_folder import run_model_file
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError
 
@@ -92,10 +93,10 @@ def _split_name(spec: str) -> tuple[str | None, Path]:
 def model_file(path: Path) -> Path:
     """A run folder's best.pt (else last.pt); a file as it is."""
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise SeglabError(f"serve: {path} holds no best.pt or last.pt (is it a seglab run?)")
+        found = run_model_file(path)
+        if found is None:
+            raise SeglabError(f"serve: {path} holds no best.pt or last.pt (is it a seglab run?)")
+        return found
     if not path.exists():
         raise SeglabError(f"serve: model {path} does not exist")
     return path

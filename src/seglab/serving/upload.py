@@ -18,9 +18,9 @@ from python_multipart.multipart import (
     parse_options_header,
 )
 
-from seglab.data.io import read_image
+from seglab.data.io import read_image, tiff_size
 from seglab.deployment.predict import match_channels
-from seglab.errors import first_line
+from seglab.errors import SeglabError, first_line
 
 # The formats the server decodes, by the bytes they start with (what the client says the type is
 # does not count): (prefix, offset of a second marker, second marker, name).
@@ -123,8 +123,7 @@ def decode_image(data: bytes, channels: int, max_pixels: int) -> torch.Tensor:
     if kind is None:
         raise UploadError(415, f"the upload is not an image: send a {FORMAT_NAMES} file")
     try:
-        with Image.open(BytesIO(data), formats=[kind]) as im:
-            width, height = im.size
+        width, height = _header_size(data, kind)
     except Image.DecompressionBombError:
         width = height = max_pixels + 1  # PIL's own limit: far over ours
     except Exception as err:  # a damaged header: whatever the decoder raises
@@ -136,9 +135,20 @@ def decode_image(data: bytes, channels: int, max_pixels: int) -> torch.Tensor:
             f"{max_pixels / 1e6:g} megapixels",
         )
     try:
-        image = read_image(BytesIO(data), channels)
+        image = read_image(BytesIO(data), channels, name=f"the {kind} image")
+    except SeglabError as err:  # bands the model cannot take, a TIFF of no bands seglab knows
+        raise UploadError(400, str(err)) from None
     except Exception as err:  # truncated or corrupted data: whatever the decoder raises
         raise UploadError(
             400, f"cannot decode the {kind} image, is it truncated or damaged? ({first_line(err)})"
         ) from None
     return match_channels(image, channels)
+
+
+def _header_size(data: bytes, kind: str) -> tuple[int, int]:
+    """(width, height) from the image's header, before anything is decoded. TIFFs through
+    tifffile, which reads the multi-band ones Pillow cannot open."""
+    if kind == "TIFF":
+        return tiff_size(BytesIO(data))
+    with Image.open(BytesIO(data), formats=[kind]) as im:
+        return im.size
