@@ -144,7 +144,9 @@ def compare(
             comparison.no_verdict = no_verdict_reason(comparison.models)
         elif export is not None:
             chosen = measured.sources[comparison.verdict.chosen.model]
-            comparison.verdict = export_verdict(comparison, chosen, export, report, repeats)
+            comparison.verdict = export_verdict(
+                comparison, chosen, export, report, repeats, base.progress
+            )
     write_outputs(comparison, measured.segmenters, measured.example_data, out)
     return comparison
 
@@ -459,6 +461,7 @@ def export_verdict(
     folder: Path,
     report: Callable[[str], None],
     repeats: int = LATENCY_REPEATS,
+    progress: bool = True,
 ) -> Verdict:
     """The verdict's model x form written into ``folder`` with its card beside it (FILE,
     FILE.card.json, FILE.card.md): an export format by seglab export (measured again on the
@@ -478,6 +481,7 @@ def export_verdict(
             size=comparison.eval_size,
             repeats=repeats,
             report=report,
+            progress=progress,
         )
         return dataclasses.replace(verdict, exported=str(target))
     folder.mkdir(parents=True, exist_ok=True)
