@@ -215,9 +215,19 @@ def main() -> None:
             warmup=2,
         )
         row = {"forward_gflops": gflops, "inference": {}, "memory_mb": {}}
+        # What each runs in, for its share of this machine's matmul peak in that type (INT8 has
+        # no measured peak: its share is not printed)
+        number_types = {
+            "seglab": precision.name,
+            "seglab_bf16": "bf16",
+            "seglab_onnxruntime": "fp32",
+            "seglab_int8": "int8",
+            "smp": "fp32",
+        }
         for name, times in infer.items():
             median = statistics.median(times)
             row["inference"][name] = {
+                "number_type": number_types[name],
                 "median_ms": 1000 * median,
                 "p90_ms": 1000 * float(np.percentile(times, 90)),
                 "gflops_per_s": gflops / median,
@@ -248,10 +258,11 @@ def print_model(encoder: str, row: dict, peak: dict) -> None:
         f"{'GFLOP/s':>9}{'of peak':>9}"
     )
     for name, r in row["inference"].items():
-        reference = peak["bf16"] if "bf16" in name else peak["fp32"]
+        reference = peak.get(r["number_type"])  # fp16 and int8: no peak measured
+        share = "-" if reference is None else f"{100 * r['gflops_per_s'] / reference:.0f}%"
         print(
             f"  {name:<20}{r['median_ms']:10.1f}{r['p90_ms']:9.1f}{r['speedup_vs_smp']:7.2f}x"
-            f"{r['gflops_per_s']:9.0f}{100 * r['gflops_per_s'] / reference:8.0f}%"
+            f"{r['gflops_per_s']:9.0f}{share:>9} ({r['number_type']})"
         )
     memory = row["memory_mb"]
     print(

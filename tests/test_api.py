@@ -15,6 +15,7 @@ import seglab
 from seglab.cli import main
 from seglab.config import RECIPE_OPTIONS
 from seglab.errors import SeglabError, SeglabWarning
+from tests.data.helpers import class_mask, write_image, write_mask
 from tests.reporting.helpers import comparison
 
 TINY = "layout: synthetic\nsize: [32, 32]\ntrain: 8\nval: 4\n"
@@ -62,6 +63,22 @@ def test_train_returns_its_folder_and_the_metrics_it_wrote(run):
     assert run.model.path == run.folder / "best.pt" and run.model.classes == CLASSES
 
 
+def test_train_returns_what_the_command_prints_and_warns_what_matters(tmp_path, capsys):
+    data = tmp_path / "tiny.yaml"
+    data.write_text(TINY)
+    options = {**QUICK, "iterations": 1}
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        run = seglab.train(data=data, out=tmp_path / "quiet", **options)
+    assert capsys.readouterr().out == ""  # nothing printed: the log is returned
+    assert any("best" in line and "mIoU" in line for line in run.log)
+    ours = [str(w.message) for w in said if issubclass(w.category, SeglabWarning)]
+    assert [line for line in ours if "fewer than" in line]  # 1 planned step: too few, said
+    loud = seglab.train(data=data, out=tmp_path / "loud", verbose=True, **options)
+    printed = capsys.readouterr().out
+    assert loud.log and all(line in printed for line in loud.log)
+
+
 def test_train_builds_the_configuration_the_command_line_builds(tmp_path, monkeypatch):
     """With no recipe option and no file, the fingerprint chooses (auto: all), as on the command
     line; a file means what it says; given options are never chosen."""
@@ -69,7 +86,7 @@ def test_train_builds_the_configuration_the_command_line_builds(tmp_path, monkey
     monkeypatch.setattr(
         "seglab.engine.train.train", lambda config, resume=None: made.append(config)
     )
-    monkeypatch.setattr("seglab.api.train_model", lambda config: made.append(config) or {})
+    monkeypatch.setattr("seglab.api.train_model", lambda config, **_: made.append(config) or {})
     (tmp_path / "exp.yaml").write_text("lr: 0.01\nbatch_size: 2\n")
     out = str(tmp_path / "run")
     cases = [
@@ -169,6 +186,31 @@ def test_export_gives_the_exported_model_with_its_card(run, pictures, tmp_path):
     assert "onnx" in exported._repr_html_() and "sky" in exported._repr_html_()
     with pytest.raises(SeglabError, match="already an exported onnx model"):
         exported.export("onnx", tmp_path / "again.onnx")
+    verified = exported.verify(repeats=2, progress=False)  # the card's 2 images, as seglab verify
+    assert verified.passed and "verified against its card" in verified._repr_html_()
+    timed = exported.benchmark(repeats=2, limit=1)
+    assert [r.backend for r in timed.results] == ["onnx (file)", "eager"]
+    assert "<table>" in timed._repr_html_() and "onnx (file)" in timed._repr_html_()
+    with pytest.raises(SeglabError, match="is a checkpoint; verify checks an exported file"):
+        model.verify()
+
+
+def test_check_gives_what_seglab_data_check_prints(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SEGLAB_CACHE", str(tmp_path / "cache"))
+    for split, i in (("train", 0), ("train", 1), ("val", 2)):
+        write_image(tmp_path / "data" / "images" / split / f"{i}.png", seed=i)
+        write_mask(tmp_path / "data" / "masks" / split / f"{i}.png", class_mask(seed=i))
+    wrong = write_mask(tmp_path / "data" / "masks" / "train" / "1.png", class_mask((20, 30)))
+    found = seglab.check(tmp_path / "data", progress=False)
+    assert not found.ok and found.fingerprint is None
+    assert [p for p in found.problems if str(wrong) in p and "20" in p]
+    assert main(["data", "check", str(tmp_path / "data")]) == 1
+    assert capsys.readouterr().out == f"{found}\n"
+    write_mask(wrong, class_mask(seed=1))
+    found = seglab.check(tmp_path / "data", progress=False)
+    assert found.ok and found.fingerprint.train_images == 2 and "ok" in repr(found)
+    assert main(["data", "check", str(tmp_path / "data")]) == 0
+    assert capsys.readouterr().out == f"{found}\n" and "<pre>" in found._repr_html_()
 
 
 def test_each_result_shows_itself_in_jupyter(run):

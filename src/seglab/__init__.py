@@ -1,6 +1,7 @@
 """seglab: train, evaluate and compare U-Net segmentation models on pretrained backbones.
 
-In Python: ``seglab.train(...)``, ``seglab.load(path)``, ``seglab.compare(...)`` (seglab.api),
+In Python: ``seglab.check(data)``, ``seglab.train(...)``, ``seglab.load(path)``,
+``seglab.compare(...)`` (seglab.api),
 and the model itself: ``seglab.build_model(...)`` (seglab.models)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ENCODERS",
     "Comparison",
+    "DataCheck",
     "Metrics",
     "Model",
     "ModelSpec",
@@ -21,12 +23,13 @@ __all__ = [
     "UNet",
     "__version__",
     "build_model",
+    "check",
     "compare",
     "load",
     "train",
 ]
 _MODELS = ("ENCODERS", "ModelSpec", "UNet", "build_model")
-_API = ("Comparison", "Metrics", "Model", "Run", "compare", "load", "train")
+_API = ("Comparison", "DataCheck", "Metrics", "Model", "Run", "check", "compare", "load", "train")
 
 
 def __getattr__(name: str) -> Any:

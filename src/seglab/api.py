@@ -2,18 +2,21 @@
 
     import seglab
 
+    report = seglab.check("my_data/")  # as `seglab data check`: problems, bands, the recipe
     run = seglab.train(data="my_data/", encoder="mobilenet_v2")  # as `seglab train`
     model = seglab.load("runs/mobilenet_v2")  # a run folder, a checkpoint or an exported file
     masks = model.predict(["photo.jpg", pil_image, array])  # class indices, one array each
     metrics = model.evaluate(flip=True)  # as `seglab evaluate`
     onnx = model.export("onnx", "model.onnx")  # as `seglab export`, card included
+    onnx.verify(), onnx.benchmark()  # as `seglab verify` and `seglab benchmark`
     comparison = seglab.compare(runs=["runs/a", "runs/b"])  # as `seglab compare --runs`
 
 Each function takes what its command takes, checks it the same way and calls the same library
-function, so nothing is done here that the command line does differently. Results are returned,
-never printed: progress bars and the training log are what the command line shows too, and what
-a person must know (a useless or undertrained model, an export outside its tolerances) is a
-SeglabWarning. Metrics, models and comparisons show themselves as HTML in Jupyter.
+function, so nothing is done here that the command line does differently (`seglab data check`
+prints :func:`check`'s result). Results are returned, never printed: what `seglab train` prints is
+``Run.log`` (printed too with ``verbose=True``), progress bars show as in the command line, and
+what a person must know (a useless or undertrained model, a budget too short, an export outside
+its tolerances) is a SeglabWarning. Results show themselves as HTML in Jupyter.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ import torch
 from tqdm.auto import tqdm
 
 from seglab.config import check_device, check_values, load_config, parse_scales, parse_size
+from seglab.data.check import CheckReport, format_report
+from seglab.data.dataset import Data, open_data
+from seglab.data.fingerprint import Fingerprint, fingerprint, format_fingerprint
 from seglab.data.info import DatasetInfo
 from seglab.deployment.artifacts import (
     CALIBRATION_IMAGES,
@@ -40,13 +46,16 @@ from seglab.deployment.artifacts import (
     metrics_record,
     record_warnings,
 )
+from seglab.deployment.benchmark import BenchmarkResult, benchmark_model
 from seglab.deployment.card import DeploymentCard
 from seglab.deployment.export import export_artifact
 from seglab.deployment.measure import LATENCY_REPEATS, evaluate_model
 from seglab.deployment.predict import ImageInput, input_image, predict_images
+from seglab.deployment.verify import Verification, verify_artifact
 from seglab.engine.evaluate import EvalOptions
 from seglab.engine.run_folder import default_run_folder, run_model_file
 from seglab.engine.segmenter import Segmenter
+from seglab.engine.train import resume_config
 from seglab.engine.train import train as train_model
 from seglab.errors import SeglabError, SeglabWarning
 from seglab.formatting import format_metrics, html_table, metrics_html, percent
@@ -57,9 +66,72 @@ from seglab.reporting.compare import with_demo_schedule
 from seglab.reporting.report import difference_lines, headline, summary_table, verdict_lines
 from seglab.reporting.verdict import margin_fraction
 
-__all__ = ["Comparison", "Metrics", "Model", "Run", "compare", "load", "train"]
+__all__ = [
+    "Comparison",
+    "DataCheck",
+    "Metrics",
+    "Model",
+    "Run",
+    "check",
+    "compare",
+    "load",
+    "train",
+]
 # What Model.predict gives for one image: class indices, with the probabilities when asked.
 Prediction = np.ndarray | tuple[np.ndarray, np.ndarray]
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def check(data: str | os.PathLike, progress: bool = True) -> DataCheck:
+    """``seglab data check``: ``data`` (a folder, a dataset YAML or ``synthetic``) read and
+    checked as training would read it (every file decoded once, the result cached per file);
+    the :class:`DataCheck` holds the problems, the per-split facts and, for a dataset that can
+    be trained on, the fingerprint the recipe would be chosen from."""
+    found = open_data(os.fspath(data), progress=progress)
+    return DataCheck(os.fspath(data), found, None if found.problems else fingerprint(found))
+
+
+@dataclass(frozen=True, repr=False)
+class DataCheck:
+    """What the data check found: ``problems`` (none: training can start), ``report`` (per
+    split: images, sizes, bands, classes, statistics; None for generated data) and
+    ``fingerprint`` (None when there are problems). ``str()`` is the command line's text."""
+
+    name: str
+    data: Data
+    fingerprint: Fingerprint | None
+
+    @property
+    def report(self) -> CheckReport | None:
+        return self.data.report
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.data.problems)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        if self.report is None:
+            classes = self.data.info.num_classes
+            found = [f"{self.name}: generated by seglab, {classes} classes; nothing to check"]
+        else:
+            found = format_report(self.report).splitlines()
+        return found + (format_fingerprint(self.fingerprint) if self.fingerprint else [])
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else f"{len(self.problems)} problems"
+        return f"DataCheck({self.name!r}: {state})"
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self))}</pre>"
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -69,6 +141,8 @@ def train(
     data: str | os.PathLike | None = None,
     encoder: str | None = None,
     config: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    verbose: bool = False,
     **options: Any,
 ) -> Run:
     """``seglab train``: a U-Net trained as the options say; returns the finished :class:`Run`.
@@ -81,13 +155,34 @@ def train(
     ``config``, the dataset's fingerprint then chooses the recipe options (``auto``: crop size,
     batch size, schedule, loss, ...; ``auto="none"`` keeps the plain defaults), and a run folder
     is taken as the command line takes it (``runs/ENCODER``, ``-2``, ``-3``, ...) unless
-    ``out`` names one."""
+    ``out`` names one. ``resume`` continues an interrupted run folder (or extends a finished
+    one with ``iterations``, ``epochs`` or ``time_budget``), as ``seglab train --resume``.
+
+    What ``seglab train`` prints (the recipe and why, the set-up, each validation, the summary)
+    is returned as ``Run.log``, and printed as well with ``verbose``; its warnings (an
+    undertrained or useless model, a budget too short) are SeglabWarnings. Progress bars follow
+    ``progress`` (default on)."""
     given = _given({"data": data, "encoder": encoder, **options})
     check_values(given, "seglab.train")  # in Python's spelling first: batch_size, not --batch-size
-    settings = load_config(config, given)  # then the command line's own path, defaults and auto
-    folder = Path(settings.out) if settings.out else default_run_folder(settings.encoder)
-    best = train_model(dataclasses.replace(settings, out=str(folder)))
-    return Run(folder, Metrics(best, f"{folder.name}: best validation"))
+    said: list[str] = []
+
+    def log(text: str) -> None:
+        said.append(text)
+        if verbose:
+            tqdm.write(text)
+        elif text.startswith("warning: "):  # what a person must know, even when not printed
+            warnings.warn(text.removeprefix("warning: "), SeglabWarning, stacklevel=2)
+
+    if resume is not None:
+        if config is not None:
+            raise SeglabError("--resume continues a run as it was configured; give no --config")
+        folder = Path(resume)
+        best = train_model(resume_config(folder, given), resume=folder, log=log)
+    else:
+        settings = load_config(config, given)  # then the command line's path, defaults and auto
+        folder = Path(settings.out) if settings.out else default_run_folder(settings.encoder)
+        best = train_model(dataclasses.replace(settings, out=str(folder)), log=log)
+    return Run(folder, Metrics(best, f"{folder.name}: best validation"), tuple(said))
 
 
 def _given(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,10 +197,12 @@ def _given(options: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Run:
     """A finished training run: its ``folder`` (config.yaml, metrics.csv, metrics.json, best.pt,
-    last.pt) and ``metrics``, those of its best validation (what metrics.json holds)."""
+    last.pt), ``metrics``, those of its best validation (what metrics.json holds), and ``log``,
+    what ``seglab train`` would have printed, line by line."""
 
     folder: Path
     metrics: Metrics
+    log: tuple[str, ...] = ()
 
     @cached_property
     def model(self) -> Model:
@@ -305,9 +402,9 @@ class Model:
         progress: bool = True,
     ) -> Model:
         """``seglab export``: this checkpoint written to ``path`` in ``format`` (onnx, onnx-int8,
-        executorch), measured against PyTorch on its data and timed here; the card goes into
-        the file and beside it. Returns the exported model; a tolerance it breaks is a
-        SeglabWarning."""
+        executorch, executorch-int8), measured against PyTorch on its data and timed here; the
+        card goes into the file and beside it. Returns the exported model; a tolerance it
+        breaks is a SeglabWarning."""
         if self.card is not None:
             raise SeglabError(
                 f"export: {self.path} is already an exported {self.form} model; export the "
@@ -331,6 +428,58 @@ class Model:
                 f"{exported.path}: outside tolerance: {failure}", SeglabWarning, stacklevel=2
             )
         return load(exported.path)
+
+    def verify(
+        self,
+        data: str | os.PathLike | None = None,
+        *,
+        limit: int | None = None,
+        repeats: int | None = None,
+        progress: bool = True,
+    ) -> Verification:
+        """``seglab verify``: this exported model re-measured here and held to its deployment
+        card (content, mIoU drift, parity with PyTorch); ``passed`` says whether it held, and
+        each failed check is a line of ``failures`` (and a SeglabWarning)."""
+        if self.card is None:
+            raise SeglabError(
+                f"verify: {self.path} is a checkpoint; verify checks an exported file against "
+                "its card (export it first)"
+            )
+        found = verify_artifact(
+            self.path,
+            data=os.fspath(data) if data is not None else None,
+            limit=limit,
+            repeats=repeats,
+            report=tqdm.write if progress else _quiet,
+            progress=progress,
+        )
+        for failure in found.failures:
+            warnings.warn(f"{self.path}: verify failed: {failure}", SeglabWarning, stacklevel=2)
+        return found
+
+    def benchmark(
+        self,
+        backends: Sequence[str] | None = None,
+        *,
+        size: tuple[int, int] | str | None = None,
+        batch: int = 1,
+        repeats: int = 20,
+        data: str | os.PathLike | None = None,
+        limit: int | None = None,
+    ) -> BenchmarkResult:
+        """``seglab benchmark``: this model timed on this machine's CPU at batch ``batch`` (a
+        checkpoint in every backend by default, an exported file as itself beside eager
+        PyTorch), with each one's mIoU when its data is here; ``table()`` gives the rows."""
+        return benchmark_model(
+            self.path,
+            backends=backends,
+            size=parse_size(size, "benchmark: size") if size else None,
+            batch=batch,
+            repeats=repeats,
+            data=os.fspath(data) if data is not None else None,
+            limit=limit,
+            report=_quiet,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -359,6 +508,12 @@ def _quiet(line: str) -> None:
     """Progress lines nobody asked for."""
 
 
+def _warnings_only(line: str) -> None:
+    """Of what a command would print, the warnings, as SeglabWarnings."""
+    if line.startswith("warning: "):
+        warnings.warn(line.removeprefix("warning: "), SeglabWarning, stacklevel=2)
+
+
 # --- comparing ----------------------------------------------------------------------------------
 
 
@@ -377,14 +532,19 @@ def compare(
     seeds: int = 1,
     folds: int = 0,
     margin: float = 1.0,
+    forms: Sequence[str] | None = None,
+    verbose: bool = False,
     **options: Any,
 ) -> Comparison:
     """``seglab compare``: one U-Net per encoder trained the same way (every training option as
     in :func:`train`, ``seeds`` and ``folds`` for repeats), or the finished ``runs``, evaluated
     on the same images and measured in every deployable form; the verdict chooses within
     ``budget`` (latency: "50ms", "0.2s"; a number is ms) and ``memory`` ("300MB", "1.5GB"; a
-    number is MB), counting ``margin`` mIoU points as equal. Writes OUT/report.html, report.md
-    and results.json, as the command line does, and returns the :class:`Comparison`."""
+    number is MB), counting ``margin`` mIoU points as equal; ``forms`` names the deployable
+    forms to measure (default: all; e.g. ("pytorch", "onnx-int8")). Writes OUT/report.html,
+    report.md and results.json, as the command line does, and returns the :class:`Comparison`.
+    What the command line prints on the way (each run's training log, each model measured) is
+    printed with ``verbose``; its warnings are SeglabWarnings either way."""
     if "encoder" in options:
         raise SeglabError("compare: give encoders=[...] (the models to compare), not encoder")
     given = _given({"data": data, **options})
@@ -406,6 +566,8 @@ def compare(
         seeds=seeds,
         folds=folds,
         margin=margin_fraction(margin),
+        forms=forms,
+        report=tqdm.write if verbose else _warnings_only,
     )
     return Comparison(found, Path(out))
 

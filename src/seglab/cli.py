@@ -12,9 +12,10 @@ from pathlib import Path
 from seglab.config import describe_options, parse_scales, parse_size
 from seglab.deployment.backends import BACKENDS  # constants only: no torch
 from seglab.deployment.formats import FORMATS  # constants only: no torch
-from seglab.errors import SeglabError, SeglabWarning
+from seglab.errors import SeglabError, SeglabWarning, one_line
 
 EPILOG = "Run 'seglab COMMAND --help' for a command's options."
+IMPORT_FORMATS = ("labelme", "coco", "cvat", "yolo")  # seglab.data.importing.FORMATS, unloaded
 DATA_HELP = (
     "'synthetic' (built in), a dataset folder (layouts camvid, pairs = images/ + masks/, voc, "
     "cityscapes) or a dataset YAML file"
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = show_warning
             return args.run(args)
     except SeglabError as err:
-        print(f"seglab: error: {err}", file=sys.stderr)
+        # re-raised by a DataLoader worker, its message is the worker's traceback: its last line
+        said = one_line(err) if str(err).startswith("Caught ") else err
+        print(f"seglab: error: {said}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("seglab: interrupted", file=sys.stderr)
@@ -119,7 +122,11 @@ def _add_train(commands) -> None:
         "--config", help="YAML experiment file (e.g. configs/camvid_unet_vgg19.yaml)"
     )
     train.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped"
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR exactly where it stopped, on the data it recorded; "
+        "with --epochs, --iterations or --time-budget, the run's new total length (more than "
+        "it has done, else refused), not an amount to add",
     )
     add_training_options(train)
     train.set_defaults(run=run_train)
@@ -216,7 +223,7 @@ def _add_export(commands) -> None:
         "--format",
         default="onnx",
         choices=list(FORMATS),
-        help="onnx (default), onnx-int8, executorch",
+        help="onnx (default), onnx-int8, executorch, executorch-int8",
     )
     export.add_argument("--out", required=True, help="the file to write (.onnx or .pte)")
     export.add_argument("--data", help="dataset to measure on (default: the one it was trained on)")
@@ -228,7 +235,7 @@ def _add_export(commands) -> None:
         type=int,
         default=32,
         metavar="N",
-        help="onnx-int8: training images that calibrate it (default 32)",
+        help="onnx-int8 and executorch-int8: training images that calibrate it (default 32)",
     )
     export.add_argument(
         "--size",
@@ -358,6 +365,13 @@ def _add_compare(commands) -> None:
         "left alone); 0: the dataset's own split (default)",
     )
     compare.add_argument(
+        "--forms",
+        metavar="F1,F2",
+        help="the deployable forms each model is measured in: pytorch and any of "
+        f"{', '.join(FORMATS)} (default: all; pytorch is always measured; the ExecuTorch "
+        "forms take minutes to lower on a small CPU)",
+    )
+    compare.add_argument(
         "--margin",
         type=float,
         default=1.0,
@@ -393,8 +407,9 @@ def _add_compare(commands) -> None:
 def _add_data(commands) -> None:
     data = commands.add_parser(
         "data",
-        help="check a dataset or look at it",
-        description="Check a dataset, or draw some of it for a person to see.",
+        help="check a dataset, look at it, or import a labelling tool's export",
+        description="Check a dataset, draw some of it for a person to see, or import one from a "
+        "labelling tool.",
     )
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
     check = data_commands.add_parser(
@@ -416,6 +431,45 @@ def _add_data(commands) -> None:
     show.add_argument("--split", default="train", help="split to draw from (default: train)")
     show.add_argument("--count", type=int, default=8, help="how many images (default: 8)")
     show.set_defaults(run=run_data_show)
+    imports = data_commands.add_parser(
+        "import",
+        help="turn a labelling tool's export into a dataset (pairs layout) and check it",
+        description="Draw the polygons, boxes and RLE masks of a LabelMe, COCO, CVAT (for images "
+        "1.1) or YOLO (segment) export into class-index masks: writes DIR/images, DIR/masks, "
+        "DIR/dataset.yaml and DIR/import.json (what could not be mapped), then runs the data "
+        "check. Exit status 1 if the check finds problems.",
+    )
+    imports.add_argument("format", choices=IMPORT_FORMATS, help="the export's format")
+    imports.add_argument(
+        "src",
+        help="labelme: the folder of JSON files; coco: an instances JSON or a folder of them "
+        "(one per split); cvat: annotations.xml or its folder; yolo: the folder with data.yaml",
+    )
+    imports.add_argument(
+        "--out", required=True, help="the dataset folder to write (must not exist)"
+    )
+    imports.add_argument(
+        "--labels",
+        metavar="MAP.yaml",
+        help="label map, {source label: class name}: renames and merges; 'ignore' draws as the "
+        "ignore value 255; labels it does not name are unknown (drawn as 255, reported)",
+    )
+    imports.add_argument(
+        "--overlap",
+        choices=("later", "smaller"),
+        default="later",
+        help="where shapes of two classes overlap: the later annotation on top (default), or "
+        "the smaller area on top",
+    )
+    imports.add_argument(
+        "--keep-empty",
+        action="store_true",
+        help="keep images without annotations as all background (default: leave them out)",
+    )
+    imports.add_argument(
+        "--link", action="store_true", help="link the images (symbolic links) instead of copying"
+    )
+    imports.set_defaults(run=run_data_import)
 
 
 def _add_serve(commands) -> None:
@@ -425,8 +479,12 @@ def _add_serve(commands) -> None:
         description="Serve models over HTTP: POST /predict (an image upload; the mask as a "
         "palette PNG, or JSON with ?format=json), GET /models, GET /health, and at / a page to "
         "drop an image on and see each model's overlay. Requests wait in a bounded queue (503 "
-        "when it is full) and same-size requests are batched. Listens on 127.0.0.1 only unless "
-        "--host says otherwise.",
+        "when it is full) and same-size requests are batched. Memory is bounded by pixels, not "
+        "by requests: one batch runs at a time and holds at most --batch-megapixels (a larger "
+        "image, up to --max-megapixels, runs alone); decoded images waiting hold at most four "
+        "times the larger of the two. Each client (IP address) may have --per-client requests "
+        "in progress (429 beyond) and must send a body within --body-timeout (408). Listens on "
+        "127.0.0.1 only unless --host says otherwise; there is no authentication.",
     )
     serve.add_argument(
         "models",
@@ -445,13 +503,42 @@ def _add_serve(commands) -> None:
         type=float,
         default=16,
         metavar="MP",
-        help="largest image accepted, in megapixels (default 16)",
+        help="largest image accepted, in megapixels (default 16); inference memory grows "
+        "with the larger of this and --batch-megapixels",
+    )
+    serve.add_argument(
+        "--batch-megapixels",
+        type=float,
+        default=4,
+        metavar="MP",
+        help="most pixels one batch holds in all, in megapixels (default 4); a larger image "
+        "runs alone",
     )
     serve.add_argument(
         "--queue", type=int, default=32, metavar="N", help="requests that may wait (default 32)"
     )
     serve.add_argument(
         "--batch", type=int, default=4, metavar="N", help="largest batch of requests (default 4)"
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60,
+        metavar="S",
+        help="seconds a request's body may take to arrive (default 60; 408 after)",
+    )
+    serve.add_argument(
+        "--per-client",
+        type=int,
+        default=8,
+        metavar="N",
+        help="requests one client address may have in progress (default 8; 429 beyond)",
+    )
+    serve.add_argument(
+        "--expose-details",
+        action="store_true",
+        help="GET /models also gives each model's file path and its card's paths and machine "
+        "description (off by default: anyone who reaches the server would see them)",
     )
     serve.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
@@ -509,7 +596,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from seglab.deployment.measure import evaluate_model
     from seglab.engine.evaluate import EvalOptions
     from seglab.formatting import format_metrics
-    from seglab.outputs import check_output_file, confusion_figure_path, default_metrics_path
+    from seglab.outputs import (
+        check_output_file,
+        confusion_figure_path,
+        default_metrics_path,
+        write_text_atomic,
+    )
     from seglab.reporting.plots import confusion_matrices
 
     out = args.out or default_metrics_path(args.checkpoint, args.split)
@@ -523,7 +615,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     metrics = evaluate_model(args.checkpoint, args.data, args.split, options, device=args.device)
-    Path(out).write_text(json.dumps(metrics, indent=2))
+    write_text_atomic(out, json.dumps(metrics, indent=2))
     model = Path(args.checkpoint).absolute()
     title = f"{model.parent.name}/{model.name} on {args.split}"  # e.g. "mine/best.pt on val"
     confusion_matrices({title: metrics["confusion"]}, list(metrics["per_class"]), figure)
@@ -560,6 +652,7 @@ def run_compare(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         folds=args.folds,
         margin=margin_fraction(args.margin),
+        forms=[f.strip() for f in args.forms.split(",") if f.strip()] if args.forms else None,
     )
     print(format_table(*summary_table(comparison)))
     for line in difference_lines(comparison):
@@ -641,6 +734,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
         calibration=args.calibration,
     )
     print(format_table(*result.table()))
+    for line in result.notes():  # after the table: a busy machine
+        print(line)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=2))
     return 0
@@ -666,20 +761,30 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_data_check(args: argparse.Namespace) -> int:
-    from seglab.data.check import format_report
-    from seglab.data.dataset import open_data
-    from seglab.data.fingerprint import fingerprint, format_fingerprint
+    from seglab.api import check
 
-    data = open_data(args.data)
-    if data.report is None:
-        print(
-            f"{args.data}: generated by seglab, {data.info.num_classes} classes; nothing to check"
-        )
-    else:
-        print(format_report(data.report))
-    if not data.problems:  # what training would choose its recipe from
-        print("\n".join(format_fingerprint(fingerprint(data))))
-    return 1 if data.problems else 0
+    found = check(args.data)
+    print(found)
+    return 0 if found.ok else 1
+
+
+def run_data_import(args: argparse.Namespace) -> int:
+    from seglab.api import check
+    from seglab.data.importing import import_dataset
+
+    report = import_dataset(
+        args.format,
+        args.src,
+        args.out,
+        labels=args.labels,
+        overlap=args.overlap,
+        keep_empty=args.keep_empty,
+        link=args.link,
+    )
+    print("\n".join(report.lines()))
+    found = check(Path(args.out) / "dataset.yaml")
+    print(found)
+    return 0 if found.ok else 1
 
 
 def run_data_show(args: argparse.Namespace) -> int:
@@ -705,6 +810,10 @@ def run_serve(args: argparse.Namespace) -> int:
         max_megapixels=args.max_megapixels,
         queue=args.queue,
         batch=args.batch,
+        batch_megapixels=args.batch_megapixels,
+        body_timeout=args.body_timeout,
+        per_client=args.per_client,
+        expose_details=args.expose_details,
         device=args.device,
         open_browser=args.open,
     )

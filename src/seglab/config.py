@@ -20,6 +20,7 @@ import yaml
 
 from seglab.errors import SeglabError, first_line
 from seglab.models import INPUT_NORMS
+from seglab.outputs import write_text_atomic
 
 LOSS_NAMES = ("ce", "ohem", "dice", "focal")
 # The options a dataset's fingerprint may choose (seglab.engine.recipe), when none is given.
@@ -118,6 +119,13 @@ class TrainConfig:
         "obtainable, otherwise random init with a notice), an encoder state-dict file, or a "
         "seglab run folder or checkpoint to fine-tune (its encoder and decoder; the classifier "
         "starts afresh when the number of classes differs)",
+    )
+    in_channels: int | None = option(
+        None,
+        "input bands the model takes: none is the data's own (recorded in the checkpoint); 3 "
+        "on grey images repeats the band, for a colour encoder's weights unchanged; 1 on colour "
+        "images averages them",
+        minimum=1,
     )
     full_res_skip: int = option(
         0,
@@ -601,7 +609,7 @@ def save_config(
         record["resolved"] = resolved
     if extensions:
         record["extensions"] = extensions
-    path.write_text(yaml.safe_dump(record, sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(record, sort_keys=False))  # a full disk keeps the old
 
 
 def read_run_record(path: Path) -> tuple[TrainConfig, dict[str, Any], list[dict[str, Any]]]:

@@ -158,7 +158,7 @@ def test_the_scan_is_cached_and_redone_for_changed_files(tmp_path, monkeypatch):
     assert read == []  # nothing changed: nothing read
     changed = write_mask(tmp_path / "masks" / "val" / "img001.png", class_mask(size=(40, 31)))
     assert len(open_data(str(tmp_path), progress=False).problems) == 1
-    assert read == [str(changed)]
+    assert read == [changed]
 
 
 @pytest.mark.parametrize("count", [1, 3])

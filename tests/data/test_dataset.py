@@ -45,6 +45,19 @@ def test_8_bit_rgb_and_grey_keep_the_encoder_weights_statistics(tmp_path, mode, 
 def test_a_model_of_other_bands_is_refused_by_name(tmp_path):
     data = open_data(str(make_band_pairs(tmp_path)), progress=False)
     with pytest.raises(
-        SeglabError, match=r"^best\.pt takes 3-band images, DATA has 5-band images$"
+        SeglabError, match=r"^best\.pt takes 3-band images, DATA has 5-band images \(only grey"
     ):
-        data.require_bands(3, "best.pt", "DATA")
+        data.with_bands(3, "best.pt", "DATA")
+
+
+def test_grey_data_feeds_a_colour_model_and_colour_data_a_grey_one(tmp_path):
+    grey = open_data(str(make_pairs(tmp_path / "grey", {"train": 3, "val": 2}, mode="I;16")))
+    as_colour = grey.with_bands(3, "--in-channels 3", "grey")
+    assert as_colour.info.in_channels == 3 and grey.with_bands(1, "m", "grey") is grey
+    assert as_colour.info.input_mean == pytest.approx(grey.info.input_mean * 3)
+    one, three = grey.split("val")[0][0], as_colour.split("val")[0][0]
+    assert one.shape[0] == 1 and three.shape[0] == 3 and torch.equal(three, one.expand(3, -1, -1))
+    scenes = open_data("synthetic").with_bands(1, "--in-channels 1", "synthetic")
+    image = scenes.split("val")[0][0]
+    reference = open_data("synthetic").split("val")[0][0]
+    assert image.shape[0] == 1 and torch.allclose(image[0], reference.mean(0), atol=1 / 255)

@@ -117,3 +117,25 @@ def test_the_onnx_export_matches_pytorch_on_band_images(band_run, tmp_path):
     images = torch.stack([read_image(path) for path in val_images(band_run)])
     with torch.no_grad():
         assert torch.allclose(segmenter(images), model(images), atol=1e-4)
+
+
+def test_grey_images_train_a_three_band_model_when_asked(tmp_path, monkeypatch):
+    """--in-channels 3 on grey images: the band repeated, so a colour encoder's weights fit as
+    they are; the checkpoint takes 3 bands, and evaluate and predict give it the grey files."""
+    monkeypatch.setenv("SEGLAB_CACHE", str(tmp_path / "cache"))
+    data = make_band_pairs(tmp_path / "data", bands=1, num_classes=2, suffix=".png")
+    argv = ["train", "--auto", "none", "--data", str(data), "--weights", "none"]
+    argv += ["--iterations", "2", "--batch-size", "4", "--workers", "0", "--no-progress"]
+    assert main([*argv, "--in-channels", "3", "--out", str(tmp_path / "run")]) == 0
+    checkpoint = Checkpoint.load(tmp_path / "run" / "best.pt")
+    assert checkpoint.spec.in_channels == checkpoint.dataset.in_channels == 3
+    assert checkpoint.config.in_channels == 3
+    grey_mean = checkpoint.dataset.input_mean[0]
+    assert checkpoint.dataset.input_mean == pytest.approx((grey_mean,) * 3)
+    scores = evaluate_model(tmp_path / "run" / "best.pt", progress=False)
+    assert scores["miou"] == pytest.approx(checkpoint.metrics["miou"], abs=1e-6)
+    image = sorted((data / "images" / "val").iterdir())[0]
+    summary = predict(tmp_path / "run" / "best.pt", [str(image)], tmp_path / "out")
+    assert summary.written == 1 and not summary.problems
+    assert main([*argv, "--in-channels", "4", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -5,6 +5,7 @@ import dataclasses
 import re
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +254,22 @@ def test_an_exported_model_speaks_through_its_source_checkpoint_or_its_cards_cop
         f"{artifact} is undertrained: {RISING}",
     ]
     assert f"- **a useless model**: {STUCK}" in read_card(artifact).to_markdown("m")
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_mask(tiny_runs, tmp_path, monkeypatch):
+    import errno
+
+    saved = Image.Image.save
+
+    def fill_the_disk(image, target, *args, **kwargs):
+        if str(target).endswith("in1_overlay.png"):  # the disk fills while writing this one
+            Path(target).write_bytes(b"\x89PNG partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return saved(image, target, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", fill_the_disk)
+    inputs, out = write_inputs(tmp_path / "in"), tmp_path / "out"
+    with pytest.raises(SeglabError, match=r"^predict: cannot write .*in1_overlay\.png: No space"):
+        predict(tiny_runs["mobilenet_v2"] / "best.pt", [str(inputs)], out, progress=False)
+    assert not (out / "in1_overlay.png").exists()
+    assert Image.open(out / "in0.png").size == (80, 64)  # the one written before is whole

@@ -3,6 +3,7 @@ import torch
 
 from seglab.errors import SeglabError
 from seglab.models import ENCODERS, build_model
+from seglab.models.unet import CopyUpsample, NearestUpsample, copy_upsampling
 
 
 def _training_step(model, lr=0.1):
@@ -114,3 +115,40 @@ def test_a_models_normalisation_can_be_a_datasets_own_per_band_statistics():
     assert torch.allclose(model.normalise(images), expected)
     with pytest.raises(SeglabError, match=r"needs 5 means and stds .* got 3 and 3"):
         model.set_normalisation([0.5] * 3, [0.2] * 3)
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [
+        ((2, 5, 6, 7), (12, 14)),  # twice the size
+        ((1, 8, 12, 15), (23, 30)),  # an odd skip: one row fewer than twice
+        ((1, 3, 23, 30), (45, 59)),  # both odd
+        ((1, 4, 22, 30), (45, 61)),  # one more than twice: an encoder that rounds down
+        ((1, 4, 22, 30), (43, 61)),
+        ((1, 4, 1, 1), (1, 2)),  # one pixel
+        ((1, 4, 1, 1), (3, 3)),
+        ((1, 4, 5, 6), (8, 12)),  # not about twice: interpolate itself
+        ((1, 4, 5, 6), (20, 24)),
+    ],
+)
+def test_copy_upsampling_equals_nearest_interpolation(shape, size):
+    x = torch.randn(*shape)
+    nearest = NearestUpsample()(x, size)
+    copied = CopyUpsample()(x, size)
+    assert copied.shape == nearest.shape == (*shape[:2], *size)
+    assert torch.equal(copied, nearest)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "vgg19"])
+def test_a_model_with_copy_upsampling_gives_the_same_logits(name):
+    model = build_model(name, num_classes=3, encoder_weights=None).eval()
+    with torch.no_grad():
+        for size in ((64, 80), (45, 61)):  # odd sizes: encoders round, the skips are odd
+            x = torch.rand(1, 3, *size)
+            before = model(x)
+            with copy_upsampling(model) as swapped:
+                assert all(isinstance(b.upsample, CopyUpsample) for b in swapped.decoder)
+                after = model(x)
+            assert torch.equal(after, before)
+    assert all(isinstance(b.upsample, NearestUpsample) for b in model.decoder)
+    assert not any("kernel" in key for key in model.state_dict())  # checkpoints unchanged

@@ -25,6 +25,8 @@ from tests.deployment.helpers import unwritable_folder
 from tests.reporting.helpers import model as model_result
 
 BASE = TrainConfig(workers=0, progress=False)
+COMPARED_FORMS = tuple(form for form in FORMS if not form.name.startswith("executorch"))
+COMPARED = [form.name for form in COMPARED_FORMS]
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +34,23 @@ def compared(tiny_runs, tmp_path_factory):
     """The tiny runs compared. They trained 3 steps and predict one class everywhere, which
     compare rightly calls degenerate and gives no verdict for; these tests follow the verdict
     through to its exported file, so here the models are taken as sound. Each latency is the
-    median of 2 runs (the tests check that it is measured, not how fast)."""
+    median of 2 runs (the tests check that it is measured, not how fast). The ExecuTorch forms
+    are left out (--forms): compare treats every form alike, their lowering took most of this
+    fixture's time, and tests/deployment lowers and runs them."""
     out = tmp_path_factory.mktemp("compare") / "cmp"
     runs = [tiny_runs["vgg19"], tiny_runs["mobilenet_v2"]]
     export = out.parent / "ship"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(seglab.reporting.compare, "degenerate", lambda *args: None)
         return out, compare(
-            BASE, runs=runs, out=out, examples=3, report=lambda line: None, export=export, repeats=2
+            BASE,
+            runs=runs,
+            out=out,
+            examples=3,
+            report=lambda line: None,
+            export=export,
+            repeats=2,
+            forms=["onnx", "onnx-int8"],  # pytorch is always measured
         )
 
 
@@ -121,7 +132,7 @@ def test_every_model_in_every_form_and_the_verdict_written_out(compared, tiny_ru
     out, _ = compared
     results = json.loads((out / "results.json").read_text())
     forms = [(f["model"], f["form"]) for f in results["forms"]]
-    assert forms == [(m, f.name) for m in ("vgg19", "mobilenet_v2") for f in FORMS]
+    assert forms == [(m, f.name) for m in ("vgg19", "mobilenet_v2") for f in COMPARED_FORMS]
     for measured in results["forms"]:
         model = next(m for m in results["models"] if m["name"] == measured["model"])
         if measured["form"] == "pytorch":  # the comparison's own evaluation and cost
@@ -178,7 +189,7 @@ def test_runs_are_named_by_their_folders_told_apart_when_alike(tmp_path):
 
 @pytest.fixture
 def no_training(monkeypatch):
-    def train(config):
+    def train(config, **options):
         raise AssertionError("compare trained before checking what it was given")
 
     import seglab.engine.train
@@ -225,6 +236,9 @@ def test_the_models_are_checked_before_training(tmp_path, tiny_runs, no_training
         compare(BASE, runs=[tiny_runs["vgg19"]], out=out)
     with pytest.raises(SeglabError, match=rf"{tmp_path}: no best.pt or last.pt"):
         compare(BASE, runs=[tiny_runs["vgg19"], tmp_path], out=out)
+    both = [tiny_runs["vgg19"], tiny_runs["mobilenet_v2"]]
+    with pytest.raises(SeglabError, match=r"--forms 'onx': choose from pytorch, .*mean onnx\?"):
+        compare(BASE, runs=both, out=out, forms=["onx"])
     assert not out.exists()
 
 

@@ -57,7 +57,7 @@ def seed_fold_runs(tmp_path_factory) -> list[Path]:
     """Two set-ups (learning rates) x 2 seeds x 2 folds, each a plain `seglab train` run."""
     root = tmp_path_factory.mktemp("repeats")
     data = root / "tiny.yaml"
-    data.write_text("layout: synthetic\nsize: [64, 80]\ntrain: 12\nval: 6\n")
+    data.write_text("layout: synthetic\nsize: [32, 40]\ntrain: 12\nval: 6\n")
     runs = []
     for lr in ("0.001", "0.01"):
         for seed in ("0", "1"):
@@ -73,9 +73,12 @@ def seed_fold_runs(tmp_path_factory) -> list[Path]:
 
 def test_compare_gathers_seed_and_fold_runs_made_apart(seed_fold_runs, tmp_path, monkeypatch):
     # The repeats are what is tested: the PyTorch form alone, timed twice, and its memory taken
-    # as given, not measured in a fresh process (tests/reporting/test_compare.py measures it).
+    # as given, not measured in fresh processes (tests/reporting/test_compare.py measures it).
+    def memory(files, *args, **kwargs):
+        return [(2.0, 1.0)] * len(files)
+
     monkeypatch.setattr(seglab.reporting.forms, "FORMS", (seglab.reporting.forms.PYTORCH,))
-    monkeypatch.setattr(seglab.reporting.forms, "peak_inference_memory", lambda *a, **k: (2, 1))
+    monkeypatch.setattr(seglab.reporting.forms, "peak_inference_memories", memory)
     shuffled = [seed_fold_runs[k] for k in (5, 0, 3, 6, 1, 4, 7, 2)]
     out = tmp_path / "cmp"
     comparison = compare(BASE, runs=shuffled, out=out, report=lambda line: None, repeats=2)

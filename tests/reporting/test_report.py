@@ -66,7 +66,7 @@ def test_the_verdict_opens_both_reports_and_names_a_model_and_a_form(tmp_path):
         "Against the most accurate, b/vgg19 as pytorch (75.00% at 800.0 ms): -6.00 mIoU "
         "points, 95% interval [-8.00, -4.00]; 8.0x faster."
     )
-    assert lines[3] == "As onnx-int8 it runs 4.0x faster than in PyTorch fp32 (400.0 ms)."
+    assert lines[3] == "As onnx-int8 it ran 4.0x faster than in PyTorch fp32 (400.0 ms)."
     figures = fake_figures(tmp_path)
     md = markdown(c, figures)
     assert md.index("## Verdict") < md.index("## Summary")
@@ -77,6 +77,21 @@ def test_the_verdict_opens_both_reports_and_names_a_model_and_a_form(tmp_path):
     bold = [(row[0].text, row[1].text) for row in forms_table.rows if row[0].best]
     assert bold == [("a/mobilenet_v2", "onnx-int8")]
     assert c.to_dict()["verdict"]["chosen"]["form"] == "onnx-int8"
+    assert not [line for line in lines if "busy" in line]  # a quiet machine: no caution
+
+
+def test_a_verdict_timed_on_a_busy_machine_says_so():
+    quiet = verdict_comparison(Budget(latency_ms=150))
+    machine = {**quiet.machine, "load": {"others_busy": 0.8, "load_average": 3.1}}
+    lines = verdict_lines(dataclasses.replace(quiet, machine=machine))
+    assert lines[3] == (
+        "As onnx-int8 it ran 4.0x faster than in PyTorch fp32 (400.0 ms) on a busy machine."
+    )
+    assert lines[-1] == (
+        "Caution: the machine was busy: other processes used 80% of its 2 cores as this was "
+        "measured, so its timings (and ratios of them) may not hold on a quiet machine; measure "
+        "again alone before relying on them."
+    )
 
 
 def test_a_verdict_over_budget_says_nothing_fits():
@@ -180,7 +195,7 @@ def test_a_single_seed_says_seed_noise_is_unmeasured_and_what_stands_in():
     assert estimated[2].endswith(
         "mIoU points over one seed each; mobilenet_v2 as onnx-int8 is 5.0x faster: choose it."
     )
-    assert estimated[3].startswith("As onnx-int8 it runs 2.5x faster")
+    assert estimated[3].startswith("As onnx-int8 it ran 2.5x faster")
     assert estimated[4] == (
         "The 95% interval resamples the 40 images; with a single seed per model, seed noise is "
         f"unmeasured: 0.6 mIoU points per run are assumed. {SINGLE_SEED_CAUTION}"

@@ -57,10 +57,15 @@ def test_health_and_models(client, served):
 
 
 def test_a_deployment_card_is_listed_when_the_artifact_has_one():
+    """Its figures; the machine that measured it only when the server is told to say so."""
     card = {"parity": {"max_logit_difference": 1e-6}, "miou": 0.61, "machine": "x86_64"}
     with TestClient(create_app([gated("int8", card=card), gated("plain")])) as client:
         models = client.get("/models").json()["models"]
-    assert models[0]["card"] == card and models[1]["card"] is None
+    assert models[0]["card"] == {"parity": {"max_logit_difference": 1e-6}, "miou": 0.61}
+    assert models[1]["card"] is None
+    app = create_app([gated("int8", card=card)], expose_details=True)
+    with TestClient(app) as client:
+        assert client.get("/models").json()["models"][0]["card"] == card
     assert models[0]["warnings"] == models[1]["warnings"] == []  # nothing known against them
 
 
@@ -78,12 +83,18 @@ def test_models_says_what_is_wrong_with_each_and_the_page_shows_it_beside_the_ma
         script = client.get("/static/app.js").text
         style = client.get("/static/style.css").text
     assert [m["name"] for m in models] == ["useless", "sound"]
-    assert models[0]["warnings"] == [
-        f"{tmp_path / 'useless.pt'} is a useless model: on its validation images it {stuck}; "
-        "its predictions say nothing. Train longer (a larger --time-budget or --iterations) or "
-        "check the labels (seglab data check)"
-    ]
+    verdict = (
+        f" is a useless model: on its validation images it {stuck}; its predictions say "
+        "nothing. Train longer (a larger --time-budget or --iterations) or check the labels "
+        "(seglab data check)"
+    )
+    assert models[0]["warnings"] == ["useless" + verdict]  # the model's name, not its file
     assert models[1]["warnings"] == []
+    assert str(tmp_path) not in json.dumps(models)
+    with TestClient(create_app(served, expose_details=True)) as client:
+        detailed = client.get("/models").json()["models"]
+    assert detailed[0]["warnings"] == [f"{tmp_path / 'useless.pt'}{verdict}"]
+    assert detailed[0]["path"] == str(tmp_path / "useless.pt")
     # Each warning a visible remark right after the photo and its mask, as text, never HTML.
     assert "card.append(title, stage, ...remarks(model)," in script
     assert "(model.warnings || []).map(" in script

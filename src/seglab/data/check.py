@@ -1,6 +1,7 @@
 """The data check: every problem in a dataset, one line each naming the file, and what it holds.
 
-Problems stop training; warnings (a validation group also seen in training) only inform."""
+Problems stop training; warnings (a validation group also seen in training, a class with almost no
+pixels, masks that fit their images whether or not EXIF orientation is applied) only inform."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from seglab.data.files import Pair
-from seglab.data.io import bit_depth, fits, unpack_rgb
-from seglab.data.masks import IGNORE, INVALID
+from seglab.data.io import bit_depth, describe_orientation, fits, unpack_rgb
+from seglab.data.masks import IGNORE, INVALID, binary_encoding
 from seglab.data.scan import Record
 from seglab.data.source import DatasetSource
 from seglab.data.splits import group_of
 
 SHOWN_GROUPS = 8  # groups listed per split before "and N more"
 SHOWN_LEAKS = 5  # leakage warnings before one line sums up the rest
+SHOWN_VALUES = 5  # stray mask values named per file
+# A class holding less than this share of the labelled pixels (over every split) is warned of:
+# too few pixels to learn or to score it, and often a stray value rather than a class
+RARE_CLASS_SHARE = 1e-4
 
 
 @dataclass
@@ -33,6 +38,9 @@ class SplitSummary:
     band_sum: np.ndarray | None = None  # per band, over the images with the dataset's bands
     band_squares: np.ndarray | None = None
     band_pixels: int = 0  # pixels per band summed in band_sum
+    # images turned by their EXIF orientation whose masks fit them turned or not (square images,
+    # or a turn by 180° or a mirror), with the orientation: the check cannot tell which was meant
+    turned_either_way: list[tuple[Path, int]] = field(default_factory=list)
 
     @property
     def class_pixels(self) -> np.ndarray:
@@ -90,7 +98,45 @@ def check_source(source: DatasetSource, records: dict[str, Record]) -> CheckRepo
             )
         problems += _count_groups(complete, source, summary)
         splits[split] = summary
-    return CheckReport(source, splits, problems, leakage_warnings(source, splits))
+    warnings = leakage_warnings(source, splits) + rare_class_warnings(source, splits)
+    return CheckReport(source, splits, problems, warnings + _orientation_warnings(splits))
+
+
+def rare_class_warnings(source: DatasetSource, splits: dict[str, SplitSummary]) -> list[str]:
+    """One line per class holding almost none of the labelled pixels over every split."""
+    per_image = [row for s in splits.values() for row in s.image_class_pixels]
+    if not per_image:
+        return []
+    pixels = np.sum(per_image, axis=0)
+    files = np.count_nonzero(per_image, axis=0)
+    total = int(pixels.sum())
+    warnings = []
+    for name, n, k in zip(source.info.classes, pixels, files):
+        if total and n < RARE_CLASS_SHARE * total:
+            held = f"holds {n} pixels ({100 * n / total:.2g}% of the labelled pixels, {k} masks)"
+            warnings.append(
+                f"class {name} {held if n else 'has no pixels in any mask'}: too few to learn "
+                "or to score"
+                + (
+                    "; if its value is a stray one, not a class, relabel those pixels"
+                    if n and source.classes_inferred
+                    else ""
+                )
+            )
+    return warnings
+
+
+def _orientation_warnings(splits: dict[str, SplitSummary]) -> list[str]:
+    """One line for the images an EXIF orientation turns whose masks fit either way."""
+    turned = [t for s in splits.values() for t in s.turned_either_way]
+    if not turned:
+        return []
+    path, turn = turned[0]
+    return [
+        f"{len(turned)} image(s) are turned by their EXIF orientation as viewers turn them (e.g. "
+        f"{path}: {describe_orientation(turn)}), and their masks fit them turned or not; "
+        "see with 'seglab data show' that the masks were drawn on the images as viewers show them"
+    ]
 
 
 def _count_groups(pairs: list[Pair], source: DatasetSource, summary: SplitSummary) -> list[str]:
@@ -142,6 +188,8 @@ def _pair_problems(
     for path, rec, what in ((image, irec, "image"), (mask, mrec, "mask")):
         if "error" in rec:
             problems.append(f"{path}: unreadable or truncated {what} ({rec['error']})")
+        if "problem" in rec:  # a stack of band files that do not make one image
+            problems.append(f"{path}: {rec['problem']}")
     if problems:
         return problems
     summary.image_sizes[_height_width(irec["size"])] += 1
@@ -151,16 +199,13 @@ def _pair_problems(
             f"{image}: a {irec['bands']}-band image in a dataset of {source.info.in_channels}-band "
             "images (every image needs the same bands)"
         )
-    if irec["size"] != mrec["size"]:
-        problems.append(
-            f"{mask}: mask is {_hw(mrec['size'])} but its image {image.name} is {_hw(irec['size'])}"
-        )
+    problems += _size_problems(image, mask, irec, mrec, summary)
     raw = np.array([int(v) for v in mrec["values"]], dtype=np.int64)
     counts = np.array(list(mrec["values"].values()), dtype=np.int64)
     decoded = source.encoding.decode(raw)
     bad = decoded == INVALID
     if bad.any():
-        problems.append(_invalid_values(mask, mrec, raw[bad], int(counts[bad].sum()), source))
+        problems.append(_invalid_values(mask, mrec, raw[bad], counts[bad], source))
     classes = decoded[(decoded != INVALID) & (decoded != IGNORE)]
     class_counts = counts[(decoded != INVALID) & (decoded != IGNORE)]
     per_class = np.bincount(classes, weights=class_counts, minlength=source.info.num_classes)
@@ -171,12 +216,39 @@ def _pair_problems(
     return problems
 
 
+def _size_problems(
+    image: Path, mask: Path, irec: Record, mrec: Record, summary: SplitSummary
+) -> list[str]:
+    """A mask of another size than its image, told apart from a mask that fits the image only
+    as stored, before its EXIF orientation (or the mask's own) turns it."""
+    turn, mask_turn = irec.get("orientation", 1), mrec.get("orientation", 1)
+    if irec["size"] == mrec["size"]:
+        stored, mask_stored = irec.get("stored_size"), mrec.get("stored_size")
+        if turn not in (1, mask_turn) and (stored or irec["size"]) == (mask_stored or mrec["size"]):
+            summary.turned_either_way.append((image, turn))
+        return []
+    if turn != 1 and mrec["size"] == irec["stored_size"]:
+        return [
+            f"{image}: its EXIF orientation ({describe_orientation(turn)}) is applied; its mask "
+            "fits the unrotated pixels: redraw the mask on the image as viewers show it, or strip "
+            "the tag"
+        ]
+    if mask_turn != 1 and mrec["stored_size"] == irec["size"]:
+        return [
+            f"{mask}: its EXIF orientation ({describe_orientation(mask_turn)}) is applied; it fits "
+            f"its image {image.name} only unrotated: strip the tag from the mask"
+        ]
+    sizes = f"mask is {_hw(mrec['size'])} but its image {image.name} is {_hw(irec['size'])}"
+    return [f"{mask}: {sizes}"]
+
+
 def _invalid_values(
-    mask: Path, mrec: Record, values: np.ndarray, pixels: int, source: DatasetSource
+    mask: Path, mrec: Record, values: np.ndarray, counts: np.ndarray, source: DatasetSource
 ) -> str:
-    """The problem line for mask values that are no class: for an RGB file in a dataset of
-    class-number masks, say so (its packed colours mean nothing as numbers)."""
-    encoding = source.encoding
+    """The problem line for mask values that are no class (``counts``: each one's pixels): for
+    an RGB file in a dataset of class-number masks, say so (its packed colours mean nothing as
+    numbers); where the classes came from the mask values, these are strays, never a class."""
+    encoding, pixels = source.encoding, int(counts.sum())
     if encoding.kind == "rgb":
         what = ", ".join(encoding.describe(int(v)) for v in values[:5])
         return f"{mask}: {pixels} pixels of colours not in the palette: {what}"
@@ -189,11 +261,26 @@ def _invalid_values(
             "mask_encoding: rgb in a dataset YAML with the classes' colours"
             + ("; for class numbers stored as grey, save the mask with one channel" if grey else "")
         )
-    what = ", ".join(encoding.describe(int(v)) for v in values[:5])
-    return (
-        f"{mask}: {pixels} pixels with {what}: neither a class "
-        f"(0-{source.info.num_classes - 1} after decoding) nor the ignore value"
+    if len(values) == 1:
+        what = encoding.describe(int(values[0]))
+    else:
+        shown = [f"{v} ({n})" for v, n in zip(values[:SHOWN_VALUES], counts[:SHOWN_VALUES])]
+        more = f" and {len(values) - SHOWN_VALUES} more" if len(values) > SHOWN_VALUES else ""
+        what = f"values {', '.join(shown)}{more}"
+    if encoding.mapping == binary_encoding().mapping:
+        first, second = source.info.classes
+        meaning = f"neither 0 ({first}) nor 255 ({second})"
+    else:
+        meaning = (
+            f"neither a class (0-{source.info.num_classes - 1} after decoding) nor the ignore value"
+        )
+    hint = (
+        "; stray values (anti-aliased edges?), never a class: classes are the values most mask "
+        "pixels hold, unless a dataset YAML lists them"
+        if source.classes_inferred
+        else ""
     )
+    return f"{mask}: {pixels} pixels with {what}: {meaning}{hint}"
 
 
 def _height_width(size: list[int]) -> tuple[int, int]:

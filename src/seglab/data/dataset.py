@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -12,7 +14,7 @@ from seglab.data.check import CheckReport, check_source
 from seglab.data.dataset_file import DatasetFile, dataset_file
 from seglab.data.files import Pair, name_of
 from seglab.data.info import DatasetInfo
-from seglab.data.io import read_image, read_raw_mask
+from seglab.data.io import fits, read_image, read_raw_mask
 from seglab.data.layouts import list_files
 from seglab.data.masks import IGNORE, INVALID
 from seglab.data.scan import Record, scan_files
@@ -20,16 +22,20 @@ from seglab.data.segmentation_dataset import SegmentationDataset, Transform
 from seglab.data.source import DatasetSource, describe
 from seglab.data.splits import assign_folds, group_of
 from seglab.data.synthetic import SyntheticScenes
-from seglab.errors import SeglabError
+from seglab.errors import BadFileError, SeglabError, first_line
 
+T = TypeVar("T")
 FOLD_SEED = 0  # folds never follow a run's seed: every seed of a comparison sees the same folds
 
 
 class FolderDataset(SegmentationDataset):
-    """One split of a dataset on disk."""
+    """One split of a dataset on disk. A file that cannot be decoded when an item is loaded (it
+    changed or broke after the data check) raises BadFileError naming the split, the file and the
+    problem in one line, which the training and evaluation loops report as it is."""
 
     def __init__(self, source: DatasetSource, split: str, transform: Transform | None = None):
         self.info, self.encoding = source.info, source.encoding
+        self.split = split
         self.pairs = _complete(source, split)
         self.transform = transform
 
@@ -37,13 +43,27 @@ class FolderDataset(SegmentationDataset):
         return len(self.pairs)
 
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return read_image(self.pairs[index][0], self.info.in_channels), self.load_mask(index)
+        path = self.pairs[index][0]
+        image = self._read("image", path, lambda: read_image(path, self.info.in_channels))
+        return image, self.load_mask(index)
 
     def load_mask(self, index: int) -> torch.Tensor:
         """The item's mask alone (int64 classes), for measuring masks without reading images."""
-        classes = self.encoding.decode(read_raw_mask(self.pairs[index][1]))
+        path = self.pairs[index][1]
+        classes = self.encoding.decode(self._read("mask", path, lambda: read_raw_mask(path)))
         classes[classes == INVALID] = IGNORE  # the data check reports these before training
         return torch.from_numpy(classes)
+
+    def _read(self, what: str, path: Path, read: Callable[[], T]) -> T:
+        """``read()``, any failure of it a BadFileError: "train image PATH cannot be read: ..."."""
+        try:
+            return read()
+        except Exception as err:
+            problem = first_line(err)
+            if isinstance(err, SeglabError):  # its message names the file already
+                problem = problem.removeprefix(f"{path}: ")
+            message = f"{self.split} {what} {path} cannot be read: {problem}"
+            raise BadFileError(message) from err
 
 
 class ItemsOf(SegmentationDataset):
@@ -132,13 +152,32 @@ class Data:
             )
         return self
 
-    def require_bands(self, in_channels: int, checkpoint: str, name: str) -> None:
-        """Raise unless a model of ``in_channels`` input bands can be scored on this data."""
-        if self.info.in_channels != in_channels:  # its images are read with its own bands
+    def with_bands(self, in_channels: int, model: str, name: str) -> Data:
+        """This data as a model of ``in_channels`` input bands takes it: as it is, or grey
+        images repeated for a colour model and colour ones averaged for a grey one (see
+        seglab.data.io.fits), the per-band statistics fitted alike. Anything else raises, naming
+        ``model`` and the data's ``name``."""
+        have = self.info.in_channels
+        if have == in_channels:
+            return self
+        if not fits(have, in_channels):
             raise SeglabError(
-                f"{checkpoint} takes {in_channels}-band images, {name} has "
-                f"{self.info.in_channels}-band images"
+                f"{model} takes {in_channels}-band images, {name} has {have}-band images (only "
+                "grey images feed a colour model, repeated, and colour images a grey one, averaged)"
             )
+        info = replace(
+            self.info,
+            in_channels=in_channels,
+            input_mean=_fitted_statistic(self.info.input_mean, in_channels),
+            input_std=_fitted_statistic(self.info.input_std, in_channels, spread=True),
+        )
+
+        def make_split(split: str, transform: Transform | None) -> SegmentationDataset:
+            dataset = self.make_split(split, transform)
+            dataset.info = info  # items are read, or fitted, to its bands
+            return dataset
+
+        return replace(self, info=info, make_split=make_split)
 
     def require_classes(self, classes: list[str], checkpoint: str, name: str) -> None:
         """Raise unless a model trained on ``classes`` can be scored on this data."""
@@ -168,6 +207,19 @@ def open_data(
         source, report = _fold_source(source, records, report, fold)
     source = _with_input_statistics(source, report)
     return Data(source.info, lambda split, t: FolderDataset(source, split, t), report)
+
+
+def _fitted_statistic(
+    values: tuple[float, ...] | None, channels: int, spread: bool = False
+) -> tuple[float, ...] | None:
+    """A per-band mean (or, with ``spread``, std) for images fitted to ``channels`` bands: one
+    band's repeated, or the average of several (stds averaged as variances)."""
+    if values is None or len(values) == channels:
+        return values
+    if len(values) == 1:
+        return values * channels
+    array = np.asarray(values, dtype=np.float64)
+    return (float(np.sqrt(np.mean(array**2)) if spread else np.mean(array)),)
 
 
 def _with_input_statistics(source: DatasetSource, report: CheckReport) -> DatasetSource:

@@ -24,6 +24,16 @@ RGB = tuple[int, int, int]
 LAYOUT_NAMES = ("camvid", "pairs", "voc", "cityscapes", "synthetic")
 MASK_ENCODINGS = ("index", "rgb", "binary")
 SPLIT_NAMES = ("train", "val", "test")
+# layouts of one file per image by their own naming, where band stacks do not apply
+ONE_FILE_LAYOUTS = ("voc", "cityscapes")
+ONE_FILE_LAYOUTS_NOTE = (
+    "names one file per image; bands (a file per band) applies to layouts pairs and camvid "
+    "and to splits given as folders"
+)
+BAND_PATTERN_ALLOWED = (
+    "a path below an images folder holding {stem} and {band} once each, e.g. "
+    "'{stem}_{band}' (tile_001_B02.tif) or '{band}/{stem}' (B02/tile_001.tif)"
+)
 SYNTHETIC_KEYS = ("size", "train", "val", "test")
 FILE_KEYS = (
     "root",
@@ -41,6 +51,8 @@ FILE_KEYS = (
     "groups",
     "split_by",
     "val_groups",
+    "bands",
+    "band_pattern",
 )
 KEYS = ("layout", *FILE_KEYS, *SYNTHETIC_KEYS)
 
@@ -86,6 +98,10 @@ class DatasetFile:
     groups: re.Pattern[str] | None = None  # one capture group: a file's group from its name
     split_by: str | None = None  # "groups": train + val re-split so no group is in both
     val_groups: tuple[str, ...] = ()
+    # each image as one file per band: the bands' names in channel order (empty: one file an
+    # image), and where a band's file is (see seglab.data.files.BandSpec; None: found)
+    bands: tuple[str, ...] = ()
+    band_pattern: str | None = None
     size: tuple[int, int] = (128, 160)  # synthetic: image height and width
     lengths: Mapping[str, int] = field(default_factory=dict)  # synthetic: items per split
 
@@ -148,6 +164,8 @@ def read_dataset_file(path: Path) -> DatasetFile:
             groups=fields.pattern("groups"),
             split_by=fields.choice("split_by", ("groups",), None),
             val_groups=fields.group_names("val_groups"),
+            bands=fields.band_names("bands"),
+            band_pattern=fields.band_pattern("band_pattern"),
         )
     )
 
@@ -165,6 +183,10 @@ def _checked(spec: DatasetFile) -> DatasetFile:
         )
     if spec.val_groups and spec.split_by != "groups":
         raise SeglabError(f"{spec.path}: val_groups needs split_by: groups")
+    if spec.band_pattern is not None and not spec.bands:
+        raise SeglabError(f"{spec.path}: band_pattern needs bands (their names, in channel order)")
+    if spec.bands and spec.layout in ONE_FILE_LAYOUTS:
+        raise SeglabError(f"{spec.path}: bands: layout {spec.layout} {ONE_FILE_LAYOUTS_NOTE}")
     if spec.mask_encoding == "rgb" and spec.classes:
         for i, c in enumerate(spec.classes):
             if c.color is None:
@@ -352,6 +374,39 @@ class _Fields:
                 # YAML reads 0017 as the number 15: a group name must be quoted to keep its zeros
                 raise self.fail(key, value, "a list of group names (quote them: '0017')")
         return tuple(value)
+
+    def band_names(self, key: str) -> tuple[str, ...]:
+        value = self.spec.get(key, [])
+        allowed = "a list of band names in channel order, e.g. [B02, B03, B04, B08]"
+        if not isinstance(value, list) or (not value and key in self.spec):
+            raise self.fail(key, value, allowed)
+        for name in value:
+            if not isinstance(name, str):
+                # YAML reads 08 as the number 8: a band name must be quoted to keep its zeros
+                raise self.fail(key, value, f"{allowed} (quote numbers: '08')")
+            if not name or "/" in name or "{" in name or "}" in name:
+                raise self.fail(key, value, f"{allowed}, without '/', '{{' or '}}'")
+            if value.count(name) > 1:
+                raise SeglabError(f"{self.path}: {key}: {name!r} is named twice")
+        return tuple(value)
+
+    def band_pattern(self, key: str) -> str | None:
+        value = self.spec.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, value, BAND_PATTERN_ALLOWED)
+        fields = re.findall(r"\{[^{}]*\}", value)
+        parts = value.split("/")
+        if (
+            sorted(fields) != ["{band}", "{stem}"]
+            or value.count("{") != 2
+            or value.count("}") != 2
+            or value.startswith("/")
+            or any(part in ("", ".", "..") for part in parts)
+        ):
+            raise self.fail(key, value, BAND_PATTERN_ALLOWED)
+        return value
 
 
 def _is_int(value: Any) -> bool:

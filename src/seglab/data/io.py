@@ -7,17 +7,29 @@ float32 for the rest. Integers are divided by their type's largest value (a 16-b
 becomes [0, 1] with no precision lost; 12-bit data in a 16-bit file stays in [0, 0.0625]), floats
 are taken as stored (NaN and infinities read as 0). Where the values sit within that range is the
 business of the per-band statistics the data check measures, not of the reader: a file reads the
-same in any dataset, so predict and serve read an image exactly as training did."""
+same in any dataset, so predict and serve read an image exactly as training did.
+
+Files Pillow reads are turned as their EXIF Orientation tag says (a phone's photo stands as every
+viewer shows it, and its mask is drawn on it so), masks as well as images: everything reads
+through :func:`upright`, so training, the data check, predict and serve agree. TIFFs that
+tifffile reads are taken as stored: tifffile does not apply the tag, and the multi-band and 16-bit
+TIFFs it reads (scientific and remote-sensing data) seldom set it.
+
+An image stored as one file per band (a :class:`BandStack`: Sentinel-2's ``tile_B02.tif``,
+``tile_B03.tif``, ...) reads as the multi-band file of the same data would: each file's bands in
+the declared order, all of one size and one type (anything else is a :class:`StackProblem`)."""
 
 from __future__ import annotations
 
+import os
+import stat as stat_module
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import tifffile
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from seglab.errors import SeglabError, first_line
 
@@ -28,14 +40,86 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and Big
 TIFF_ALPHA = (1, 2)  # ExtraSamples values of associated and unassociated alpha
 # Axes (tifffile's names) that hold an image's bands: samples, channels, or a stack of pages
 BAND_AXES = "SCIQ"
+ORIENTATION_TAG = 0x0112  # EXIF Orientation: how the stored pixels are turned to be shown
+# What each Orientation value does to the stored pixels (rotations clockwise), as messages say it
+ORIENTATIONS = {
+    2: "mirrored",
+    3: "rotated 180°",
+    4: "mirrored and rotated 180°",
+    5: "mirrored and rotated 270°",
+    6: "rotated 90°",
+    7: "mirrored and rotated 90°",
+    8: "rotated 270°",
+}
 
 ImageSource = str | Path | BinaryIO
 
 
+class StackProblem(SeglabError):
+    """A band stack whose files do not make one image: a band missing, or bands of different
+    sizes, types or orientations. The data check reports it as such, not as an unreadable file."""
+
+
+class BandStack(type(Path())):
+    """One image stored as one file per band. The path names the sample, not a file: the folder
+    of its images and its stem (``images/train/tile_001`` for ``images/train/tile_001_B02.tif``,
+    ..., or for ``images/train/B02/tile_001.tif``, ...), so that it pairs with its mask, names
+    its outputs and shows in messages as any image does. ``band_files`` holds each band's name
+    and file in channel order (None: the band's file is missing). Make one with
+    :func:`band_stack`; paths derived from it (``parent``, ``resolve()``) hold no bands."""
+
+    band_files: tuple[tuple[str, Path | None], ...] = ()
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.band_files)
+
+    @property
+    def files(self) -> list[Path]:
+        """The band files there are, in channel order."""
+        return [path for _, path in self.band_files if path is not None]
+
+    @property
+    def missing(self) -> list[str]:
+        """The bands whose file is missing."""
+        return [name for name, path in self.band_files if path is None]
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        """The stack as one file: its bands' bytes summed, the newest modification time (what a
+        fingerprint of a dataset's files counts). A path derived from a stack is a plain one."""
+        if not self.band_files:
+            return super().stat(follow_symlinks=follow_symlinks)
+        stats = [os.stat(path, follow_symlinks=follow_symlinks) for path in self.files]
+        if not stats:
+            raise FileNotFoundError(f"{self}: none of its band files is there")
+        newest = max(stats, key=lambda s: s.st_mtime_ns)
+        size = sum(s.st_size for s in stats)
+        mode = stat_module.S_IFREG | stat_module.S_IMODE(newest.st_mode)
+        fields = (mode, 0, 0, 1, newest.st_uid, newest.st_gid, size)
+        times = ("st_atime", "st_mtime", "st_ctime")
+        seconds = tuple(int(getattr(newest, t)) for t in times)
+        exact = {t: getattr(newest, t) for t in times}
+        exact |= {f"{t}_ns": getattr(newest, f"{t}_ns") for t in times}
+        return os.stat_result(fields + seconds, exact)
+
+    def __reduce__(self):  # a stack sent to a DataLoader worker keeps its bands
+        return band_stack, (str(self), self.band_files)
+
+
+def band_stack(path: str | Path, band_files) -> BandStack:
+    """The :class:`BandStack` of sample ``path`` (its folder and stem) whose bands are
+    ``band_files``: (name, file or None) pairs, or a mapping of them, in channel order."""
+    pairs = band_files.items() if hasattr(band_files, "items") else band_files
+    stack = BandStack(path)
+    stack.band_files = tuple((str(name), None if f is None else Path(f)) for name, f in pairs)
+    return stack
+
+
 def read_image(source: ImageSource, channels: int | None = None, name: str = "") -> torch.Tensor:
-    """C x H x W, uint8 for 8-bit files and float32 otherwise (see the module's docstring); with
-    ``channels``, fitted to them by :func:`fit_bands`. A SeglabError (a TIFF of no bands seglab
-    knows, bands that do not fit) names ``name``, by default the file."""
+    """C x H x W, uint8 for 8-bit files and float32 otherwise (see the module's docstring), of a
+    file or a :class:`BandStack`; with ``channels``, fitted to them by :func:`fit_bands`. A
+    SeglabError (a TIFF of no bands seglab knows, bands that do not fit, a stack's bands that do
+    not make one image) names ``name``, by default the file."""
     name = name or str(source)
     try:
         image = bands_tensor(decode_image(source))
@@ -45,16 +129,93 @@ def read_image(source: ImageSource, channels: int | None = None, name: str = "")
 
 
 def image_tensor(im: Image.Image, channels: int) -> torch.Tensor:
-    """A Pillow image as :func:`read_image` gives a file of it."""
-    return fit_bands(bands_tensor(pillow_bands(im)), channels, "the image")
+    """A Pillow image as :func:`read_image` gives a file of it (its EXIF orientation applied)."""
+    return fit_bands(bands_tensor(pillow_bands(upright(im))), channels, "the image")
 
 
 def decode_image(source: ImageSource) -> np.ndarray:
-    """C x H x W in the file's own type (uint8, uint16, float32, ...): every band, alpha dropped."""
+    """C x H x W in the file's own type (uint8, uint16, float32, ...): every band, alpha dropped,
+    turned as its EXIF orientation says."""
+    return decode_oriented(source)[0]
+
+
+def decode_oriented(source: ImageSource) -> tuple[np.ndarray, int]:
+    """:func:`decode_image`'s bands and the EXIF orientation applied to them (1: none), which the
+    data check needs to tell a mask drawn on the stored pixels."""
+    if isinstance(source, BandStack):
+        return decode_stack(source)
     if is_tiff(source):
-        return _decode_tiff(source)
+        return _decode_tiff(source), 1
     with Image.open(source) as im:
-        return pillow_bands(im)
+        turn = orientation(im)
+        return pillow_bands(upright(im, turn)), turn
+
+
+def decode_stack(stack: BandStack) -> tuple[np.ndarray, int]:
+    """The stack's bands, each file's in the declared order, as C x H x W in the files' one type,
+    and their EXIF orientation. A StackProblem where a band is missing, or the files differ in
+    size, type or orientation; a band file that fails to decode is named in the error."""
+    if stack.missing:
+        missing = ", ".join(stack.missing)
+        expected = ", ".join(stack.band_names)
+        raise StackProblem(f"band {missing} missing (its bands: {expected})")
+    decoded = []
+    for name, path in stack.band_files:
+        try:
+            bands, turn = decode_oriented(path)
+        except SeglabError as err:
+            raise SeglabError(f"band {name} ({_band_file(path, stack)}): {err}") from None
+        except Exception as err:
+            message = f"band {name} ({_band_file(path, stack)}): {first_line(err)}"
+            raise ValueError(message) from None
+        decoded.append((name, bands, turn))
+    _same("sizes", stack, [(n, "{}x{}".format(*b.shape[1:])) for n, b, _ in decoded])
+    _same("bit depths", stack, [(n, bit_depth(b.dtype)) for n, b, _ in decoded])
+    _same("EXIF orientations", stack, [(n, describe_orientation(t)) for n, _, t in decoded])
+    return np.concatenate([b for _, b, _ in decoded]), decoded[0][2]
+
+
+def _same(what: str, stack: BandStack, facts: list[tuple[str, str]]) -> None:
+    """A StackProblem unless every band has the same fact: "bands of different sizes: B02, B03
+    32x40; B08 16x20"."""
+    by_fact: dict[str, list[str]] = {}
+    for name, fact in facts:
+        by_fact.setdefault(fact, []).append(name)
+    if len(by_fact) > 1:
+        shown = "; ".join(f"{', '.join(names)} {fact}" for fact, names in by_fact.items())
+        raise StackProblem(f"bands of different {what}: {shown}")
+
+
+def _band_file(path: Path, stack: BandStack) -> str:
+    """A band's file as messages name it: relative to the stack's folder."""
+    try:
+        return path.relative_to(stack.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def orientation(im: Image.Image) -> int:
+    """The image's EXIF Orientation (1, as stored, when it has none or an unreadable one). The
+    pixels are decoded first, outside the guard below: a PNG's EXIF may follow its pixel data,
+    and a broken data stream must fail as such, not pass as "no EXIF"."""
+    im.load()
+    try:
+        value = int(im.getexif().get(ORIENTATION_TAG, 1))
+    except Exception:  # a damaged EXIF block: viewers show such a file as stored, and so do we
+        return 1
+    return value if value in ORIENTATIONS else 1
+
+
+def upright(im: Image.Image, turn: int | None = None) -> Image.Image:
+    """``im`` as viewers show it: turned by Pillow's ``exif_transpose`` where its EXIF orientation
+    (``turn``, read from it by default) asks; ``im`` itself otherwise (no copy)."""
+    turn = orientation(im) if turn is None else turn
+    return ImageOps.exif_transpose(im) if turn != 1 else im
+
+
+def describe_orientation(turn: int) -> str:
+    """An Orientation value as messages name it: "6, rotated 90°"."""
+    return f"{turn}, {ORIENTATIONS.get(turn, 'as stored')}"
 
 
 def is_tiff(source: ImageSource) -> bool:
@@ -205,9 +366,10 @@ def fit_bands(image: torch.Tensor, channels: int, name: str) -> torch.Tensor:
 
 def read_raw_mask(path: Path) -> np.ndarray:
     """H x W int64 of the values the file stores: class indices or ids as they are (palette PNGs
-    give their indices), and for colour masks the RGB colour packed as ``r << 16 | g << 8 | b``."""
+    give their indices), and for colour masks the RGB colour packed as ``r << 16 | g << 8 | b``;
+    turned as its EXIF orientation says, as its image is."""
     with Image.open(path) as im:
-        return raw_mask_values(im)
+        return raw_mask_values(upright(im))
 
 
 def is_colour_mask(im: Image.Image) -> bool:

@@ -4,6 +4,8 @@ any layout.
 
 Layouts: ``camvid`` (SegNet tutorial), ``pairs`` (images/ + masks/), ``voc`` (Pascal VOC 2012),
 ``cityscapes`` (leftImg8bit/ + gtFine/). ``synthetic`` is generated, not listed (see dataset.py).
+In ``camvid`` and ``pairs`` and in ``splits`` folders, a dataset file's ``bands`` make each image
+a stack of one file per band (see seglab.data.files).
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seglab.data.classes import CAMVID, CITYSCAPES, VOC, ClassTable
-from seglab.data.dataset_file import DatasetFile, FolderSplit
+from seglab.data.dataset_file import (
+    ONE_FILE_LAYOUTS,
+    ONE_FILE_LAYOUTS_NOTE,
+    DatasetFile,
+    FolderSplit,
+)
 from seglab.data.files import (
+    BandSpec,
     Pair,
     files_by_stem,
     match_by_stem,
@@ -50,6 +58,8 @@ def list_files(spec: DatasetFile) -> Listing:
     """The dataset's pairs per split: the layout's own splits, or the ``splits`` of its dataset
     file, then re-split by group where ``split_by: groups`` asks for it."""
     name = spec.layout or recognise_layout(spec)
+    if spec.bands and name in ONE_FILE_LAYOUTS:
+        raise SeglabError(f"{spec.where}: bands: layout {name} {ONE_FILE_LAYOUTS_NOTE}")
     layout = LAYOUTS[name]
     problems: list[str] = []
     given = spec.splits  # a dataset file's splits replace the layout's own
@@ -75,6 +85,11 @@ def recognise_layout(spec: DatasetFile) -> str:
     return layout
 
 
+def band_spec(spec: DatasetFile) -> BandSpec | None:
+    """How the dataset's images are stored per band (None: one file an image)."""
+    return BandSpec(spec.bands, spec.band_pattern, spec.where) if spec.bands else None
+
+
 def detect_layout(root: Path) -> str | None:
     """The first layout whose folders ``root`` has (None: none)."""
     return next((name for name, layout in LAYOUTS.items() if layout.recognise(root)), None)
@@ -85,7 +100,7 @@ def _given_splits(spec: DatasetFile, layout: Layout, problems: list[str]) -> dic
     splits = {}
     for split, where in spec.splits.items():
         if isinstance(where, FolderSplit):
-            splits[split] = match_by_stem(where.images, where.masks, problems)
+            splits[split] = match_by_stem(where.images, where.masks, problems, band_spec(spec))
         else:
             pool = _pool(spec, layout) if pool is None else pool
             splits[split] = pairs_from_list(where.path, pool, problems)
@@ -105,7 +120,7 @@ def _pool(spec: DatasetFile, layout: Layout) -> dict[str, Pair]:
 def _camvid(spec: DatasetFile, problems: list[str]) -> dict[str, list[Pair]]:
     root = spec.root
     return {
-        split: match_by_stem(root / split, root / f"{split}annot", problems)
+        split: match_by_stem(root / split, root / f"{split}annot", problems, band_spec(spec))
         for split in ("train", "val", "test")
         if (root / split).is_dir() or split != "test"
     }
@@ -114,9 +129,10 @@ def _camvid(spec: DatasetFile, problems: list[str]) -> dict[str, list[Pair]]:
 def _pairs(spec: DatasetFile, problems: list[str]) -> dict[str, list[Pair]]:
     image_dir, mask_dir = _required_pair_dirs(spec)
     split_names = [s for s in ("train", "val", "test") if (image_dir / s).is_dir()]
+    bands = band_spec(spec)
     if split_names:
-        return {s: match_by_stem(image_dir / s, mask_dir / s, problems) for s in split_names}
-    pairs = match_by_stem(image_dir, mask_dir, problems)
+        return {s: match_by_stem(image_dir / s, mask_dir / s, problems, bands) for s in split_names}
+    pairs = match_by_stem(image_dir, mask_dir, problems, bands)
     return split_by_ratio(pairs, spec.val_ratio, spec.seed)
 
 

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from seglab.data.info import DatasetInfo
+from seglab.data.io import fit_bands
 from seglab.data.transforms import eval_transform
 
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -29,4 +30,6 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.load(index)
+        if image.shape[0] != self.info.in_channels:  # data given to a model of other bands
+            image = fit_bands(image, self.info.in_channels, f"item {index}")
         return (self.transform or eval_transform)(image, mask)

@@ -1,7 +1,7 @@
 """A dataset on disk, described whole: its pairs per split, its classes and how its masks encode
 them. ``describe`` builds it in one step from the listing, the dataset file and the scan of the
 files (a ``pairs`` folder without a YAML file takes its classes from the mask values the scan
-found)."""
+found, by :func:`mask_class_count`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ from seglab.data.masks import (
 )
 from seglab.data.scan import Record
 from seglab.errors import SeglabError
+
+# Where the classes come from the mask values (a pairs folder without YAML): a raw value is a
+# class's when it holds at least this share of all mask pixels ...
+MIN_CLASS_SHARE = 0.001
+# ... and the classes 0..K-1 run up such values with no more than this many missing in a row
+MAX_CLASS_GAP = 4
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,13 @@ class DatasetSource:
     def grouped_split(self) -> bool:
         """split_by: groups, so no group is in two splits."""
         return self.spec.split_by == "groups"
+
+    @property
+    def classes_inferred(self) -> bool:
+        """Whether the classes were taken from the mask values (by :func:`classes_from_masks`:
+        neither the dataset file nor the layout gives them)."""
+        spec = self.spec
+        return spec.classes is None and spec.mask_encoding is None and self.listing.classes is None
 
     @property
     def where(self) -> str:
@@ -118,8 +131,9 @@ def _names_and_colors(listing: Listing, spec: DatasetFile):
 
 
 def classes_from_masks(records: dict[str, Record], where: str) -> ClassTable:
-    """For a pairs folder without YAML: 0/255 masks are binary; otherwise values 0..K are classes
-    (255 ignored). Colour masks need their colours from a YAML file."""
+    """For a pairs folder without YAML, the classes the mask values say (see
+    :func:`mask_class_count`): 0..K-1 (255 ignored), or binary for masks of 0 and 255. Colour
+    masks need their colours from a YAML file."""
     masks = {path: r for path, r in records.items() if r["kind"] == "mask"}
     colour = next((path for path, r in masks.items() if r.get("rgb")), None)
     if colour is not None:
@@ -127,10 +141,32 @@ def classes_from_masks(records: dict[str, Record], where: str) -> ClassTable:
             f"{where}: masks are colour-coded RGB ({colour} is one); write a dataset YAML with "
             "mask_encoding: rgb and the classes' colours"
         )
-    raw_values = {int(v) for r in masks.values() for v in r.get("values", {})}
-    if raw_values <= {0, 255} and 255 in raw_values:
+    pixels: Counter[int] = Counter()
+    for r in masks.values():
+        pixels.update({int(v): n for v, n in r.get("values", {}).items()})
+    count = mask_class_count(pixels)
+    if count <= 1 and pixels[IGNORE]:
         return ClassTable(("background", "foreground"), default_colors(2), binary_encoding())
-    top = max((v for v in raw_values if v != IGNORE), default=0)
-    names = tuple(f"class{i}" for i in range(top + 1))
+    names = tuple(f"class{i}" for i in range(max(count, 1)))
     encoding = index_encoding(len(names), ignore_values=[IGNORE])
     return ClassTable(names, default_colors(len(names)), encoding)
+
+
+def mask_class_count(pixels: Counter[int]) -> int:
+    """K, for masks holding classes 0..K-1, from each raw value's pixels over all masks: the one
+    place that decides it, from what the masks mostly hold, never from their largest value. A
+    value is a class's when it holds at least MIN_CLASS_SHARE of the pixels; K runs up these
+    values from 0 for as long as no more than MAX_CLASS_GAP values in a row are missing (a class
+    or two absent is a dataset's own; 128 in 0/255 masks is not 127 absent classes). Values below
+    K holding fewer pixels are classes still (the data check warns of them), the others but 255
+    (ignored) are strays (anti-aliased edges, a stray edit), which the data check names as
+    problems. :func:`classes_from_masks` takes K <= 1 in masks that also hold 255 as binary
+    masks (0 background, 255 foreground)."""
+    total = sum(pixels.values())
+    held = sorted(v for v, n in pixels.items() if v != IGNORE and n >= MIN_CLASS_SHARE * total)
+    last = -1
+    for value in held:
+        if value - last > MAX_CLASS_GAP + 1:
+            break
+        last = value
+    return last + 1

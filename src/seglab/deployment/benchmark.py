@@ -4,6 +4,7 @@ segmenter (seglab.engine.segmenter), so each is timed and evaluated by the same 
 
 from __future__ import annotations
 
+import html
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -34,9 +35,11 @@ from seglab.deployment.formats import FORMATS, ArtifactInputs, is_artifact
 from seglab.deployment.measure import open_model_data, source_model, time_segmenter
 from seglab.engine.checkpoint import load_model
 from seglab.engine.evaluate import evaluate_split
+from seglab.engine.machine import busy_note, machine_description
 from seglab.engine.performance import PeakMemory, latency_ms
 from seglab.engine.segmenter import Segmenter, TorchSegmenter
 from seglab.errors import SeglabError, first_line
+from seglab.formatting import html_table
 from seglab.models.complexity import forward_gflops
 from seglab.models.unet import ModelSpec, UNet, build_model
 
@@ -66,6 +69,12 @@ class BenchmarkResult:
     threads: int
     results: list[Timing] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # backend -> why not
+    machine: dict[str, Any] = field(default_factory=dict)  # as the timings ended, load included
+
+    def notes(self) -> list[str]:
+        """What a reader must know beside the table: a busy machine."""
+        busy = busy_note(self.machine) if self.machine else None
+        return [f"note: {busy}"] if busy else []
 
     def headline(self) -> str:
         height, width = self.size
@@ -105,6 +114,15 @@ class BenchmarkResult:
         ]
         return header, rows
 
+    def _repr_html_(self) -> str:
+        unavailable = "".join(
+            f"<p>{html.escape(b)}: not available here ({html.escape(why)})</p>"
+            for b, why in self.unavailable.items()
+        )
+        title = f"<b>{html.escape(self.headline())}</b>"
+        notes = "".join(f"<p>{html.escape(line)}</p>" for line in self.notes())
+        return f"<div>{title}{html_table(*self.table())}{unavailable}{notes}</div>"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (mIoU as a fraction)."""
         return {
@@ -115,6 +133,7 @@ class BenchmarkResult:
             "threads": self.threads,
             "results": [asdict(r) for r in self.results],
             "unavailable": dict(self.unavailable),
+            "machine": dict(self.machine),
         }
 
 
@@ -254,7 +273,7 @@ def benchmark_model(
     evaluate = None if target.data is None else _validation(target.data, limit)
     images = torch.rand(batch, target.info.in_channels, height, width)
     calibration_set = list(images)  # without data, INT8 sees the timed images
-    if target.data is not None and "int8" in backends:
+    if target.data is not None and {"int8", "executorch-int8"} & set(backends):
         calibration_set = calibration_images(target.data, calibration)
     if target.model is None:  # an exported file whose checkpoint is not here: itself only
         for backend in backends:
@@ -264,6 +283,7 @@ def benchmark_model(
         builders, notes = _builders(target, backends, Path(folder), calibration_set, result.size)
         result.results, unavailable = benchmark(builders, images, repeats, evaluate, report, notes)
     result.unavailable.update(unavailable)
+    result.machine = machine_description()
     return result
 
 

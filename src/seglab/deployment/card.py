@@ -155,6 +155,9 @@ class DeploymentCard:
     failures: list[str] = field(default_factory=list)  # tolerances broken at export
     seglab_version: str = ""
     created: str = ""
+    # ExecuTorch: how the program runs, read from it when the card is stored: "partitions"
+    # (delegate calls), "backends", "portable_calls" and "portable_operators" (outside them)
+    delegation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +175,7 @@ class DeploymentCard:
             "failures": list(self.failures),
             "seglab_version": self.seglab_version,
             "created": self.created,
+            "delegation": self.delegation,
         }
 
     def to_json(self) -> str:
@@ -201,6 +205,7 @@ class DeploymentCard:
                 failures=list(d.get("failures") or []),
                 seglab_version=d.get("seglab_version", ""),
                 created=d.get("created", ""),
+                delegation=d.get("delegation"),
             )
         except SeglabError:
             raise
@@ -213,6 +218,8 @@ class DeploymentCard:
         if self.calibration:
             c = self.calibration
             lines.append(f"INT8 calibrated on {c['images']} {c['split']} images of {c['data']}")
+        if self.delegation:
+            lines.append(f"graph: {describe_delegation(self.delegation)}")
         m = self.measured
         if m is None:
             return lines
@@ -263,6 +270,8 @@ class DeploymentCard:
                 f"- INT8 calibration: {c['images']} {c['split']} images of `{c['data']}` "
                 f"({c['method']})"
             )
+        if self.delegation:
+            lines.append(f"- graph: {describe_delegation(self.delegation)}")
         lines.append(f"- seglab {self.seglab_version}, {self.created}")
         lines += ["", "## Classes", "", "| index | class | colour |", "| --- | --- | --- |"]
         for k, (name, colour) in enumerate(zip(info.classes, info.colors)):
@@ -304,3 +313,16 @@ class DeploymentCard:
         lines += ["", "<details><summary>card JSON</summary>", "", "```json"]
         lines += [json.dumps(d, indent=2), "```", "", "</details>", ""]
         return "\n".join(lines)
+
+
+def describe_delegation(d: dict[str, Any]) -> str:
+    """A program's delegation in words: its partitions and what runs outside them."""
+    partitions, backends = d.get("partitions", 0), "/".join(d.get("backends") or [])
+    text = "no delegated partition"
+    if partitions:
+        text = f"{partitions} {backends} partition{'s' if partitions != 1 else ''}"
+    calls = d.get("portable_calls", 0)
+    if not calls:
+        return f"{text}, nothing outside {'it' if partitions == 1 else 'them'}"
+    operators = ", ".join(d.get("portable_operators") or [])
+    return f"{text}, {calls} portable kernel call{'s' if calls != 1 else ''} ({operators})"

@@ -35,7 +35,7 @@ from seglab.deployment.measure import LATENCY_REPEATS, measure, open_model_data
 from seglab.engine.checkpoint import load_model
 from seglab.errors import SeglabError, first_line
 from seglab.models.unet import UNet
-from seglab.outputs import check_output_file
+from seglab.outputs import check_output_file, write_text_atomic
 
 
 @dataclass
@@ -117,8 +117,8 @@ def export_artifact(
     finally:
         tmp.unlink(missing_ok=True)
     card_json, card_markdown = card_files(out)
-    card_json.write_text(json.dumps(card.to_dict(), indent=2))
-    card_markdown.write_text(card.to_markdown(out.name))
+    write_text_atomic(card_json, json.dumps(card.to_dict(), indent=2))
+    write_text_atomic(card_markdown, card.to_markdown(out.name))
     stage(f"wrote {out}, {card_json.name} and {card_markdown.name}")
     return Exported(out, card, card_json, card_markdown)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from seglab.deployment.artifacts import file_sha256, load_segmenter
 from seglab.deployment.card import DeploymentCard, Measurement
 from seglab.deployment.formats import is_artifact
 from seglab.engine.checkpoint import Checkpoint, load_model
+from seglab.engine.data_record import recorded_data
 from seglab.engine.evaluate import EvalOptions, Evaluation, evaluate_split
 from seglab.engine.machine import machine_description
 from seglab.engine.performance import PeakMemory, latency_ms, rss_mb, time_inference
@@ -37,8 +40,7 @@ def open_model_data(data: str, info: DatasetInfo, model: str, *, given: bool = T
     try:
         opened = open_data(data, progress=False).require_clean(data)
         opened.require_classes(list(info.classes), model, data)
-        opened.require_bands(info.in_channels, model, data)
-        return opened
+        return opened.with_bands(info.in_channels, model, data)
     except SeglabError as err:
         if given:
             raise
@@ -77,6 +79,8 @@ def evaluate_model(
         checkpoint = Checkpoint.load(path)
         segmenter = checkpoint_segmenter(checkpoint, device, name=str(path))
         recorded, batch_size = checkpoint.config.data, checkpoint.config.batch_size
+        if data is None:  # the data it was trained on: still there, and the same files
+            recorded = recorded_data(checkpoint.config.data, checkpoint.resolved, str(path))
     data_name = data or recorded
     if not data_name:
         raise SeglabError(f"evaluate: {path} does not record its dataset; give --data")
@@ -202,6 +206,24 @@ def peak_inference_memory(
     the model and its activations take."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_load_and_infer, (str(path), tuple(size), batch, precision))
+
+
+def peak_inference_memories(
+    paths: Sequence[str | os.PathLike],
+    size: tuple[int, int],
+    batch: int = 1,
+    precision: str = "auto",
+    at_once: int = 2,
+) -> list[tuple[float, float]]:
+    """:func:`peak_inference_memory` of each model file in ``paths``, in order, ``at_once``
+    fresh processes side by side: a process's resident memory is its own, so the figures are
+    those of one process at a time, and most of the wait (their imports) is shared."""
+
+    def one(path: str | os.PathLike) -> tuple[float, float]:
+        return peak_inference_memory(path, size, batch, precision)
+
+    with ThreadPoolExecutor(at_once) as threads:
+        return list(threads.map(one, paths))
 
 
 def _load_and_infer(

@@ -13,6 +13,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -469,13 +470,29 @@ def _predict_batch(
     )
     classes = probs.argmax(1)
     for k, (name, _) in enumerate(group):
-        palette_png(classes[k].numpy(), segmenter.info).save(out / f"{name}.png")
-        overlay_panel(batch[k], classes[k], segmenter.info).save(out / f"{name}_overlay.png")
+        mask = palette_png(classes[k].numpy(), segmenter.info)
+        _write(out / f"{name}.png", mask.save)
+        panel = overlay_panel(batch[k], classes[k], segmenter.info)
+        _write(out / f"{name}_overlay.png", panel.save)
         if videos is not None:
             videos.add(name, overlay(batch[k], classes[k], segmenter.info))
         if probabilities:
-            np.save(out / f"{name}{PROBABILITIES_SUFFIX}", probs[k].numpy().astype(np.float16))
+            scores = probs[k].numpy().astype(np.float16)
+            _write(out / f"{name}{PROBABILITIES_SUFFIX}", partial(np.save, arr=scores))
     return len(group)
+
+
+def _write(path: Path, save: Callable[[Path], object]) -> None:
+    """``save(path)``; a failure (a full disk) is one line naming the file, and leaves no partial
+    file: the predictions written before it are whole."""
+    try:
+        save(path)
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        raise SeglabError(
+            f"predict: cannot write {path}: {err.strerror or first_line(err)}; the predictions "
+            "written before it are complete"
+        ) from None
 
 
 def palette_png(classes: np.ndarray, info: DatasetInfo) -> Image.Image:

@@ -6,6 +6,7 @@ reported beside the card's, never failed: another machine is expected to be fast
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from seglab.deployment.card import DeploymentCard, Measurement
 from seglab.deployment.measure import measure, open_model_data, source_model
 from seglab.engine.machine import describe_machine
 from seglab.errors import SeglabError
-from seglab.formatting import number, percent
+from seglab.formatting import html_table, number, percent
 
 
 @dataclass
@@ -105,6 +106,13 @@ class Verification:
     def machines(self) -> list[str]:
         lines = [f"card: {describe_machine(self.card.measured.machine)}"]
         return lines + ([f"now:  {describe_machine(self.now.machine)}"] if self.now else [])
+
+    def _repr_html_(self) -> str:
+        verdict = "FAILED" if self.failures else "verified"
+        lines = [*self.machines(), *self.notes, *self.failures]
+        notes = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        title = f"<b>{html.escape(str(self.path))}: {verdict} against its card</b>"
+        return f"<div>{title}{html_table(*self.table())}{notes}</div>"
 
 
 def _verdict(ok: bool) -> str:

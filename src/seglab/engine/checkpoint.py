@@ -26,6 +26,7 @@ from seglab.data.info import DatasetInfo
 from seglab.errors import SeglabError, SeglabWarning, first_line
 from seglab.models.unet import ModelSpec, UNet
 from seglab.models.weights import load_weights_only
+from seglab.outputs import write_atomic
 
 FORMAT = "seglab-checkpoint"
 VERSION = 2  # of the payload's layout; a change needs a migration from the previous one
@@ -117,9 +118,11 @@ class Checkpoint:
         return model.eval()
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write to a temporary file of this process and rename it over ``path``: a kill while
-        saving never leaves a truncated checkpoint, the previous one stays intact until the new
-        one is complete, and two processes never share a temporary file."""
+        """Write to a temporary file of this process and rename it over ``path``
+        (seglab.outputs.write_atomic): a kill while saving never leaves a truncated checkpoint,
+        the previous one stays intact until the new one is complete, and two processes never
+        share a temporary file. The free space is checked against the checkpoint's size first;
+        a full disk is one WriteError line, with the previous file kept and no partial one."""
         payload = {
             "format": FORMAT,
             "version": VERSION,
@@ -133,16 +136,7 @@ class Checkpoint:
             "resolved": self.resolved,
             "training": None if self.training is None else vars(self.training),
         }
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda f: torch.save(payload, f), _tensor_bytes(payload))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Checkpoint:
@@ -198,6 +192,18 @@ class Checkpoint:
                 stacklevel=3,
             )
         return checkpoint
+
+
+def _tensor_bytes(value: Any) -> int:
+    """The bytes of the tensors in ``value`` (nested in dicts, lists and tuples): about the
+    size a checkpoint of them takes on disk."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
 
 
 def _read(path: Path) -> dict[str, Any]:

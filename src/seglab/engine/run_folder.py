@@ -1,7 +1,8 @@
 """A run folder belongs to one run. A new run takes a folder that does not exist or is empty;
 without --out it takes runs/ENCODER, or the first free runs/ENCODER-2, runs/ENCODER-3, ...
 A lock held for the whole run makes a second process on the same folder fail at once, naming
-the process that holds it."""
+the process that holds it. Opening a folder removes the temporary files that killed saves left
+in it (their process is gone), saying so in one line."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from seglab.errors import SeglabError
-from seglab.outputs import check_output_folder
+from seglab.outputs import check_output_folder, format_size, stale_temporaries
 
 LOCK_NAME = ".seglab.lock"
 # The model a run folder stands for: its best checkpoint by validation mIoU, else its latest.
@@ -38,9 +39,13 @@ def run_model_file(folder: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def claim_run_folder(folder: Path, resume: bool) -> Iterator[Path]:
+def claim_run_folder(
+    folder: Path, resume: bool, say: Callable[[str], None] = print
+) -> Iterator[Path]:
     """Hold ``folder`` for this process for the duration of the block. A new run needs it absent
-    or empty (nothing of another run is ever replaced); a resumed run needs its own files."""
+    or empty (nothing of another run is ever replaced); a resumed run needs its own files. Stale
+    temporary files (of saves killed before their rename) are removed first, said through
+    ``say``."""
     check_output_folder(folder, "run folder")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,6 +60,7 @@ def claim_run_folder(folder: Path, resume: bool) -> Iterator[Path]:
                 f"run folder {folder} is in use by {holder}; wait for it to finish or choose "
                 "another --out"
             ) from None
+        remove_stale_temporaries(folder, say)
         others = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
         if others and not resume:
             raise SeglabError(
@@ -78,3 +84,23 @@ def claim_run_folder(folder: Path, resume: bool) -> Iterator[Path]:
         raise
     else:
         lock_file.close()
+
+
+def remove_stale_temporaries(folder: Path, say: Callable[[str], None] = print) -> list[Path]:
+    """Remove the temporary files in ``folder`` whose writing process is gone (a save killed
+    before its rename: the complete files beside them are intact), with one line naming them;
+    returns them."""
+    stale = stale_temporaries(folder)
+    if not stale:
+        return []
+    size = 0
+    for path in stale:
+        with contextlib.suppress(OSError):
+            size += path.stat().st_size
+            path.unlink()
+    names = ", ".join(p.name for p in stale[:3]) + (", ..." if len(stale) > 3 else "")
+    say(
+        f"removed {len(stale)} temporary file(s) of interrupted saves from {folder} "
+        f"({format_size(size)}): {names}"
+    )
+    return stale

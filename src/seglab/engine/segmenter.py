@@ -27,7 +27,7 @@ class Segmenter(Protocol):
     """
 
     name: str  # what the user knows it by: a checkpoint or .onnx path, a run name
-    kind: str  # how it runs: "torch", "onnxruntime", "int8" or "executorch"
+    kind: str  # how it runs: "torch", "onnxruntime", "int8", "executorch" or "executorch-int8"
     info: DatasetInfo  # classes, colours, input channels, ignore index
     device: torch.device  # where its inputs go and its logits come from
 

@@ -5,6 +5,13 @@ exact resume are a few marked lines; the step and the validate-and-save are func
 A run folder belongs to one run (engine/run_folder.py): config.yaml (the options, what was
 resolved, and every extension), metrics.csv (a row per validation), metrics.json (the best
 validation's metrics), best.pt (by validation mIoU) and last.pt (with the state for --resume).
+
+What a run promises when things go wrong: every file is written whole or not at all (a full
+disk is one line, the previous last.pt kept); a resumed run's problems (no last.pt, a file that
+is not one, its data moved or changed, an extension that adds nothing) are reported before any
+model is built or data read; a data file that breaks during training stops the run cleanly, with
+last.pt saved at the last completed step and one line naming the file; metrics.csv keeps one row
+per validation through kills and resumes.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import random
@@ -27,7 +35,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from seglab.config import TrainConfig, format_value, parse_fold, read_run_record, save_config
+from seglab.config import (
+    DEFAULT_EPOCHS,
+    TrainConfig,
+    format_value,
+    parse_fold,
+    read_run_record,
+    save_config,
+)
 from seglab.data.dataset import Data, open_data
 from seglab.data.fingerprint import fingerprint
 from seglab.data.info import DatasetInfo
@@ -36,6 +51,7 @@ from seglab.data.stats import class_balanced_weights, class_weights
 from seglab.data.transforms import train_transform
 from seglab.engine.checkpoint import Checkpoint, TrainingState
 from seglab.engine.convergence import undertrained
+from seglab.engine.data_record import RECORD_KEY, check_recorded_data, data_files, resolve_data
 from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, shutdown
 from seglab.engine.evaluate import evaluate
 from seglab.engine.finetune import StartPoint, find_start, keep_architecture, start_from
@@ -53,11 +69,12 @@ from seglab.engine.performance import (
 from seglab.engine.recipe import apply_recipe, choose_recipe, format_choices, minimum_steps
 from seglab.engine.run_folder import claim_run_folder, default_run_folder
 from seglab.engine.segmenter import TorchSegmenter
-from seglab.errors import SeglabError
+from seglab.errors import BadFileError, SeglabError, first_line, one_line
 from seglab.formatting import format_metrics
 from seglab.models.encoders import get_encoder_spec
 from seglab.models.unet import UNet, build_model
 from seglab.models.weights import fetch_imagenet_weights
+from seglab.outputs import WriteError, write_text_atomic
 
 CSV_FIELDS = ["epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "lr", "seconds"]
 # The planned steps of a run whose time budget alone sets its length: more than any budget holds.
@@ -70,12 +87,18 @@ SCHEDULE_OPTIONS = ("epochs", "iterations", "time_budget")
 MACHINE_OPTIONS = ("workers", "progress")
 
 
-def train(config: TrainConfig, resume: str | Path | None = None) -> dict:
+def train(
+    config: TrainConfig,
+    resume: str | Path | None = None,
+    log: Callable[[str], None] = tqdm.write,
+) -> dict:
     """Train as ``config`` says, or continue the run in ``resume`` (``config`` then holds its
-    changes, see resume_config); returns the best validation metrics."""
+    changes, see resume_config); returns the best validation metrics. What the run says (the
+    recipe and why, the set-up, warnings, each validation, the summary) goes to ``log``, on the
+    main process only; progress bars follow ``config.progress``."""
     ctx = init_distributed(config.device)
     try:
-        return _train(config, ctx, resume)
+        return _train(config, ctx, resume, log)
     finally:
         shutdown(ctx)
 
@@ -100,6 +123,7 @@ class Session:
     steps_per_epoch: int
     total_steps: int
     resolved: dict[str, Any]
+    log: Callable[[str], None] = tqdm.write
 
     @property
     def epochs(self) -> int:
@@ -125,82 +149,142 @@ class Session:
 
     def say(self, text: str) -> None:
         if self.ctx.is_main:
-            tqdm.write(text)
+            self.log(text)
 
 
-def _train(config: TrainConfig, ctx: Dist, resume: str | Path | None) -> dict:
+def _train(
+    config: TrainConfig, ctx: Dist, resume: str | Path | None, log: Callable[[str], None]
+) -> dict:
     started = time.perf_counter()  # the time budget covers set-up, validation and saving too
     out = Path(resume or config.out or default_run_folder(config.encoder))
-    claim = claim_run_folder(out, resume is not None) if ctx.is_main else contextlib.nullcontext()
+    say = log if ctx.is_main else (lambda *_: None)
+    claim = (
+        claim_run_folder(out, resume is not None, say) if ctx.is_main else contextlib.nullcontext()
+    )
     with claim:  # checked and held before any work; a failed start leaves nothing behind
-        s = prepare(config, ctx, out, fresh=resume is None)
+        # check first, then work: the run's last.pt and data before any model or data is read
+        saved = check_resume(out, config) if resume is not None else None
+        s = prepare(config, ctx, out, fresh=resume is None, log=log)
         state, original, extensions = TrainingState(), s.config, []
-        if resume is not None:
-            state, original, extensions = restore(s, out)
+        if saved is not None:
+            state, original, extensions = restore(s, out, saved)
         if ctx.is_main:  # the options as the run started, and how it has grown since
             save_config(original, out / "config.yaml", s.resolved, extensions)
         announce(s)
-        log = RunLog(out, append=resume is not None) if ctx.is_main else None
-        clock = Clock(started - state.elapsed, s.config.time_budget)
-        reserve = estimate_validation_seconds(s)  # the last validation and save fit the budget
-        lr, finished = s.optimizer.param_groups[-1]["lr"], False
-        first_step, timed_from = state.step, time.perf_counter()
-        for epoch in range(state.epoch + 1, s.epochs + 1):
-            frozen = epoch <= s.config.freeze_encoder_epochs
-            s.model.freeze_encoder() if frozen else s.model.unfreeze_encoder()
-            s.train_model.train()
-            s.train_loader.batch_sampler.set_epoch(epoch)
-            batches = iter(s.train_loader)
-            todo = min(s.steps_per_epoch, s.total_steps - state.step)
-            bar = progress_bar(
-                s, todo, f"epoch {epoch}" + ("" if s.fills_budget else f"/{s.epochs}")
-            )
-            loss_sum, steps, epoch_start = 0.0, 0, time.perf_counter()
-            for _ in range(todo):
-                lr = set_lr(
-                    s.optimizer,
-                    lr_factor(
-                        s.config, state.step, clock.progress(state.step, s.total_steps, reserve)
-                    ),
-                )
-                loss, time_up = train_step(s, batches, clock, reserve)
-                if not math.isfinite(loss):
-                    raise diverged(s, loss, epoch, state.step + 1)
-                state.step, steps, loss_sum = state.step + 1, steps + 1, loss_sum + loss
-                rate = steps * s.global_batch / (time.perf_counter() - epoch_start)
-                bar.set_postfix(loss=f"{loss_sum / steps:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
-                bar.update()
-                if log:
-                    log.step(state.step, loss, lr)
-                if state.step - first_step == WARMUP_STEPS:  # the first steps are not typical
-                    timed_from = time.perf_counter()
-                elif state.step - first_step == WARMUP_STEPS + TIMED_STEPS and ctx.is_main:
-                    per_step = (time.perf_counter() - timed_from) / TIMED_STEPS
-                    warning = budget_shortfall(s, state.step, per_step, clock, reserve)
-                    if warning:
-                        s.say(warning)
-                if time_up:
-                    finished = True
-                    break
-            bar.close()
-            finished = finished or state.step >= s.total_steps
-            state.epoch = epoch
-            spent = 0.0
-            if epoch % s.config.val_interval == 0 or finished:
-                spent = validate_and_save(s, state, clock, loss_sum / max(steps, 1), lr, log)
-            state.elapsed, saving = clock.elapsed(), time.perf_counter()
-            if ctx.is_main:
-                checkpoint(s, state, state.best_metrics, training=True).save(out / "last.pt")
-            reserve = max(reserve, spent + time.perf_counter() - saving)
-            if finished:
-                break
-        if ctx.is_main:
-            judge_convergence(s, state)
-            (out / "metrics.json").write_text(json.dumps(state.best_metrics, indent=2))
-            s.say(format_summary(s, state, clock.elapsed()))
-        if log:
-            log.close()
+        log = RunLog(out, state.step if resume is not None else None, say) if ctx.is_main else None
+        try:
+            run_loop(s, state, log, started)
+        except BadFileError as err:
+            raise stopped_on_bad_file(s, state, err) from None
+        except WriteError as err:
+            raise WriteError(f"{err}; {resume_hint(s.out)}") from None
+        finally:
+            if log:
+                log.close()
     return state.best_metrics
+
+
+def run_loop(s: Session, state: TrainingState, log: RunLog | None, started: float) -> None:
+    """The epochs: steps, validation when due, and last.pt after each; then the run's verdict
+    and summary. ``state`` is where the run stands, kept current step by step."""
+    ctx, out = s.ctx, s.out
+    clock = Clock(started - state.elapsed, s.config.time_budget)
+    reserve = estimate_validation_seconds(s)  # the last validation and save fit the budget
+    lr, finished = s.optimizer.param_groups[-1]["lr"], False
+    first_step, timed_from = state.step, time.perf_counter()
+    for epoch in itertools.count(state.epoch + 1):  # until the planned steps or time run out
+        frozen = epoch <= s.config.freeze_encoder_epochs
+        s.model.freeze_encoder() if frozen else s.model.unfreeze_encoder()
+        s.train_model.train()
+        s.train_loader.batch_sampler.set_epoch(epoch)
+        batches = iter(s.train_loader)
+        todo = steps_of_epoch(s, epoch, state.step)
+        bar = progress_bar(s, todo, f"epoch {epoch}" + ("" if s.fills_budget else f"/{s.epochs}"))
+        loss_sum, steps, epoch_start = 0.0, 0, time.perf_counter()
+        for _ in range(todo):
+            lr = set_lr(
+                s.optimizer,
+                lr_factor(s.config, state.step, clock.progress(state.step, s.total_steps, reserve)),
+            )
+            loss, time_up = train_step(s, batches, clock, reserve)
+            if not math.isfinite(loss):
+                raise diverged(s, loss, epoch, state.step + 1)
+            state.step, steps, loss_sum = state.step + 1, steps + 1, loss_sum + loss
+            state.elapsed = clock.elapsed()
+            rate = steps * s.global_batch / (time.perf_counter() - epoch_start)
+            bar.set_postfix(loss=f"{loss_sum / steps:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+            bar.update()
+            if log:
+                log.step(state.step, loss, lr)
+            if state.step - first_step == WARMUP_STEPS:  # the first steps are not typical
+                timed_from = time.perf_counter()
+            elif state.step - first_step == WARMUP_STEPS + TIMED_STEPS and ctx.is_main:
+                per_step = (time.perf_counter() - timed_from) / TIMED_STEPS
+                warning = budget_shortfall(s, state.step, per_step, clock, reserve)
+                if warning:
+                    s.say(warning)
+            if time_up:
+                finished = True
+                break
+        bar.close()
+        finished = finished or state.step >= s.total_steps
+        state.epoch, spent = epoch, 0.0
+        if epoch % s.config.val_interval == 0 or finished:
+            train_loss = loss_sum / steps if steps else math.nan  # nan: resumed to validate
+            try:
+                spent = validate_and_save(s, state, clock, train_loss, lr, log)
+            except BadFileError:
+                state.epoch = epoch - 1  # not complete: --resume validates it
+                raise
+        state.elapsed, saving = clock.elapsed(), time.perf_counter()
+        if ctx.is_main:
+            checkpoint(s, state, state.best_metrics, training=True).save(out / "last.pt")
+        reserve = max(reserve, spent + time.perf_counter() - saving)
+        if finished:
+            break
+    if ctx.is_main:
+        judge_convergence(s, state)
+        write_text_atomic(out / "metrics.json", json.dumps(state.best_metrics, indent=2))
+        s.say(format_summary(s, state, clock.elapsed()))
+
+
+def steps_of_epoch(s: Session, epoch: int, step: int) -> int:
+    """The steps epoch ``epoch`` runs from ``step``: a whole epoch, or fewer when the plan ends
+    first, or the rest of it when the run stopped inside it (a bad file: last.pt then holds the
+    last completed step, and ``epoch`` is the one it stopped in). Zero when the epoch's steps
+    are all done but its validation is not: the epoch then only validates."""
+    todo = min(s.steps_per_epoch, s.total_steps - step)
+    done_in_epoch = step - (epoch - 1) * s.steps_per_epoch
+    if 0 < done_in_epoch <= s.steps_per_epoch:
+        todo = min(todo, s.steps_per_epoch - done_in_epoch)
+    return todo
+
+
+def resume_hint(out: Path) -> str:
+    """What a stopped run's error line ends with: how to continue it, and from where."""
+    last = out / "last.pt"
+    if not last.is_file():
+        return f"no checkpoint was written yet: start the run again (remove {out} first)"
+    return f"continue from the last good checkpoint with: seglab train --resume {out}"
+
+
+def stopped_on_bad_file(s: Session, state: TrainingState, err: BadFileError) -> BadFileError:
+    """The run stopped cleanly on a data file that cannot be read: last.pt saved at the last
+    completed step (the epoch in progress is finished on --resume), and one line naming the
+    file, the split and how to continue. A run stops rather than skip the file: a skipped image
+    would silently change what the model is trained or scored on."""
+    line = one_line(err)  # the data side's line, also from a DataLoader worker
+    s.optimizer.zero_grad(set_to_none=True)  # a step's half-accumulated gradients are dropped
+    if not s.ctx.is_main:
+        return BadFileError(line)
+    if state.step > 0:
+        checkpoint(s, state, state.best_metrics, training=True).save(s.out / "last.pt")
+        saved = f"saved {s.out / 'last.pt'} at step {state.step}"
+        return BadFileError(
+            f"{line}; training stopped cleanly and {saved}; fix or replace the file, then "
+            f"continue with: seglab train --resume {s.out}"
+        )
+    return BadFileError(f"{line}; training stopped before its first step; {resume_hint(s.out)}")
 
 
 def progress_bar(s: Session, total: int, title: str) -> tqdm:
@@ -209,7 +293,13 @@ def progress_bar(s: Session, total: int, title: str) -> tqdm:
     )
 
 
-def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Session:
+def prepare(
+    config: TrainConfig,
+    ctx: Dist,
+    out: Path,
+    fresh: bool = True,
+    log: Callable[[str], None] = tqdm.write,
+) -> Session:
     """Device, precision, data, model, loss and optimizer, every check that can fail, before the
     run writes anything. A resumed run (not ``fresh``) needs no pretrained weights."""
     device = pick_device(config.device, ctx.local_rank)
@@ -217,9 +307,11 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
     precision = choose_precision(device, config.precision)
     torch.manual_seed(config.seed + ctx.rank)
     random.seed(config.seed + ctx.rank)
-    say = tqdm.write if ctx.is_main else (lambda *_: None)
+    say = log if ctx.is_main else (lambda *_: None)
 
     start = find_start(config.weights) if fresh else None  # a resumed run has its own weights
+    if fresh:  # recorded resolved, so the run and its models find the same data from anywhere
+        config = dataclasses.replace(config, data=resolve_data(config.data))
     data = open_train_data(config, ctx, say)
     recipe: dict[str, Any] = {}
     if fresh:  # a resumed run keeps the recipe it started with
@@ -237,7 +329,6 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
 
     model, weights_record = initial_model(config, data.info, start, fresh, say)
     model = model.to(device, memory_format=memory_format(config.channels_last))
-    per_class = loss_class_weights(config, data, device)
     resolved = {
         **weights_record,
         "device": str(device),
@@ -247,6 +338,8 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         "torch": str(torch.__version__),
         **recipe,
     }
+    if fresh:  # the files the run trains on: whoever uses its data later checks them first
+        resolved[RECORD_KEY] = data_files(config.data)
     return Session(
         config=dataclasses.replace(  # what "auto" and the defaults resolved to
             config,
@@ -266,18 +359,23 @@ def prepare(config: TrainConfig, ctx: Dist, out: Path, fresh: bool = True) -> Se
         ema=None
         if config.ema is None
         else AveragedModel(model, multi_avg_fn=ema_average(config.ema), use_buffers=True),
-        criterion=build_loss(
-            config.loss,
-            data.info.ignore_index,
-            per_class,
-            config.focal_gamma,
-            config.label_smoothing,
-        ),
+        criterion=training_loss(config, data, device),
         optimizer=build_optimizer(model, config),
         scaler=torch.amp.GradScaler(device.type, enabled=precision.grad_scaler),
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         resolved=resolved,
+        log=log,
+    )
+
+
+def training_loss(
+    config: TrainConfig, data: Data, device: torch.device
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The configured loss, with the class weights it takes from the training split."""
+    per_class = loss_class_weights(config, data, device)
+    return build_loss(
+        config.loss, data.info.ignore_index, per_class, config.focal_gamma, config.label_smoothing
     )
 
 
@@ -317,8 +415,10 @@ def open_train_data(config: TrainConfig, ctx: Dist, say: Callable[[str], None]) 
     differ in their initialisation and random draws only, and are scored on the same images."""
     fold = parse_fold(config.fold) if config.fold else None
     progress = config.progress and ctx.is_main
-    data = open_data(config.data, progress=progress, fold=fold)
-    return data.require_clean(config.data, say)
+    data = open_data(config.data, progress=progress, fold=fold).require_clean(config.data, say)
+    if config.in_channels is None:
+        return data
+    return data.with_bands(config.in_channels, f"--in-channels {config.in_channels}", config.data)
 
 
 def configure(
@@ -558,14 +658,30 @@ def resume_config(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise SeglabError(f"cannot resume {run_dir}: no config.yaml (is it a seglab run folder?)")
-    stored, _, extensions = read_run_record(path)
+    if not (run_dir / "last.pt").is_file():  # said at once, before any start-up work
+        raise SeglabError(
+            f"cannot resume {run_dir}: it has no last.pt (the run stopped before its first "
+            f"checkpoint); start it again with another --out, or after removing {run_dir}"
+        )
+    stored, resolved, extensions = read_run_record(path)
     current = _extended(stored, extensions)
     given = {k: v for k, v in changes.items() if v is not None}
+    if given.get("epochs") is not None and given.get("iterations") is not None:
+        raise SeglabError(
+            f"cannot resume {run_dir} with both --epochs and --iterations: give the one that "
+            "sets its new length"
+        )
+    if given.get("epochs") is not None:  # the length asked for sets it, not an older iterations
+        given["iterations"] = None
     candidate = TrainConfig.from_dict({**current.to_dict(), **given}, "command line")
+    if "data" in given:  # the same data from its new place is no change; other data is refused
+        candidate = dataclasses.replace(
+            candidate, data=moved_data(run_dir, candidate.data, current, resolved)
+        )
     refused = [
         k
         for k in given
-        if k not in SCHEDULE_OPTIONS + MACHINE_OPTIONS + ("out",)
+        if k not in SCHEDULE_OPTIONS + MACHINE_OPTIONS + ("out", "data")
         and getattr(candidate, k) != getattr(current, k)
     ]
     if refused:
@@ -579,6 +695,86 @@ def resume_config(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
     return dataclasses.replace(candidate, out=str(run_dir))
 
 
+def moved_data(run_dir: Path, data: str, current: TrainConfig, resolved: dict[str, Any]) -> str:
+    """``data`` (given with --resume) resolved, when it holds the very files the run recorded:
+    the run's data in a new place. Anything else is refused in one line."""
+    data = resolve_data(data)
+    if data == current.data:
+        return data
+    record = resolved.get(RECORD_KEY)
+    if record is None or not Path(data).exists() or data_files(data) != record:
+        raise SeglabError(
+            f"cannot change --data when resuming {run_dir} (the run uses {current.data}); only "
+            "the same files in a new place are accepted; start a new run with another --out "
+            "instead"
+        )
+    return data
+
+
+def check_resume(run_dir: Path, config: TrainConfig) -> Checkpoint:
+    """The run's last.pt, loaded and checked with everything else a resume needs, before any
+    model is built or data read: its training state, a length that leaves steps to run, and
+    its data, still where and what it was."""
+    saved = Checkpoint.load(run_dir / "last.pt")
+    state = saved.training
+    if state is None:
+        raise SeglabError(f"{run_dir / 'last.pt'} holds no training state to resume from")
+    stored, resolved, extensions = read_run_record(run_dir / "config.yaml")
+    current = _extended(stored, extensions)
+    refusal = schedule_refusal(run_dir, config, current, state)
+    if refusal:
+        raise SeglabError(refusal)
+    record = resolved.get(RECORD_KEY) if config.data == current.data else None
+    fix = "put it back, or give --data with its new place"
+    check_recorded_data(config.data, record, "the run", fix, f"cannot resume {run_dir}: ")
+    return saved
+
+
+def schedule_refusal(
+    run_dir: Path, config: TrainConfig, current: TrainConfig, state: TrainingState
+) -> str | None:
+    """Why the run cannot continue as ``config`` plans it (None when it can): it has already
+    run the steps, epochs or time planned. --iterations and --epochs given with --resume are
+    the run's new total length, so one not above what it has done extends nothing."""
+    budget = config.time_budget
+    if budget and state.elapsed >= budget:
+        if config.time_budget != current.time_budget:
+            return (
+                f"cannot extend {run_dir} to --time-budget {format_value(budget)}: it has run "
+                f"{state.elapsed / 60:.1f} min already (the budget is its new total); give more"
+            )
+        return _complete(run_dir, state)
+    if config.fills_budget:
+        return None
+    if config.iterations is not None:
+        if state.step < config.iterations:
+            return None
+        if config.iterations != current.iterations:
+            return (
+                f"cannot extend {run_dir} to --iterations {config.iterations}: it has run "
+                f"{state.step} steps already (--iterations is the run's new total, not steps "
+                f"to add); give more than {state.step}"
+            )
+        return _complete(run_dir, state)
+    epochs = config.epochs or DEFAULT_EPOCHS
+    if state.epoch < epochs:
+        return None
+    if config.epochs != current.epochs or current.iterations is not None:
+        return (
+            f"cannot extend {run_dir} to --epochs {epochs}: it has run {state.epoch} epochs "
+            f"already (--epochs is the run's new total, not epochs to add); give more than "
+            f"{state.epoch}"
+        )
+    return _complete(run_dir, state)
+
+
+def _complete(run_dir: Path, state: TrainingState) -> str:
+    return (
+        f"{run_dir} is complete ({state.step} steps, {state.elapsed / 60:.1f} min); extend it "
+        "with a larger --epochs, --iterations or --time-budget (the run's new total)"
+    )
+
+
 def _extended(config: TrainConfig, extensions: list[dict[str, Any]]) -> TrainConfig:
     """The configuration as the run now uses it: the original with its extensions applied."""
     for extension in extensions:
@@ -587,15 +783,15 @@ def _extended(config: TrainConfig, extensions: list[dict[str, Any]]) -> TrainCon
     return config
 
 
-def restore(s: Session, run_dir: Path) -> tuple[TrainingState, TrainConfig, list[dict[str, Any]]]:
-    """The run's last.pt loaded into the model, optimizer, scaler and random-number generators;
-    returns its training state, its original configuration and its extensions, with this
-    resume's one appended."""
+def restore(
+    s: Session, run_dir: Path, saved: Checkpoint
+) -> tuple[TrainingState, TrainConfig, list[dict[str, Any]]]:
+    """The run's last.pt (``saved``, checked by check_resume) loaded into the model, optimizer,
+    scaler and random-number generators; returns its training state, its original
+    configuration and its extensions, with this resume's one appended."""
     stored, resolved, extensions = read_run_record(run_dir / "config.yaml")
-    saved = Checkpoint.load(run_dir / "last.pt")
     state = saved.training
-    if state is None:
-        raise SeglabError(f"{run_dir / 'last.pt'} holds no training state to resume from")
+    assert state is not None  # check_resume refused a last.pt without it
     budget = s.config.time_budget
     if state.step >= s.total_steps or (budget and state.elapsed >= budget):
         raise SeglabError(
@@ -615,9 +811,9 @@ def restore(s: Session, run_dir: Path) -> tuple[TrainingState, TrainConfig, list
         torch.cuda.set_rng_state_all(state.rng["cuda"])
     random.setstate(state.rng["python"])
     current = _extended(stored, extensions)
-    changes = {
+    changes = {  # the data too, when the same files were found in a new place
         k: [getattr(current, k), getattr(s.config, k)]
-        for k in SCHEDULE_OPTIONS
+        for k in (*SCHEDULE_OPTIONS, "data")
         if getattr(current, k) != getattr(s.config, k)
     }
     if changes:
@@ -749,15 +945,22 @@ def read_curve(path: Path) -> list[tuple[int, float]]:
 
 class RunLog:
     """metrics.csv, a row per validation flushed at once (a killed run keeps its history), and
-    TensorBoard events when the tensorboard package is installed."""
+    TensorBoard events when the tensorboard package is installed. A resumed run (``resumed_at``
+    its last.pt's step) first drops the rows written after that step (by a run killed between
+    a validation and its last.pt): each validation stays one row through kills and resumes."""
 
-    def __init__(self, out: Path, append: bool):
-        path = out / "metrics.csv"
-        exists = append and path.is_file()
-        self.file = open(path, "a" if exists else "w", newline="")  # noqa: SIM115
-        self.csv = csv.writer(self.file)
-        if not exists:
-            self.csv.writerow(CSV_FIELDS)
+    def __init__(self, out: Path, resumed_at: int | None, say: Callable[[str], None]):
+        self.path = path = out / "metrics.csv"
+        exists = resumed_at is not None and path.is_file()
+        if exists:
+            kept_rows(path, resumed_at, say)
+        try:
+            self.file = open(path, "a" if exists else "w", newline="")  # noqa: SIM115
+            self.csv = csv.writer(self.file)
+            if not exists:
+                self.csv.writerow(CSV_FIELDS)
+        except OSError as err:
+            raise WriteError(f"cannot write {path}: {err.strerror or first_line(err)}") from None
         try:
             from torch.utils.tensorboard import SummaryWriter  # optional: needs tensorboard
         except ImportError:  # tensorboard is optional
@@ -775,15 +978,53 @@ class RunLog:
     ) -> None:
         miou, accuracy = metrics["miou"], metrics["pixel_accuracy"]
         row = [state.epoch, state.step, f"{loss:.5f}", f"{miou:.5f}", f"{accuracy:.5f}"]
-        self.csv.writerow([*row, f"{lr:.4g}", f"{seconds:.1f}"])
-        self.file.flush()
+        try:  # a partial row (a full disk) is dropped when the run resumes
+            self.csv.writerow([*row, f"{lr:.4g}", f"{seconds:.1f}"])
+            self.file.flush()
+        except OSError as err:
+            raise WriteError(
+                f"cannot write {self.path}: {err.strerror or first_line(err)}"
+            ) from None
         if self.board:
             self.board.add_scalar("val/miou", miou, state.step)
 
     def close(self) -> None:
-        self.file.close()
+        with contextlib.suppress(OSError):  # a full disk was said where it was met
+            self.file.close()
         if self.board:
             self.board.close()
+
+
+def kept_rows(path: Path, step: int, say: Callable[[str], None]) -> None:
+    """metrics.csv without its rows after ``step`` (the checkpoint a run resumes from) and
+    without a partial last row: rewritten atomically, with one line when rows were dropped."""
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return
+    header, kept, dropped = lines[0], [], 0
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        if len(row) == len(CSV_FIELDS) and line.endswith("\n") and _step(row) <= step:
+            kept.append(line)
+        else:
+            dropped += 1
+    if not dropped and text.endswith("\n"):
+        return
+    header = header if header.endswith("\n") else header + "\n"
+    write_text_atomic(path, header + "".join(kept))
+    if dropped:
+        say(
+            f"metrics.csv: dropped {dropped} row(s) written after step {step}, where the run "
+            "resumes (it was stopped before they were saved in last.pt)"
+        )
+
+
+def _step(row: list[str]) -> float:
+    try:
+        return int(row[1])
+    except ValueError:
+        return math.inf
 
 
 def resolve_weights(weights: str, encoder: str, say=print) -> tuple[str | None, dict[str, Any]]:

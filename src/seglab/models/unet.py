@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -42,11 +43,50 @@ class ModelSpec:
         return cls(**{**d, "decoder_channels": tuple(d["decoder_channels"])})
 
 
+class NearestUpsample(nn.Module):
+    """Nearest-neighbour upsampling to an exact ``size`` (F.interpolate): the decoder's x2,
+    to the skip's size. No state, so it may be swapped for an equivalent (CopyUpsample)."""
+
+    def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        return F.interpolate(x, size=tuple(size), mode="nearest")
+
+
+class CopyUpsample(nn.Module):
+    """NearestUpsample's exact values as copies: each value times a 2x2 block of ones
+    (broadcast, x * 1 is x to the bit), the blocks viewed as rows and columns twice as many.
+    Nearest from n to 2n picks source i // 2, which is that copy; to 2n - 1 (an encoder that
+    rounds up met an odd size) the same, its last row cut; to 2n + 1 (one that rounds down)
+    source floor(i * n / (2n + 1)), which is the copy with its first row once more in front.
+    The same by columns; any other size goes to F.interpolate. For backends with no nearest
+    resize (ExecuTorch's XNNPACK takes views, multiplication, slices and concatenation), in
+    graphs of one size: the branch on the size is fixed when the graph is exported. No state
+    in state dicts (the ones are not saved)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("ones", torch.ones(1, 1, 1, 2, 1, 2), persistent=False)
+
+    def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        (batch, channels, height, width), (rows, columns) = x.shape, size
+        if abs(rows - 2 * height) > 1 or abs(columns - 2 * width) > 1:
+            return F.interpolate(x, size=(rows, columns), mode="nearest")
+        blocks = x.view(batch, channels, height, 1, width, 1) * self.ones.to(x.dtype)
+        x = blocks.view(batch, channels, 2 * height, 2 * width)
+        if rows < 2 * height or columns < 2 * width:  # no no-op slices: they split XNNPACK's graph
+            x = x[:, :, : min(rows, 2 * height), : min(columns, 2 * width)]
+        if rows > 2 * height:
+            x = torch.cat([x[:, :, :1], x], dim=2)
+        if columns > 2 * width:
+            x = torch.cat([x[..., :1], x], dim=3)
+        return x
+
+
 class DecoderBlock(nn.Module):
     """Upsample x2, concatenate the skip (if any), then 2 x (3x3 conv, BatchNorm, ReLU)."""
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int):
         super().__init__()
+        self.upsample: nn.Module = NearestUpsample()
         self.convs = nn.Sequential(
             _conv_bn_relu(in_channels + skip_channels, out_channels),
             _conv_bn_relu(out_channels, out_channels),
@@ -55,7 +95,7 @@ class DecoderBlock(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size: Sequence[int]):
         # Upsampling to the skip's exact size (not a blind x2) lets any input size through:
         # encoders round odd sizes up or down, and the decoder follows them back.
-        x = F.interpolate(x, size=tuple(size), mode="nearest")
+        x = self.upsample(x, size)
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
         return self.convs(x)
@@ -181,6 +221,21 @@ class UNet(nn.Module):
             yield from self.input_stem.parameters()
         yield from self.decoder.parameters()
         yield from self.classifier.parameters()
+
+
+@contextlib.contextmanager
+def copy_upsampling(model: UNet) -> Iterator[UNet]:
+    """``model`` upsampling with CopyUpsample while the block runs (the same outputs, in a form
+    ExecuTorch's XNNPACK backend takes), then as before. The model itself, not a copy: a copy
+    may round differently (oneDNN picks kernels by the weights' memory alignment)."""
+    saved = [block.upsample for block in model.decoder]
+    try:
+        for block in model.decoder:
+            block.upsample = CopyUpsample().to(model.mean.device)
+        yield model
+    finally:
+        for block, upsample in zip(model.decoder, saved, strict=True):
+            block.upsample = upsample
 
 
 def build_model(

@@ -32,6 +32,7 @@ from seglab.data.segmentation_dataset import SegmentationDataset
 from seglab.deployment.artifacts import calibration_images, file_sha256
 from seglab.deployment.export import card_files, export_artifact
 from seglab.engine.checkpoint import Checkpoint, TrainingState
+from seglab.engine.data_record import resolve_data
 from seglab.engine.evaluate import EvalOptions
 from seglab.engine.inference import predict_probabilities
 from seglab.engine.machine import machine_description
@@ -41,11 +42,19 @@ from seglab.engine.segmenter import TorchSegmenter, checkpoint_segmenter
 from seglab.errors import SeglabError
 from seglab.models.complexity import count_parameters, forward_gflops
 from seglab.models.encoders import get_encoder_spec
-from seglab.outputs import check_output_folder
+from seglab.outputs import check_output_folder, write_text_atomic
 from seglab.reporting import plots
 from seglab.reporting.budget import NO_BUDGET, Budget
 from seglab.reporting.checks import degenerate, planned_steps
-from seglab.reporting.forms import FORMS, LATENCY_REPEATS, PYTORCH, Source, measure_forms
+from seglab.reporting.forms import (
+    FORMS,
+    LATENCY_REPEATS,
+    PYTORCH,
+    Form,
+    Source,
+    chosen_forms,
+    measure_forms,
+)
 from seglab.reporting.repeats import (
     ModelEvaluation,
     ModelRuns,
@@ -107,13 +116,15 @@ def compare(
     folds: int = 0,
     margin: float = 0.01,
     repeats: int = LATENCY_REPEATS,
+    forms: Sequence[str] | None = None,
 ) -> Comparison:
     """Train each encoder with ``base`` ``seeds`` times (with ``folds``, once per fold of
     train+val for each seed), each run in its own folder under OUT/runs, or take the finished
     ``runs`` (gathered into models by their set-up: see seglab.reporting.repeats); evaluate
     every run per image on ``split`` (of ``base.data``, or with ``runs`` of the data the first
     run was trained on; a fold run on its own fold); measure each model's first run in every
-    form of seglab.reporting.forms.FORMS on this machine's CPU (latency: the median of
+    form of seglab.reporting.forms.FORMS (or the ``forms`` named, PyTorch always among them)
+    on this machine's CPU (latency: the median of
     ``repeats`` runs); choose the model x form to ship within ``budget``, counting as equal
     what differs by less than ``margin`` mIoU (a fraction) or cannot be told from zero (the
     verdict), and with ``export`` write it and its card there (timed with ``repeats`` too);
@@ -125,6 +136,7 @@ def compare(
     if examples < 1:
         raise SeglabError(f"compare: --examples {examples} must be at least 1")
     check_repeats(seeds, folds, runs, split)
+    measured_forms = chosen_forms(forms)
     out = check_compare_folder(out)
     export = None if export is None else check_export_folder(export)
     planned = _runs_to_compare(encoders, runs, out, seeds, folds, base.seed)
@@ -136,7 +148,16 @@ def compare(
 
     with tempfile.TemporaryDirectory(prefix="seglab-compare-") as folder:
         measured = evaluate_and_measure(
-            compared, split, base, device, Path(folder), calibration, eval_size, report, repeats
+            compared,
+            split,
+            base,
+            device,
+            Path(folder),
+            calibration,
+            eval_size,
+            report,
+            repeats,
+            measured_forms,
         )
         comparison = _comparison(measured, compared, split, eval_size, len(calibration), examples)
         comparison.verdict = decide(comparison.forms, comparison.models, budget, margin)
@@ -250,7 +271,8 @@ def _train_runs(
             train(
                 dataclasses.replace(
                     base, encoder=encoder, out=str(run.folder), seed=run.seed, fold=run.fold
-                )
+                ),
+                log=report,
             )
 
 
@@ -333,6 +355,7 @@ def evaluate_and_measure(
     eval_size: tuple[int, int],
     report: Callable[[str], None],
     repeats: int = LATENCY_REPEATS,
+    forms: Sequence[Form] | None = None,
 ) -> Measured:
     """Each model's runs evaluated per image (as their training validated them), the model
     flagged when degenerate or undertrained, and its first run measured in every form."""
@@ -360,19 +383,26 @@ def evaluate_and_measure(
         )
         first, path = checkpoints[0], compared.paths[model.folders[0]]
         source = Source(model.name, first, path, folder / str(k), calibration, eval_size)
-        forms, unavailable = measure_forms(
-            source, evaluation.first_data, split, evaluation.first, base.progress, report, repeats
+        in_forms, unavailable = measure_forms(
+            source,
+            evaluation.first_data,
+            split,
+            evaluation.first,
+            base.progress,
+            report,
+            repeats,
+            forms,
         )
         measured.sources[model.name] = source
         measured.segmenters.append(checkpoint_segmenter(first, device, name=model.name))
         measured.evaluations.append(evaluation)
         measured.models.append(
             _model_result(
-                model, compared, evaluation, trainings[0], histories, forms[0][0], eval_size
+                model, compared, evaluation, trainings[0], histories, in_forms[0][0], eval_size
             )
         )
         measured.example_data = evaluation.first_data
-        measured.forms += forms
+        measured.forms += in_forms
         measured.unavailable.update(unavailable)
     return measured
 
@@ -390,7 +420,8 @@ def _model_result(
     flagged when degenerate or when a run was undertrained."""
     first_folder = model.folders[0]
     checkpoint = compared.checkpoints[first_folder]
-    same_data = checkpoint.config.data == compared.data_name and not checkpoint.config.fold
+    trained_on = resolve_data(checkpoint.config.data)  # runs record it resolved
+    same_data = trained_on == resolve_data(compared.data_name) and not checkpoint.config.fold
     train_images = len(compared.data.split("train")) if same_data else None
     setup = _setup(checkpoint, first_folder, compared.paths[first_folder], training, train_images)
     metrics = summarize(evaluation.pooled, compared.data.info.classes)
@@ -502,10 +533,11 @@ def export_verdict(
         "chosen_by": verdict.rule,
     }
     card_json, card_markdown = card_files(target)
-    card_json.write_text(json.dumps(card, indent=2))
-    card_markdown.write_text(
+    write_text_atomic(card_json, json.dumps(card, indent=2))
+    write_text_atomic(
+        card_markdown,
         "\n".join([f"# {chosen.label}", ""] + [f"- {key}: {value}" for key, value in card.items()])
-        + "\n"
+        + "\n",
     )
     return dataclasses.replace(verdict, exported=str(target))
 
@@ -539,7 +571,7 @@ def write_outputs(comparison: Comparison, segmenters, data: Data, out: Path) -> 
             out / "examples.png",
         ),
     }
-    (out / "results.json").write_text(json.dumps(comparison.to_dict(), indent=2))
+    write_text_atomic(out / "results.json", json.dumps(comparison.to_dict(), indent=2))
     write_reports(comparison, figures, out)
 
 

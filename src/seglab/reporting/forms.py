@@ -6,6 +6,7 @@ a new export format is a new form here with no change to this module."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,12 @@ import torch
 from seglab.data.dataset import Data
 from seglab.deployment.benchmark import backend_segmenter
 from seglab.deployment.formats import FORMATS, Format
-from seglab.deployment.measure import peak_inference_memory, time_segmenter
+from seglab.deployment.measure import peak_inference_memories, time_segmenter
 from seglab.engine.checkpoint import Checkpoint
 from seglab.engine.evaluate import EvalOptions, Evaluation, evaluate_split
 from seglab.engine.performance import latency_ms
 from seglab.engine.segmenter import Segmenter, checkpoint_segmenter
-from seglab.errors import first_line
+from seglab.errors import SeglabError, first_line
 from seglab.reporting.results import FormResult
 
 LATENCY_REPEATS = 10
@@ -76,6 +77,20 @@ PYTORCH = Form(
 FORMS = (PYTORCH, *(_exported(format) for format in FORMATS.values()))
 
 
+def chosen_forms(names: Sequence[str] | None) -> tuple[Form, ...]:
+    """The forms named (compare --forms), in FORMS' order, the PyTorch form always among them
+    (the comparison's own evaluation); None: every form. A name not in FORMS is one line."""
+    if names is None:
+        return FORMS
+    known = {form.name: form for form in FORMS}
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise SeglabError(f"compare: --forms {name!r}: choose from {', '.join(known)}{hint}")
+    return tuple(form for form in FORMS if form is PYTORCH or form.name in names)
+
+
 def measure_forms(
     source: Source,
     data: Data,
@@ -84,15 +99,17 @@ def measure_forms(
     progress: bool = False,
     report: Callable[[str], None] = print,
     repeats: int = LATENCY_REPEATS,
+    forms: Sequence[Form] | None = None,
 ) -> tuple[list[tuple[FormResult, np.ndarray]], dict[str, str]]:
-    """``source`` in every form of FORMS: (its measurements, its per-image confusion
-    matrices) for each, and {form: why} for those that cannot be built here (reported). The
-    PyTorch form's scores are ``pytorch_evaluation`` (the comparison's own); the others are
-    evaluated on the same images of ``split``. Latency (the median of ``repeats`` runs) and
-    memory at ``source.size``."""
+    """``source`` in each of ``forms`` (default: every form of FORMS): (its measurements, its
+    per-image confusion matrices) for each, and {form: why} for those that cannot be built
+    here (reported). The PyTorch form's scores are ``pytorch_evaluation`` (the comparison's
+    own); the others are evaluated on the same images of ``split``. Latency (the median of
+    ``repeats`` runs) and memory (each form in a fresh process, after every form is timed) at
+    ``source.size``."""
     sample = torch.rand(1, source.checkpoint.spec.in_channels, *source.size)
-    measured, unavailable = [], {}
-    for form in FORMS:
+    timed, unavailable = [], {}
+    for form in FORMS if forms is None else forms:
         try:
             segmenter = form.build(source)
         except Exception as err:  # a form this machine cannot build is reported, not fatal
@@ -109,7 +126,11 @@ def measure_forms(
             )
         median, p90 = latency_ms(time_segmenter(segmenter, sample, repeats))
         del segmenter
-        peak, baseline = peak_inference_memory(form.file(source), source.size, precision="fp32")
+        timed.append((form, evaluation, median, p90))
+    files = [form.file(source) for form, *_ in timed]
+    memory = peak_inference_memories(files, source.size, precision="fp32")
+    measured = []
+    for (form, evaluation, median, p90), (peak, baseline) in zip(timed, memory):
         result = FormResult(
             model=source.name,
             form=form.name,

@@ -1,5 +1,6 @@
 """The comparison's plots, drawn with matplotlib into PNG files (scores in percent), and its
-grid of example predictions."""
+grid of example predictions. Figures are made without pyplot, so drawing them never switches the
+backend of a notebook that imports seglab."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no screen
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
@@ -37,7 +35,8 @@ def per_class_figure(comparison: Comparison) -> Figure:
     each model's mIoU, with an error bar (sd over seeds) where a model ran several seeds: the
     per-class bars are of the runs pooled, the spread is known for the mIoU only."""
     classes, models = comparison.classes, comparison.models
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * (len(classes) + 1) + 2), 3.8))
+    fig = _figure(figsize=(max(6, 0.9 * (len(classes) + 1) + 2), 3.8))
+    ax = fig.subplots()
     width = 0.8 / len(models)
     x = np.arange(len(classes) + 1)  # the classes, then mIoU
     for k, m in enumerate(models):
@@ -72,9 +71,8 @@ def confusion_matrices(
     that true class's pixels, so a small class's errors show as plainly as a large one's."""
     side = min(0.45 * len(classes) + 2, 14)  # inches: 150 classes stay a readable page
     labelled = len(classes) <= 30  # beyond that the numbers would not fit their cells
-    fig, axes = plt.subplots(
-        1, len(matrices), figsize=(side * len(matrices), side + 0.8), squeeze=False
-    )
+    fig = _figure(figsize=(side * len(matrices), side + 0.8))
+    axes = fig.subplots(1, len(matrices), squeeze=False)
     for ax, (name, matrix) in zip(axes[0], matrices.items()):
         counts = np.asarray(matrix, dtype=np.float64)
         shares = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
@@ -95,7 +93,13 @@ def confusion_matrices(
 
 
 # One marker per form (colour is the model); a form missing here is drawn as a circle.
-FORM_MARKERS = {"pytorch": "o", "onnx": "s", "onnx-int8": "^", "executorch": "D"}
+FORM_MARKERS = {
+    "pytorch": "o",
+    "onnx": "s",
+    "onnx-int8": "^",
+    "executorch": "D",
+    "executorch-int8": "v",
+}
 MARKER_SIZE = 60  # points squared, as scatter takes it
 RING_SIZE = 380  # the ring around the verdict's choice
 
@@ -110,7 +114,8 @@ def frontier_figure(comparison: Comparison) -> Figure:
     """The accuracy-cost figure, laid out: each point labelled beside it without covering
     another label or point where one of a few places allows, error bars (sd over seeds) on
     models with several seeds, latency on a log axis labelled in plain milliseconds."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig = _figure(figsize=(7.5, 4.8))
+    ax = fig.subplots()
     colours = {m.name: f"C{k % 10}" for k, m in enumerate(comparison.models)}
     spread = {m.name: m.miou_sd for m in comparison.models}
     for p in comparison.forms:
@@ -274,7 +279,8 @@ def _box(ax, point: FormResult, size: float) -> Bbox:
 def training_curves(curves: Mapping[str, Sequence[HistoryPoint]], path: Path) -> Path:
     """Validation mIoU and training loss against training time, one line per run (name ->
     its history, see seglab.reporting.results.read_history)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = _figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2)
     for name, points in curves.items():
         if not points:
             continue
@@ -330,10 +336,16 @@ def _colours(classes: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
     return torch.from_numpy(colorize(classes.numpy(), info)).permute(2, 0, 1)
 
 
+def _figure(**options) -> Figure:
+    """A figure drawn by Agg, to files only: no pyplot, so no backend of the process changes."""
+    fig = Figure(**options)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _save(fig, path: Path, layout: bool = True) -> Path:
     """``layout``: fit the figure first (a figure already laid out is left as it is)."""
     if layout:
         fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

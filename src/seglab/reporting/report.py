@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from seglab.engine.machine import describe_machine
+from seglab.engine.machine import busy_note, describe_machine
 from seglab.engine.metrics import DEGENERATE_SHARE
 from seglab.formatting import percent
+from seglab.outputs import write_text_atomic
 from seglab.reporting.budget import Budget
 from seglab.reporting.checks import (
     same_and_different,
@@ -268,15 +269,18 @@ def verdict_lines(c: Comparison) -> list[str]:
     sentence, b = verdict_sentence(c)
     lines.append(sentence if chosen == v.best or chosen.label in v.equivalent else _versus_best(v))
     pytorch = _pytorch_latency(c, chosen.model)
+    busy = busy_note(c.machine)
     if chosen.form != "pytorch" and pytorch is not None:
+        timed = " on a busy machine" if busy else ""
         lines.append(
-            f"As {chosen.form} it runs {_speed(pytorch / chosen.latency_ms)} than in PyTorch "
-            f"fp32 ({pytorch:.1f} ms)."
+            f"As {chosen.form} it ran {_speed(pytorch / chosen.latency_ms)} than in PyTorch "
+            f"fp32 ({pytorch:.1f} ms){timed}."
         )
     if b is not None:
         lines.append(interval_basis(b))
     lines += [premise] if premise else []
     lines += [f"Caution: {caution}." for caution in v.cautions]
+    lines += [f"Caution: {busy}; measure again alone before relying on them."] if busy else []
     if v.exported:
         name = Path(v.exported).name
         lines.append(f"Written to {v.exported}, its card beside it: {name}.card.json, .card.md.")
@@ -572,8 +576,8 @@ def title(comparison: Comparison) -> str:
 
 def write_reports(comparison: Comparison, figures: dict[str, Path], out: Path) -> None:
     """report.md and report.html in ``out``; ``figures`` maps each FIGURES key to its PNG."""
-    (out / "report.md").write_text(markdown(comparison, figures))
-    (out / "report.html").write_text(html_page(comparison, figures))
+    write_text_atomic(out / "report.md", markdown(comparison, figures))
+    write_text_atomic(out / "report.html", html_page(comparison, figures))
 
 
 def markdown(comparison: Comparison, figures: dict[str, Path]) -> str:

@@ -21,10 +21,20 @@ from seglab.data.info import DatasetInfo
 from seglab.deployment.predict import palette_png
 from seglab.errors import first_line
 from seglab.serving.batching import BatchingQueue, QueueFull, Result
+from seglab.serving.limits import ClientLimitsMiddleware
 from seglab.serving.models import ServedModel, segment
-from seglab.serving.upload import UploadError, decode_image, read_upload
+from seglab.serving.upload import (
+    UploadError,
+    check_size,
+    decode_checked,
+    image_size,
+    quote,
+    read_upload,
+    short,
+)
 
 MB = 1024 * 1024
+DECODE_SLOTS = 2  # images decoded at once: each holds its pixels several times while it decodes
 STATIC = {  # URL path -> (package file, media type)
     "/": ("index.html", "text/html; charset=utf-8"),
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -45,6 +55,8 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "no model of that name is served"},
     413: {"description": "the upload or the image is over the limit"},
     415: {"description": "the upload is not an image"},
+    408: {"description": "the upload did not arrive within the body timeout"},
+    429: {"description": "this client has too many requests in progress"},
     503: {"description": "the queue is full; retry after Retry-After seconds"},
 }
 
@@ -56,11 +68,22 @@ def create_app(
     max_pixels: int = 16_000_000,
     queue_size: int = 32,
     batch: int = 4,
+    batch_pixels: int = 4_000_000,
+    body_timeout: float = 60.0,
+    per_client: int = 8,
+    expose_details: bool = False,
 ) -> FastAPI:
     """The application serving ``models`` (the first is the default): uploads up to
-    ``max_upload`` bytes and ``max_pixels`` pixels, at most ``queue_size`` requests waiting for
-    inference, up to ``batch`` same-size requests for one model run together."""
-    service = SegmentationService(models, max_upload, max_pixels, queue_size, batch)
+    ``max_upload`` bytes and ``max_pixels`` pixels, at most ``queue_size`` requests (and
+    :func:`waiting_pixels` pixels) waiting for inference, up to ``batch`` same-size requests for
+    one model run together while they hold at most ``batch_pixels`` pixels in all (a larger
+    image runs alone: inference holds at most max(``max_pixels``, ``batch_pixels``) at once).
+    Each body must arrive within ``body_timeout`` seconds (408), each client may have
+    ``per_client`` requests in progress (429), and GET /models names files and machines only
+    with ``expose_details``."""
+    service = SegmentationService(
+        models, max_upload, max_pixels, queue_size, batch, batch_pixels, expose_details
+    )
     pages = _read_pages()
     app = FastAPI(
         title="seglab serve",
@@ -70,7 +93,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.queue = service.queue
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(ClientLimitsMiddleware, per_client=per_client, body_timeout=body_timeout)
+    app.add_middleware(SecurityHeadersMiddleware)  # the outer one: on the 408 and 429 too
 
     # Thin routes: their names, signatures and docstrings are the API's schema.
     @app.get("/health")
@@ -104,6 +128,8 @@ class SegmentationService:
         max_pixels: int,
         queue_size: int,
         batch: int,
+        batch_pixels: int,
+        expose_details: bool = False,
     ):
         if not models:
             raise ValueError("create_app needs at least one model")
@@ -113,7 +139,15 @@ class SegmentationService:
             raise ValueError("model names must be unique")
         self.default = models[0].name
         self.max_upload, self.max_pixels = max_upload, max_pixels
-        self.queue = BatchingQueue(self._run_batch, size=queue_size, batch=batch)
+        self.expose_details = expose_details
+        self.queue = BatchingQueue(
+            self._run_batch,
+            size=queue_size,
+            batch=batch,
+            budget=batch_pixels,
+            waiting_budget=waiting_pixels(max_pixels, batch_pixels),
+        )
+        self._decoding: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def _run_batch(self, name: str, images: Sequence[Any]) -> np.ndarray:
         return segment(self.served[name].segmenter, images)
@@ -128,10 +162,11 @@ class SegmentationService:
 
     def listing(self) -> dict[str, Any]:
         return {
-            "models": [m.describe() for m in self.models],
+            "models": [m.describe(self.expose_details) for m in self.models],
             "default": self.default,
             "max_upload_bytes": self.max_upload,
             "max_pixels": self.max_pixels,
+            "max_batch_pixels": self.queue.budget,
         }
 
     async def predict(self, request: Request, model: str | None, format: str | None) -> Response:
@@ -148,29 +183,45 @@ class SegmentationService:
     ) -> tuple[str, np.ndarray, float]:
         """The model to run (the query's, the form's or the default), the decoded image and
         when decoding began (the latency reported counts from there). Only the image outlives
-        this call: the upload's bytes are freed before the request waits in the queue."""
+        this call: the upload's bytes are freed before the request waits in the queue. The size
+        is checked from the header before anything is decoded, and at most
+        :data:`DECODE_SLOTS` images decode at once."""
         body = await _read_body(request, self.max_upload)
         try:
             data, form_model = read_upload(body, request.headers.get("content-type", ""))
+            del body  # the image's bytes are a part of it or the body itself
             name = model or form_model or self.default
             _check_model(name, self.served)
             info = self.served[name].segmenter.info
             start = time.perf_counter()
-            image = await run_in_threadpool(decode_image, data, info.in_channels, self.max_pixels)
+            kind, width, height = image_size(data)
+            check_size(width, height, self.max_pixels)
+            async with self._decode_slots():
+                image = await run_in_threadpool(decode_checked, data, kind, info.in_channels)
         except UploadError as err:
             raise HTTPException(err.status, err.message) from None
         return name, image, start
+
+    def _decode_slots(self) -> asyncio.Semaphore:
+        """The semaphore bounding decodes, made for the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._decoding is None or self._decoding[0] is not loop:
+            self._decoding = (loop, asyncio.Semaphore(DECODE_SLOTS))
+        return self._decoding[1]
 
     async def _segment(self, name: str, image: np.ndarray) -> Result:
         """``image`` segmented by model ``name`` in a batch of same-size images: 503 with
         Retry-After when the queue is full, 500 when the model fails on it."""
         try:
-            future = self.queue.submit(name, (tuple(image.shape), image.dtype), image)
+            pixels = image.shape[-2] * image.shape[-1]
+            future = self.queue.submit(name, (tuple(image.shape), image.dtype), image, pixels)
         except QueueFull:
             seconds = self.queue.retry_after()
+            waiting = f"{self.queue.waiting_cost / 1e6:.1f}".removesuffix(".0")
             raise HTTPException(
                 503,
-                f"the server is busy: {self.queue.size} requests are waiting; retry in {seconds} s",
+                f"the server is busy ({self.queue.waiting} requests, {waiting} megapixels "
+                f"waiting); retry in {seconds} s",
                 headers={"Retry-After": str(seconds)},
             ) from None
         try:
@@ -179,7 +230,7 @@ class SegmentationService:
             future.cancel()
             raise
         except Exception as err:  # the model itself failed on this image
-            raise HTTPException(500, f"model {name} failed: {first_line(err)}") from None
+            raise HTTPException(500, f"model {name} failed: {short(first_line(err))}") from None
 
 
 async def _response(
@@ -269,13 +320,19 @@ def _wants_json(format: str | None, accept: str) -> bool:
     if format is None:
         return "application/json" in accept and "image/png" not in accept
     if format.lower() not in ("png", "json"):
-        raise HTTPException(400, f"format={format!r}: use png (the default) or json")
+        raise HTTPException(400, f"format={quote(format)}: use png (the default) or json")
     return format.lower() == "json"
 
 
 def _check_model(name: str, served: dict[str, ServedModel]) -> None:
     if name not in served:
-        raise HTTPException(404, f"no model {name!r} is served; served: {', '.join(served)}")
+        raise HTTPException(404, f"no model {quote(name)} is served; served: {', '.join(served)}")
+
+
+def waiting_pixels(max_pixels: int, batch_pixels: int) -> int:
+    """The most pixels of decoded images that may wait for inference at once: four of the
+    largest batches (or images)."""
+    return 4 * max(max_pixels, batch_pixels)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -291,7 +348,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             raise HTTPException(413, too_large)
-    return bytes(body)
+    return bytes(body)  # immutable: BytesIO shares it rather than copying
 
 
 def _class_shares(classes: np.ndarray, info) -> np.ndarray:

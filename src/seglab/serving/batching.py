@@ -1,7 +1,10 @@
 """Inference off the event loop: requests wait in a bounded queue; one worker thread takes the
-oldest, with up to ``batch - 1`` more waiting for the same model at the same image size, runs
-them as one batch and hands each request its result. A full queue refuses at once
-(:class:`QueueFull`), so memory stays bounded however many clients send."""
+oldest, with up to ``batch - 1`` more waiting for the same model at the same image size while
+their costs (pixels) stay within the batch's ``budget``, runs them as one batch and hands each
+request its result. A full queue (too many requests, or too many pixels, waiting) refuses at
+once (:class:`QueueFull`), so memory stays bounded however many clients send: one batch of at
+most ``budget`` pixels (or one image over it, alone) runs at a time, and at most
+``waiting_budget`` pixels wait."""
 
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ class _Job:
     model: str
     key: Hashable  # requests with the same key can run in one batch
     item: Any
+    cost: int  # what the item weighs against the budgets: its pixels
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future = field(repr=False)
 
@@ -43,10 +47,22 @@ class BatchingQueue:
     """``submit`` from the event loop, ``await`` the returned future. ``run_batch(model, items)``
     runs in the worker thread and returns one result per item."""
 
-    def __init__(self, run_batch: RunBatch, *, size: int = 32, batch: int = 4):
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        *,
+        size: int = 32,
+        batch: int = 4,
+        budget: int | None = None,
+        waiting_budget: int | None = None,
+    ):
         if size < 1 or batch < 1:
             raise ValueError("queue size and batch size must be at least 1")
         self.run_batch, self.size, self.batch = run_batch, size, batch
+        # None: unbounded. An item over ``budget`` runs alone; one over ``waiting_budget`` is
+        # taken only into an empty queue.
+        self.budget, self.waiting_budget = budget, waiting_budget
+        self.waiting_cost = 0
         self._waiting: deque[_Job] = deque()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -68,6 +84,7 @@ class BatchingQueue:
             self._stopping = True
             left = list(self._waiting)
             self._waiting.clear()
+            self.waiting_cost = 0
             self._condition.notify_all()
         for job in left:
             _hand_back(job, error=RuntimeError("the server is shutting down"))
@@ -75,14 +92,19 @@ class BatchingQueue:
             self._thread.join(timeout)
             self._thread = None
 
-    def submit(self, model: str, key: Hashable, item: Any) -> asyncio.Future:
-        """Queue ``item`` for ``model``; QueueFull when the queue is full or stopped."""
+    def submit(self, model: str, key: Hashable, item: Any, cost: int = 1) -> asyncio.Future:
+        """Queue ``item`` (weighing ``cost``) for ``model``; QueueFull when the queue is stopped,
+        holds ``size`` requests, or would hold more than ``waiting_budget``."""
         loop = asyncio.get_running_loop()
-        job = _Job(model, (model, key), item, loop, loop.create_future())
+        job = _Job(model, (model, key), item, cost, loop, loop.create_future())
         with self._condition:
             if self._stopping or len(self._waiting) >= self.size:
                 raise QueueFull
+            bounded = self.waiting_budget is not None and bool(self._waiting)
+            if bounded and self.waiting_cost + cost > self.waiting_budget:
+                raise QueueFull
             self._waiting.append(job)
+            self.waiting_cost += cost
             self._condition.notify()
         return job.future
 
@@ -98,13 +120,16 @@ class BatchingQueue:
             if self._stopping:
                 return None
             first = self._waiting.popleft()
-            jobs = [first]
+            jobs, cost = [first], first.cost
             for job in list(self._waiting):
                 if len(jobs) == self.batch:
                     break
-                if job.key == first.key:
+                fits = self.budget is None or cost + job.cost <= self.budget
+                if job.key == first.key and fits:
                     self._waiting.remove(job)
                     jobs.append(job)
+                    cost += job.cost
+            self.waiting_cost -= sum(job.cost for job in jobs)
             return jobs
 
     def _work(self) -> None:

@@ -32,6 +32,7 @@ class ServedModel:
     name: str
     segmenter: Segmenter
     warnings: tuple[str, ...] = ()
+    path: str = ""  # the file it was loaded from, as the warnings name it
 
     @property
     def card(self) -> dict[str, Any] | None:
@@ -46,19 +47,50 @@ class ServedModel:
             card = dataclasses.asdict(card)
         return json.loads(json.dumps(card, default=str))  # plain JSON values only
 
-    def describe(self) -> dict[str, Any]:
-        """What GET /models says about it."""
+    def describe(self, details: bool = False) -> dict[str, Any]:
+        """What GET /models says about it. Without ``details``, nothing of the machine serving
+        it: the warnings name the model rather than its file, and the card keeps its figures
+        but not the paths it records or the description of the machine that measured it."""
         info = self.segmenter.info
-        return {
+        card, warnings = self.card, list(self.warnings)
+        if not details:
+            card = None if card is None else public(card)
+            if self.path:
+                warnings = [w.replace(self.path, self.name) for w in warnings]
+        described = {
             "name": self.name,
             "kind": self.segmenter.kind,
             "dataset": info.name,
             "classes": list(info.classes),
             "colors": [list(c) for c in info.colors],
             "in_channels": info.in_channels,
-            "card": self.card,
-            "warnings": list(self.warnings),
+            "card": card,
+            "warnings": warnings,
         }
+        if details:
+            described["path"] = self.path
+        return described
+
+
+# A deployment card's keys that tell about the serving machine: paths of the checkpoint and of
+# the data it was measured or calibrated on, and the measuring machine's description.
+PRIVATE_CARD_KEYS = frozenset({"machine", "checkpoint", "data", "path"})
+
+
+def public(value: Any) -> Any:
+    """A card (plain JSON values) without :data:`PRIVATE_CARD_KEYS` at any depth, and with
+    any other string that is an absolute path withheld."""
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items() if k not in PRIVATE_CARD_KEYS}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    if isinstance(value, str) and _looks_like_path(value):
+        return "(withheld)"
+    return value
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "~", "\\\\")) or re.match(r"[A-Za-z]:[\\/]", text) is not None
 
 
 def load_models(specs: Sequence[str], device: str = "cpu") -> list[ServedModel]:
@@ -77,7 +109,7 @@ def load_models(specs: Sequence[str], device: str = "cpu") -> list[ServedModel]:
     for name, (_, path) in zip(names, named):
         file = model_file(path)
         segmenter = load_segmenter(file, device)
-        models.append(ServedModel(name, segmenter, tuple(model_warnings(file))))
+        models.append(ServedModel(name, segmenter, tuple(model_warnings(file)), str(file)))
         warm_up(segmenter)
     return models
 
@@ -138,8 +170,9 @@ def warm_up(segmenter: Segmenter) -> None:
 
 def segment(segmenter: Segmenter, images: Sequence[torch.Tensor]) -> np.ndarray:
     """N x H x W uint8 class indices of C x H x W images of one size (uint8, or float in
-    [0, 1]), computed as ``seglab predict`` computes them."""
-    batch = torch.stack(list(images))
-    batch = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
+    [0, 1]), computed as ``seglab predict`` computes them, with one float copy of the batch
+    (not two), and none of a single image before it."""
+    batch = images[0][None] if len(images) == 1 else torch.stack(list(images))
+    batch = batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
     probabilities = predict_probabilities(segmenter, batch.to(segmenter.device))
     return probabilities.argmax(1).to(torch.uint8).cpu().numpy()

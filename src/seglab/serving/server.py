@@ -24,6 +24,10 @@ def serve(
     max_megapixels: float = 16,
     queue: int = 32,
     batch: int = 4,
+    batch_megapixels: float = 4,
+    body_timeout: float = 60,
+    per_client: int = 8,
+    expose_details: bool = False,
     device: str = "cpu",
     open_browser: bool = False,
     report: Callable[[str], None] = print,
@@ -31,11 +35,17 @@ def serve(
 ) -> None:
     """Serve ``models`` (checkpoints, run folders, exported artifacts; NAME=PATH names one) until
     interrupted. One-line SeglabError for a bad option, a model that cannot be loaded or an
-    address that cannot be listened on."""
-    for flag, value in (("--max-upload", max_upload_mb), ("--max-megapixels", max_megapixels)):
+    address that cannot be listened on. What bounds memory and each client's share is printed
+    after the line naming the address (see :func:`limits_line`)."""
+    for flag, value in (
+        ("--max-upload", max_upload_mb),
+        ("--max-megapixels", max_megapixels),
+        ("--batch-megapixels", batch_megapixels),
+        ("--body-timeout", body_timeout),
+    ):
         if not value > 0:
             raise SeglabError(f"serve: {flag} {value} must be a positive number")
-    for flag, value in (("--queue", queue), ("--batch", batch)):
+    for flag, value in (("--queue", queue), ("--batch", batch), ("--per-client", per_client)):
         if value < 1:
             raise SeglabError(f"serve: {flag} {value} must be at least 1")
     if not 0 <= port <= 65535:
@@ -58,10 +68,20 @@ def serve(
             max_pixels=int(max_megapixels * 1e6),
             queue_size=queue,
             batch=batch,
+            batch_pixels=int(batch_megapixels * 1e6),
+            body_timeout=body_timeout,
+            per_client=per_client,
+            expose_details=expose_details,
         )
         url = page_url(host, sock.getsockname()[1])
         names = ", ".join(f"{m.name} ({m.segmenter.kind})" for m in served)
         report(f"serving {names} at {url} (Ctrl+C stops)")
+        report(
+            limits_line(
+                max_upload_mb, max_megapixels, batch, batch_megapixels, queue, per_client,
+                body_timeout, expose_details,
+            )
+        )  # fmt: skip
         config = uvicorn.Config(
             app,
             log_level="info",
@@ -75,6 +95,37 @@ def serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
+
+
+def limits_line(
+    max_upload_mb: float,
+    max_megapixels: float,
+    batch: int,
+    batch_megapixels: float,
+    queue: int,
+    per_client: int,
+    body_timeout: float,
+    expose_details: bool = False,
+) -> str:
+    """The startup line saying what bounds the server's memory and each client's share."""
+    from seglab.serving.app import DECODE_SLOTS, waiting_pixels  # the app imports torch
+
+    largest = max(max_megapixels, batch_megapixels)
+    waiting = waiting_pixels(int(max_megapixels * 1e6), int(batch_megapixels * 1e6)) / 1e6
+    details = (
+        "shows file paths and machine details (--expose-details)"
+        if expose_details
+        else "shows no file paths or machine details (--expose-details would)"
+    )
+    return (
+        f"limits: uploads up to {max_upload_mb:g} MB and {max_megapixels:g} megapixels; "
+        f"memory: one batch at a time, up to {batch} same-size images of {batch_megapixels:g} "
+        f"megapixels in all (a larger image runs alone), so inference holds at most "
+        f"{largest:g} megapixels; up to {queue} requests and {waiting:g} megapixels of decoded "
+        f"images wait (503 beyond), {DECODE_SLOTS} decode at once; per client: "
+        f"{per_client} requests at once (429 beyond), each body within {body_timeout:g} s "
+        f"(408); GET /models {details}"
+    )
 
 
 def _uvicorn_server(config, on_ready: Callable[[], object] | None):

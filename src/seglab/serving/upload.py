@@ -84,7 +84,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         parser.write(body)
         parser.finalize()
     except MultipartParseError as err:
-        raise UploadError(400, f"malformed multipart upload ({first_line(err)})") from None
+        raise UploadError(400, f"malformed multipart upload ({short(first_line(err))})") from None
     if parser.state != MultipartState.END:
         raise UploadError(400, "malformed multipart upload (it ends before its closing boundary)")
     return parts
@@ -113,10 +113,9 @@ def image_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, channels: int, max_pixels: int) -> torch.Tensor:
-    """C x H x W (uint8, or float in [0, 1] for 16-bit images) for a model of ``channels``
-    input channels. 415 when the bytes are no image, 413 over ``max_pixels`` (checked from the
-    header, before decoding), 400 when the image is truncated or damaged."""
+def image_size(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) from the image's header alone, nothing decoded: 400 when the
+    upload is empty or its header damaged, 415 when the bytes are no image."""
     if not data:
         raise UploadError(400, "the upload is empty: send an image file")
     kind = image_format(data)
@@ -124,31 +123,82 @@ def decode_image(data: bytes, channels: int, max_pixels: int) -> torch.Tensor:
         raise UploadError(415, f"the upload is not an image: send a {FORMAT_NAMES} file")
     try:
         width, height = _header_size(data, kind)
-    except Image.DecompressionBombError:
-        width = height = max_pixels + 1  # PIL's own limit: far over ours
     except Exception as err:  # a damaged header: whatever the decoder raises
-        raise UploadError(400, f"damaged {kind} image ({first_line(err)})") from None
+        raise UploadError(400, f"damaged {kind} image ({short(first_line(err))})") from None
+    return kind, width, height
+
+
+def check_size(width: int, height: int, max_pixels: int) -> None:
+    """413 when a ``width`` x ``height`` image is over ``max_pixels``."""
     if width * height > max_pixels:
+        limit = megapixels(max_pixels)
+        size = megapixels(width * height, unlike=limit)
         raise UploadError(
             413,
-            f"the image has {width * height / 1e6:.1f} megapixels; the limit is "
-            f"{max_pixels / 1e6:g} megapixels",
+            f"the image is {size} megapixels ({width}x{height}); the limit is {limit} megapixels",
         )
+
+
+def decode_image(data: bytes, channels: int, max_pixels: int) -> torch.Tensor:
+    """C x H x W (uint8, or float in [0, 1] for 16-bit images) for a model of ``channels``
+    input channels. 415 when the bytes are no image, 413 over ``max_pixels`` (checked from the
+    header, before decoding), 400 when the image is truncated or damaged."""
+    kind, width, height = image_size(data)
+    check_size(width, height, max_pixels)
+    return decode_checked(data, kind, channels)
+
+
+def decode_checked(data: bytes, kind: str, channels: int) -> torch.Tensor:
+    """The image whose header :func:`image_size` read as ``kind``, decoded for a model of
+    ``channels`` input channels: one copy of its pixels in memory beside the decoder's, no float
+    copy of 8-bit images. 400 when it cannot be decoded."""
     try:
         image = read_image(BytesIO(data), channels, name=f"the {kind} image")
     except SeglabError as err:  # bands the model cannot take, a TIFF of no bands seglab knows
-        raise UploadError(400, str(err)) from None
+        raise UploadError(400, short(str(err), 300)) from None
     except Exception as err:  # truncated or corrupted data: whatever the decoder raises
         raise UploadError(
-            400, f"cannot decode the {kind} image, is it truncated or damaged? ({first_line(err)})"
+            400,
+            f"cannot decode the {kind} image, is it truncated or damaged? "
+            f"({short(first_line(err))})",
         ) from None
     return match_channels(image, channels)
 
 
 def _header_size(data: bytes, kind: str) -> tuple[int, int]:
     """(width, height) from the image's header, before anything is decoded. TIFFs through
-    tifffile, which reads the multi-band ones Pillow cannot open."""
+    tifffile, which reads the multi-band ones Pillow cannot open; the rest through Pillow's
+    reader for ``kind`` called directly, so that an image over Pillow's own pixel limit (which
+    ``Image.open`` refuses without saying its size) still tells its size."""
     if kind == "TIFF":
         return tiff_size(BytesIO(data))
-    with Image.open(BytesIO(data), formats=[kind]) as im:
+    Image.init()
+    factory, _ = Image.OPEN[kind]
+    im = factory(BytesIO(data))
+    try:
         return im.size
+    finally:
+        im.close()
+
+
+def megapixels(pixels: int, unlike: str = "") -> str:
+    """``pixels`` in megapixels as a person writes them (2500, 0.3, 15.9), with more digits
+    where the short form would read as ``unlike`` (an image just over the limit)."""
+    value = pixels / 1e6
+    text = f"{value:.1f}".removesuffix(".0") if value >= 0.1 else f"{value:.2g}"
+    if text == unlike:
+        text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text
+
+
+def short(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters (a decoder's message may quote the input)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(text: str, limit: int = 32) -> str:
+    """A client's ``text`` as an error message may show it: at most ``limit`` characters,
+    escaped (repr), and how long it was when it is longer."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"

@@ -82,6 +82,17 @@ FORMATS = {
             "model.pte",
             "seglab.deployment.formats.executorch_xnnpack",
         ),
+        Format(
+            "executorch-int8",
+            ".pte",
+            "ExecuTorch with the XNNPACK backend, static INT8 (PT2E, per-channel weights) "
+            "calibrated on training images, a fixed input size (other sizes padded, larger ones "
+            "tiled)",
+            "executorch-int8",
+            "ExecuTorch, XNNPACK, static INT8 (PT2E, per-channel weights), fixed input size",
+            "model.int8.pte",
+            "seglab.deployment.formats.executorch_int8",
+        ),
     )
 }
 ARTIFACT_SUFFIXES = tuple(dict.fromkeys(f.suffix for f in FORMATS.values()))

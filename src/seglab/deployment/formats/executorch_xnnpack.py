@@ -1,18 +1,25 @@
 """ExecuTorch with the XNNPACK backend, fp32: the model exported by torch.export and lowered for
 one input size, 1 x C x H x W (a fixed-size graph; seglab.engine.segmenter.FixedInputSegmenter
-fits any image to it). The card is the program's constant method "seglab_card", a string of a
-fixed capacity marked by a prefix, so it is found, read and replaced without a runtime."""
+fits any image to it). The decoder's nearest upsampling is lowered as its exact equivalent,
+copies made by views and a multiplication by ones (seglab.models.unet.CopyUpsample), which
+XNNPACK takes and a nearest resize it does not: the whole graph is one XNNPACK partition (the
+nearest resize left five portable kernel calls between six). The card is the program's constant
+method "seglab_card", a string of a fixed capacity marked by a prefix, so it is found, read and
+replaced without a runtime; a card stored in a program states how the program runs (its
+"delegation": partitions and portable kernel calls), read from the program."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import mmap
 import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,7 +27,7 @@ from seglab.data.info import DatasetInfo
 from seglab.deployment.card import DeploymentCard, Tolerances
 from seglab.deployment.formats import ArtifactInputs
 from seglab.errors import SeglabError, first_line
-from seglab.models.unet import UNet
+from seglab.models.unet import UNet, copy_upsampling
 
 TOLERANCES = Tolerances(0.05, 0.05, 0.1, 1e-3)  # fp32: PyTorch's results up to rounding
 FIXED_SIZE = True
@@ -33,20 +40,33 @@ CARD_CAPACITY = 1 << 16  # bytes kept for the card (patched in place, padded wit
 def write(model: UNet, out: Path, inputs: ArtifactInputs) -> None:
     """``model`` as an ExecuTorch program in ``out``, lowered to XNNPACK for 1 x C x
     ``inputs.size`` images, with room for its card in the constant method "seglab_card"."""
+    example = example_input(model, inputs)
+    with warnings.catch_warnings(), torch.no_grad(), copy_upsampling(model.eval()):
+        warnings.simplefilter("ignore")
+        program = torch.export.export(model, (example,))
+    out.write_bytes(lower(program))
+
+
+def example_input(model: UNet, inputs: ArtifactInputs) -> torch.Tensor:
+    """An input of the one size the program is lowered for: 1 x C x ``inputs.size``."""
     if inputs.size is None:
         raise SeglabError("an ExecuTorch model is lowered for one input size; give the size")
+    return torch.rand(1, model.spec.in_channels, *inputs.size)
+
+
+def lower(program: torch.export.ExportedProgram) -> bytes:
+    """The exported ``program`` lowered to XNNPACK, with room for its card in the constant
+    method "seglab_card": the bytes of a .pte file."""
     XnnpackPartitioner, to_edge_transform_and_lower = _exporter()
-    example = torch.rand(1, model.spec.in_channels, *inputs.size)
     placeholder = CARD_PREFIX.decode().ljust(CARD_CAPACITY)  # the card goes here
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(model.eval(), (example,))
         lowered = to_edge_transform_and_lower(
             program,
             partitioner=[XnnpackPartitioner()],
             constant_methods={CARD_METHOD: placeholder},
         ).to_executorch()
-    out.write_bytes(lowered.buffer)
+    return lowered.buffer
 
 
 class ExecuTorchSegmenter:
@@ -54,7 +74,6 @@ class ExecuTorchSegmenter:
     exactly 1 x C x ``size`` images; FixedInputSegmenter fits any other."""
 
     device = torch.device("cpu")
-    kind = "executorch"
 
     def __init__(
         self,
@@ -64,7 +83,9 @@ class ExecuTorchSegmenter:
         *,
         name: str = "",
         card: DeploymentCard | None = None,
+        kind: str = "executorch",
     ):
+        self.kind = kind
         self.program = runtime().load_program(str(path))
         with quiet_stderr():  # the CPU probe's log lines of XNNPACK's initialisation
             self.method = self.program.load_method("forward")
@@ -99,11 +120,41 @@ def read_card_text(path: Path) -> str:
 
 
 def write_card_text(path: Path, text: str, out: Path) -> None:
-    """``path`` written to ``out`` with the card ``text`` in place of the one it carries."""
+    """``path`` written to ``out`` with the card ``text`` in place of the one it carries, its
+    "delegation" read from the program (how it runs is a fact of the program, never stale)."""
     blob = bytearray(path.read_bytes())
     start = card_offset(blob, path)
-    blob[start : start + CARD_CAPACITY] = card_bytes(text, str(path))
+    card = json.loads(text)
+    card["delegation"] = delegation(bytes(blob), path)
+    blob[start : start + CARD_CAPACITY] = card_bytes(json.dumps(card), str(path))
     out.write_bytes(blob)
+
+
+def delegation(program: bytes, path: Path) -> dict[str, Any] | None:
+    """How the program's "forward" runs: its delegate calls (``partitions``: graphs each
+    backend runs whole), the backends, and the operators left to ExecuTorch's portable kernels
+    between them (``portable_calls``, ``portable_operators``). None where the program cannot be
+    read (a newer ExecuTorch's layout)."""
+    try:
+        with quiet_logger("torch.utils._pytree"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # an optional dependency, and ExecuTorch's import logs: read only when asked
+            from executorch.exir._serialize._program import deserialize_pte_binary
+        plan = next(
+            p for p in deserialize_pte_binary(program).program.execution_plan if p.name == "forward"
+        )
+    except ImportError:  # no ExecuTorch here: the card is stored without it
+        return None
+    except Exception as err:  # a layout this ExecuTorch does not read
+        logging.getLogger(__name__).debug("%s: delegation not read (%s)", path, first_line(err))
+        return None
+    calls = [type(i.instr_args).__name__ for c in plan.chains for i in c.instructions]
+    return {
+        "partitions": calls.count("DelegateCall"),
+        "backends": sorted({d.id for d in plan.delegates}),
+        "portable_calls": calls.count("KernelCall"),
+        "portable_operators": sorted({o.name for o in plan.operators}),
+    }
 
 
 def content_sha256(path: Path) -> str:
