@@ -213,6 +213,37 @@ def test_check_gives_what_seglab_data_check_prints(tmp_path, capsys, monkeypatch
     assert capsys.readouterr().out == f"{found}\n" and "<pre>" in found._repr_html_()
 
 
+def test_compare_asks_what_seglab_compare_asks(tmp_path, monkeypatch):
+    """The same comparison requested from Python and from the command line reaches the library
+    with the same configuration and options (everything but where progress lines go)."""
+    import inspect
+
+    import seglab.reporting.compare
+
+    asked, signature = [], inspect.signature(seglab.reporting.compare.compare)
+
+    class Asked(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        asked.append({k: v for k, v in bound.arguments.items() if k != "report"})
+        raise Asked
+
+    monkeypatch.setattr("seglab.reporting.compare.compare", record)
+    monkeypatch.setattr("seglab.api.compare_models", record)
+    runs, out = [str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "cmp")
+    with pytest.raises(Asked):
+        seglab.compare(
+            runs=runs, out=out, budget="50ms", memory="1.5GB", margin=2, forms=["onnx-int8"]
+        )
+    argv = ["compare", "--runs", *runs, "--out", out, "--budget", "50ms", "--memory", "1.5GB"]
+    with pytest.raises(Asked):
+        main([*argv, "--margin", "2", "--forms", "onnx-int8"])
+    api, cli = asked
+    assert api == cli and api["forms"] == ["onnx-int8"] and api["margin"] == 0.02
+
+
 def test_each_result_shows_itself_in_jupyter(run):
     model_html, metrics_html = run.model._repr_html_(), run.metrics._repr_html_()
     for name in CLASSES:
