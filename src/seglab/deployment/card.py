@@ -136,6 +136,13 @@ class Tolerances:
         return found
 
 
+# The bars every format of a kind is held to: an fp32 form gives PyTorch's results up to
+# rounding; an INT8 form trades a little accuracy for speed (its logits are not bounded:
+# quantisation changes them by design).
+FP32_TOLERANCES = Tolerances(0.05, 0.05, 0.1, 1e-3)
+INT8_TOLERANCES = Tolerances(0.5, 0.25, 5.0, None)
+
+
 @dataclass
 class DeploymentCard:
     """Everything an exported model says about itself. ``source`` names the checkpoint (path,

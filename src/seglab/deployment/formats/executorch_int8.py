@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from seglab.deployment.card import DeploymentCard, Tolerances
+from seglab.deployment.card import INT8_TOLERANCES, DeploymentCard
 from seglab.deployment.formats import ArtifactInputs
 from seglab.deployment.formats.executorch_xnnpack import (  # the same file: card and hash as fp32
     ExecuTorchSegmenter,
@@ -28,9 +28,7 @@ from seglab.engine.segmenter import FixedInputSegmenter
 from seglab.errors import SeglabError, first_line
 from seglab.models.unet import UNet, copy_upsampling
 
-# INT8's bar, as onnx-int8's: 0.5 mIoU points, and the logits not bounded (quantisation
-# changes them by design).
-TOLERANCES = Tolerances(0.5, 0.25, 5.0, None)
+TOLERANCES = INT8_TOLERANCES
 FIXED_SIZE = True
 CALIBRATION_METHOD = (
     "PT2E static quantisation with ExecuTorch's XNNPACK quantizer: per-channel symmetric int8 "

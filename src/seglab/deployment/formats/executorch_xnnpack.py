@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from seglab.data.info import DatasetInfo
-from seglab.deployment.card import DeploymentCard, Tolerances
+from seglab.deployment.card import FP32_TOLERANCES, DeploymentCard
 from seglab.deployment.formats import ArtifactInputs
 from seglab.errors import SeglabError, first_line
 from seglab.models.unet import UNet, copy_upsampling
 
-TOLERANCES = Tolerances(0.05, 0.05, 0.1, 1e-3)  # fp32: PyTorch's results up to rounding
+TOLERANCES = FP32_TOLERANCES
 FIXED_SIZE = True
 CALIBRATION_METHOD = None  # fp32: not quantised
 CARD_METHOD = "seglab_card"  # a constant method of the program: the card as a string

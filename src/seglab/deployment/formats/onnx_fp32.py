@@ -13,13 +13,13 @@ import onnxruntime as ort
 import torch
 
 from seglab.data.info import DatasetInfo
-from seglab.deployment.card import DeploymentCard, Tolerances
+from seglab.deployment.card import FP32_TOLERANCES, DeploymentCard
 from seglab.deployment.formats import ArtifactInputs
 from seglab.errors import SeglabError, first_line
 from seglab.models.unet import UNet
 
 # fp32 computes what PyTorch computes, up to rounding.
-TOLERANCES = Tolerances(0.05, 0.05, 0.1, 1e-3)
+TOLERANCES = FP32_TOLERANCES
 FIXED_SIZE = False
 CALIBRATION_METHOD = None  # not quantised
 METADATA_KEY = "seglab"

@@ -13,7 +13,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm.auto import tqdm
 
-from seglab.deployment.card import DeploymentCard, Tolerances
+from seglab.deployment.card import INT8_TOLERANCES, DeploymentCard
 from seglab.deployment.formats import ArtifactInputs, onnx_fp32
 from seglab.deployment.formats.onnx_fp32 import (  # the same file: card and hash as fp32
     OnnxSegmenter,
@@ -24,9 +24,7 @@ from seglab.deployment.formats.onnx_fp32 import (  # the same file: card and has
 from seglab.errors import SeglabError
 from seglab.models.unet import UNet
 
-# INT8 trades a little accuracy for speed: the bar is 0.5 mIoU points, and the logits are
-# not bounded (quantisation changes them by design).
-TOLERANCES = Tolerances(0.5, 0.25, 5.0, None)
+TOLERANCES = INT8_TOLERANCES
 FIXED_SIZE = False
 CALIBRATION_METHOD = (
     "ONNX Runtime static quantisation: MinMax ranges, QDQ, per-channel int8 weights, uint8 "
