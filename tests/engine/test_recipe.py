@@ -12,6 +12,7 @@ from seglab.data.fingerprint import Fingerprint
 from seglab.engine.recipe import (
     DEFAULT_TIME_BUDGET,
     MAX_CROP,
+    MIN_CROP,
     STEPS,
     apply_recipe,
     choose_recipe,
@@ -52,15 +53,20 @@ def test_tiny_images_train_whole_with_a_batch_that_keeps_four_steps_an_epoch():
     assert choices["iterations"] == STEPS and choices["time_budget"] == DEFAULT_TIME_BUDGET
 
 
-def test_huge_images_are_cropped_to_the_largest_crop_rounded_to_the_stride():
+def test_larger_images_are_cropped_to_about_half_their_side_rounded_to_the_stride():
     fp = fingerprint(size=(2000, 3000), sizes=((1500, 2000), (2400, 3600)))
     choices = chosen(fp)
     assert choices["crop_size"] == (MAX_CROP, MAX_CROP)
     assert choices["batch_size"] == 2
     middling = fingerprint(size=(584, 565), sizes=((584, 565), (584, 565)))
-    assert chosen(middling)["crop_size"] == (512, 512)
-    small_side = fingerprint(size=(300, 1000), sizes=((300, 1000), (300, 1000)))
-    assert chosen(small_side)["crop_size"] == (288, 512)
+    assert chosen(middling)["crop_size"] == (MIN_CROP, MIN_CROP)
+    assert chosen(middling)["batch_size"] == 8  # as many pixels a step as 2 whole 512x512
+    wide = fingerprint(size=(1200, 1600), sizes=((1200, 1600), (1200, 1600)))
+    assert chosen(wide)["crop_size"] == (512, 512)  # half of 1200, at most MAX_CROP
+    narrow = fingerprint(size=(200, 1000), sizes=((200, 1000), (200, 1000)))
+    assert chosen(narrow)["crop_size"] == (192, MIN_CROP)  # never taller than the images
+    whole = fingerprint(size=(256, 200), sizes=((240, 200), (256, 256)))
+    assert chosen(whole)["crop_size"] is None
 
 
 def test_a_rare_thin_foreground_gets_dice_weights_and_a_full_resolution_skip():
@@ -86,8 +92,9 @@ def test_thirty_classes_and_many_images_plan_at_least_thirty_epochs():
     shares = [0.5] + [0.5 / 29] * 29
     fp = fingerprint(size=(360, 480), images=3000, shares=shares, widths=[50.0] * 30)
     choices = chosen(fp)
-    assert choices["batch_size"] == 3  # 0.5 megapixels a step at 360x480
-    assert choices["iterations"] == 30 * (3000 // 3)
+    assert choices["crop_size"] == (MIN_CROP, MIN_CROP)
+    assert choices["batch_size"] == 8  # 0.5 megapixels a step at 256x256
+    assert choices["iterations"] == 30 * (3000 // 8)
     assert choices["loss"] == "ce+dice"  # each small class is 1.7%
     assert 1 <= choices["val_interval"] <= 2
 

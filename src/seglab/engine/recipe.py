@@ -4,9 +4,12 @@ words, so the run can print and record why it trains as it does. Only the option
 ``config.auto`` are chosen (the command line names every option the user did not give); a value
 given by the user always wins.
 
-The rules are nnU-Net's idea at a CPU's scale: a crop as large as the images allow (up to
-MAX_CROP), a batch that keeps the pixels of a step near STEP_PIXELS, and a fixed, generous
-number of steps for a small dataset, bounded by a time budget the user can change."""
+The rules are nnU-Net's idea at a CPU's scale: a batch that keeps the pixels of a step near
+STEP_PIXELS, a fixed, generous number of steps for a small dataset, bounded by a time budget the
+user can change, and a crop of about half the image's side (MIN_CROP to MAX_CROP). At a fixed
+number of pixels a step, half-side crops put four times as many different images in a batch as
+whole images do, and each epoch shows every image in new views: on the ISBI membranes and CamVid
+(docs/benchmarks.md, issue 22) 256x256 crops beat whole images under the same wall-clock budget."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from seglab.data.fingerprint import Fingerprint
 from seglab.models.encoders import get_encoder_spec
 
 MAX_CROP = 512  # the largest crop side: the context a U-Net of stride 32 sees well
+MIN_CROP = 256  # the smallest: images up to this side train whole
 STEP_PIXELS = 2 * 512 * 512  # pixels a step should hold (8 crops of 256x256)
 MAX_BATCH = 16
 STEPS = 2000  # steps a small dataset needs to converge (the membrane recipe's figure)
@@ -101,29 +105,40 @@ def _shown(choice: Choice) -> str:
 
 def _crop(fp: Fingerprint, config: TrainConfig) -> Choice:
     height, width = fp.largest_size
-    if height <= MAX_CROP and width <= MAX_CROP:
+    if height <= MIN_CROP and width <= MIN_CROP:
         return Choice(
-            "crop_size", None, f"the images (up to {height}x{width}) fit in one {MAX_CROP} crop"
+            "crop_size", None, f"the images (up to {height}x{width}) fit in one {MIN_CROP} crop"
         )
-    crop = (_crop_side(fp.image_size[0]), _crop_side(fp.image_size[1]))
+    side = _crop_side(min(fp.image_size) // 2)
+    crop = tuple(min(side, max(32, s // 32 * 32)) for s in fp.image_size)  # never past a side
     size = "x".join(map(str, fp.image_size))
     return Choice(
-        "crop_size", crop, f"images are {size}; crops of at most {MAX_CROP} keep a step cheap"
+        "crop_size",
+        crop,
+        f"images are {size}; crops of about half their side ({MIN_CROP} to {MAX_CROP}) put more "
+        "images and views in each step",
     )
 
 
 def _crop_side(side: int) -> int:
-    """The side rounded down to the U-Net's stride (32), at most MAX_CROP, at least 32."""
-    return max(32, min(MAX_CROP, side // 32 * 32))
+    """The side rounded down to the U-Net's stride (32), from MIN_CROP to MAX_CROP."""
+    return max(MIN_CROP, min(MAX_CROP, side // 32 * 32))
 
 
 def _batch(fp: Fingerprint, config: TrainConfig) -> Choice:
     height, width = config.crop_size or fp.image_size
     batch = max(2, min(MAX_BATCH, round(STEP_PIXELS / (height * width))))
     reason = f"about {STEP_PIXELS / 1e6:.1f} megapixels a step at {height}x{width}"
-    if batch > max(1, fp.train_images // 4):  # at least 4 steps an epoch
-        batch = max(1, fp.train_images // 4)
-        reason = f"{fp.train_images} training images make at least 4 steps an epoch"
+    # Whole images: at least 4 steps an epoch. Crops show each image anew every time, so only
+    # the number of images bounds the batch.
+    most = fp.train_images if config.crop_size else fp.train_images // 4
+    if batch > max(1, most):
+        batch = max(1, most)
+        reason = (
+            f"{fp.train_images} training images make at least 4 steps an epoch"
+            if not config.crop_size
+            else f"one crop of each of the {fp.train_images} training images"
+        )
     return Choice("batch_size", batch, reason)
 
 
@@ -201,8 +216,8 @@ def _val_interval(fp: Fingerprint, config: TrainConfig) -> Choice:
     return Choice(
         "val_interval",
         epochs,
-        f"a validation every {epochs * per_epoch} steps (at least {VALIDATE_EVERY}, at most "
-        f"about {VALIDATIONS} in a run)",
+        f"a validation every {epochs * per_epoch} steps (every {VALIDATE_EVERY} steps or more, so "
+        f"that validation takes little of the run: at most about {VALIDATIONS} validations)",
     )
 
 
