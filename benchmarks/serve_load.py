@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     bodies = [multipart(p.name, p.read_bytes()) for p in files]
     log = Path(tempfile.mkdtemp(prefix="serve_load_")) / "serve.log"
     options = ["--queue", str(args.queue), "--batch", str(args.batch), "--device", args.device]
+    options += ["--per-client", str(4 * args.clients)]  # every client is 127.0.0.1
     with ServerProcess([args.model], log=log, options=options) as server:
         port = int(server.url.rstrip("/").rsplit(":", 1)[1])
         warm = Client(port, bodies, 0, time.monotonic() + 3)  # first batches, allocator warm

@@ -238,8 +238,8 @@ async def _response(
 ) -> Response:
     """The mask as a palette PNG or as JSON, with the same headers either way."""
     classes = result.value
-    shares = _class_shares(classes, info)
-    png = None if as_json else await run_in_threadpool(_png, classes, info)
+    # off the event loop: the class count and the PNG take a few ms of a large mask
+    shares, png = await run_in_threadpool(_shares_and_png, classes, info, not as_json)
     latency = (time.perf_counter() - start) * 1000
     headers = {
         "X-Model": name,
@@ -354,6 +354,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _class_shares(classes: np.ndarray, info) -> np.ndarray:
     counts = np.bincount(classes.ravel(), minlength=info.num_classes)[: info.num_classes]
     return counts / max(classes.size, 1)
+
+
+def _shares_and_png(
+    classes: np.ndarray, info: DatasetInfo, png: bool
+) -> tuple[np.ndarray, bytes | None]:
+    return _class_shares(classes, info), _png(classes, info) if png else None
 
 
 def _png(classes: np.ndarray, info) -> bytes:

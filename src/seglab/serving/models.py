@@ -168,11 +168,73 @@ def warm_up(segmenter: Segmenter) -> None:
     segment(segmenter, [torch.zeros(channels, 64, 64, dtype=torch.uint8)])
 
 
+# How far a pixel's largest logit must stand above every earlier class's for the logits' argmax
+# to be the softmax's (see clear_argmax).
+MARGIN = 1e-5
+
+
 def segment(segmenter: Segmenter, images: Sequence[torch.Tensor]) -> np.ndarray:
     """N x H x W uint8 class indices of C x H x W images of one size (uint8, or float in
-    [0, 1]), computed as ``seglab predict`` computes them, with one float copy of the batch
-    (not two), and none of a single image before it."""
+    [0, 1]), as ``seglab predict`` computes them: the argmax of the softmax of the logits
+    (:func:`predict_probabilities`). The model runs once on the batch; then each image on its
+    own: on the CPU the logits' argmax when it is provably the softmax's
+    (:func:`clear_argmax`), else that image's softmax and :func:`first_argmax`. One float copy
+    of the batch (none of a single image before it), and one image's probabilities in memory at
+    a time, not the batch's."""
     batch = images[0][None] if len(images) == 1 else torch.stack(list(images))
     batch = batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
-    probabilities = predict_probabilities(segmenter, batch.to(segmenter.device))
-    return probabilities.argmax(1).to(torch.uint8).cpu().numpy()
+    logits = segmenter(batch.to(segmenter.device))
+    classes = np.empty((batch.shape[0], *batch.shape[-2:]), dtype=np.uint8)
+    for k in range(batch.shape[0]):
+        one = logits[k : k + 1]
+        fast = one.device.type == "cpu" and one.dtype == torch.float32
+        mask = clear_argmax(one[0]) if fast and one.shape[-2:] == batch.shape[-2:] else None
+        if mask is None:
+            probabilities = predict_probabilities(lambda _, one=one: one, batch[k : k + 1])
+            if probabilities.device.type == "cpu":
+                mask = first_argmax(probabilities[0])
+            else:  # on an accelerator the argmax runs where the probabilities are
+                mask = probabilities[0].argmax(0).to(torch.uint8).cpu().numpy()
+        classes[k] = mask
+    return classes
+
+
+def clear_argmax(logits: torch.Tensor) -> np.ndarray | None:
+    """The first argmax of K x H x W float32 ``logits`` (K at most 256) when it is certainly the
+    argmax of their softmax: when at every pixel the largest logit stands at least
+    :data:`MARGIN` above every class before it. None otherwise (or for a NaN or an infinity).
+
+    Why that suffices: softmax is exp(x - max) scaled by one positive number per pixel. A class
+    j before the argmax i with x_j <= x_i - 1e-5 has exp(x_j - x_i) <= 1 - 1e-5, over 160 float32
+    steps below exp(0) = 1, a gap no rounding of the exponential or of the scaling closes, so
+    p_j < p_i. Classes after i lose a tie to i either way (argmax takes the first)."""
+    planes = logits.detach().numpy()
+    best = planes[0].copy()
+    before = np.full(best.shape, -np.inf, dtype=planes.dtype)  # the largest of earlier classes
+    classes = np.zeros(best.shape, dtype=np.uint8)
+    larger = np.empty(best.shape, dtype=bool)
+    for k in range(1, planes.shape[0]):
+        np.greater(planes[k], best, out=larger)
+        np.copyto(classes, k, where=larger)
+        np.copyto(before, best, where=larger)
+        np.maximum(best, planes[k], out=best)
+    if not np.isfinite(best).all() or (best - before < MARGIN).any():  # NaN, inf: softmax's
+        return None
+    return classes
+
+
+def first_argmax(scores: torch.Tensor) -> np.ndarray:
+    """H x W uint8: the index of the largest of K x H x W ``scores`` (K at most 256), the first
+    one where several are equal, as ``scores.argmax(0)`` gives it (a NaN counts as the largest:
+    then torch's own answer). One pass over each class's plane instead of a strided reduction."""
+    planes = scores.numpy()
+    best = planes[0].copy()
+    classes = np.zeros(best.shape, dtype=np.uint8)
+    larger = np.empty(best.shape, dtype=bool)
+    for k in range(1, planes.shape[0]):
+        np.greater(planes[k], best, out=larger)
+        np.copyto(classes, k, where=larger)
+        np.maximum(best, planes[k], out=best)
+    if np.isnan(best).any():  # np.maximum carries NaN into best
+        return scores.argmax(0).to(torch.uint8).numpy()
+    return classes

@@ -1,0 +1,160 @@
+"""Soak test of `seglab serve`: wrk keeps CLIENTS connections posting real images for DURATION
+seconds (benchmarks/serve_wrk.py's method and request script), while the server's resident
+memory is sampled every INTERVAL seconds after a warm-up. It passes when memory levels off:
+over the last half of the run the RSS grows by at most --max-growth MB (end against middle,
+and the least-squares trend over the half), and no request failed.
+
+    .venv/bin/python benchmarks/serve_soak.py MODEL [--duration 600] [--warmup 60]
+        [--interval 10] [--clients 16] [--images ../shared/datasets/camvid/val]
+        [--max-growth 4] [--json benchmarks/results/serve_soak.json]
+
+The series is printed as it is sampled and written to the JSON with the wrk summary, the
+server's settings and the machine's load before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from serve_wrk import IMAGE_SUFFIXES, LUA, RESULT_MARK, cores  # beside this script
+
+from seglab.engine.machine import busy_note, cpu_load, machine_description
+from seglab.engine.performance import rss_mb
+from seglab.serving.process import ServerProcess
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="an exported artifact (or checkpoint, run folder)")
+    parser.add_argument("--duration", type=float, default=600, help="seconds sampled (600)")
+    parser.add_argument("--warmup", type=float, default=60, help="seconds of load first (60)")
+    parser.add_argument("--interval", type=float, default=10, help="seconds between samples")
+    parser.add_argument("--clients", type=int, default=16, help="connections (16)")
+    parser.add_argument("--images", default="../shared/datasets/camvid/val", help="image folder")
+    parser.add_argument("--queue", type=int, default=32, help="the server's --queue (32)")
+    parser.add_argument("--batch", type=int, default=4, help="the server's --batch (4)")
+    parser.add_argument("--pin", choices=("shared", "split"), default="shared")
+    parser.add_argument("--max-growth", type=float, default=4, help="MB over the last half (4)")
+    parser.add_argument("--json", default="benchmarks/results/serve_soak.json", help="output")
+    return parser.parse_args(argv)
+
+
+def trend(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of (time, value) points, per second."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread if spread else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    folder = Path(args.images)
+    files = sorted(p.resolve() for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        sys.exit(f"no PNG or JPEG images in {folder}")
+    server_cores, wrk_cores = cores(args.pin)
+    work = Path(tempfile.mkdtemp(prefix="serve_soak_"))
+    lua, listing = work / "post.lua", work / "images.txt"
+    lua.write_text(LUA)
+    listing.write_text("".join(f"{p}\n" for p in files))
+    quiet = cpu_load(2.0)
+    options = ["--queue", str(args.queue), "--batch", str(args.batch)]
+    options += ["--per-client", str(4 * args.clients)]
+    every = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, server_cores)  # the server inherits it
+    try:
+        server = ServerProcess([args.model], log=work / "serve.log", options=options)
+        server.__enter__()
+    finally:
+        os.sched_setaffinity(0, every)
+    total = args.warmup + args.duration
+    command = ["wrk", "-t1", f"-c{args.clients}", f"-d{round(total) + 1}s", "--timeout", "120s"]
+    command += ["--latency", "-s", str(lua), server.url + "predict", "--", str(listing), "7"]
+    if wrk_cores is not None:
+        command = ["taskset", "-c", ",".join(map(str, sorted(wrk_cores))), *command]
+    series: list[tuple[float, float]] = []
+    try:
+        load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        start = time.monotonic()
+        time.sleep(args.warmup)  # the first batches, allocators warm
+        print(f"warm-up {args.warmup:g} s done; RSS every {args.interval:g} s:")
+        for k in range(int(args.duration // args.interval) + 1):
+            time.sleep(max(0.0, start + args.warmup + k * args.interval - time.monotonic()))
+            elapsed = time.monotonic() - start - args.warmup
+            series.append((round(elapsed, 1), rss_mb(server.pid)))
+            print(f"  {elapsed:7.1f} s  {series[-1][1]:8.1f} MB", flush=True)
+        out, err = load.communicate(timeout=total + 60)
+    finally:
+        server.stop()
+    line = next((s for s in out.splitlines() if s.startswith(RESULT_MARK)), None)
+    if line is None:
+        sys.exit(f"wrk failed ({load.returncode}):\n{out}\n{err}")
+    summary = json.loads(line[len(RESULT_MARK) :])
+    half = [(t, m) for t, m in series if t >= args.duration / 2]
+    middle = half[0][1] if half else float("nan")
+    growth = series[-1][1] - middle if half else float("nan")
+    trend_growth = trend(half) * (args.duration / 2)
+    errors = {k: v for k, v in summary["statuses"].items() if k != "200"}
+    errors.update({k: v for k, v in summary["socket_errors"].items() if v})
+    ok = summary["statuses"].get("200", 0)
+    report = {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "model": args.model,
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "interval_s": args.interval,
+            "clients": args.clients,
+            "queue": args.queue,
+            "batch": args.batch,
+            "pin": args.pin,
+            "images": f"{len(files)} from {folder}",
+        },
+        "load_before": quiet,
+        "busy": busy_note({"load": quiet, "cores": os.cpu_count()}),
+        "rss_mb": series,
+        "growth_last_half_mb": growth,
+        "trend_last_half_mb": trend_growth,
+        "max_growth_mb": args.max_growth,
+        "ok": ok,
+        "errors": errors,
+        "throughput_per_s": ok / (summary["duration_us"] / 1e6),
+        "latency_ms": {k: v / 1000 for k, v in summary["latency_us"].items()},
+        "mean_batch": summary["batch_sum"] / max(1, summary["batch_n"]),
+        "machine": machine_description(),
+    }
+    print(
+        f"RSS {series[0][1]:.1f} MB after warm-up, {middle:.1f} at the middle, "
+        f"{series[-1][1]:.1f} at the end: {growth:+.1f} MB over the last half "
+        f"(trend {trend_growth:+.1f} MB); {ok} answered, {report['throughput_per_s']:.2f} "
+        f"images/s, errors {errors or 'none'}"
+    )
+    if report["busy"]:
+        print(f"note: {report['busy']}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}; server log {work / 'serve.log'}")
+    failed = []
+    if max(growth, trend_growth) > args.max_growth:
+        failed.append(f"RSS grew more than {args.max_growth:g} MB over the last half")
+    if errors or not ok:
+        failed.append(f"errors {errors or 'no answers'}")
+    for reason in failed:
+        print(f"FAIL: {reason}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
