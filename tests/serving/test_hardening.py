@@ -248,6 +248,46 @@ def test_one_client_cannot_take_every_slot(caplog):
         assert server.get("/health")[0] == 200
 
 
+def test_a_keep_alive_clients_next_request_finds_its_slot_free():
+    """The slot is given back when the answer is complete, not when the app's coroutine
+    returns: a keep-alive client's next request may arrive in between (a 429 storm before)."""
+
+    async def run() -> list[int]:
+        answered, finish = asyncio.Event(), asyncio.Event()
+
+        async def app(scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+            answered.set()
+            if scope["path"] == "/first":
+                await finish.wait()  # still running after its answer went out
+
+        limits = ClientLimitsMiddleware(app, per_client=1)
+        statuses: list[int] = []
+
+        async def request(path: str) -> None:
+            scope = {"type": "http", "method": "GET", "path": path, "client": ("10.0.0.1", 1)}
+
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await limits(scope, receive, send)
+
+        first = asyncio.create_task(request("/first"))
+        await answered.wait()
+        await request("/second")  # the same client, before the first coroutine returned
+        finish.set()
+        await first
+        assert not limits.in_progress  # every slot given back exactly once
+        return statuses
+
+    assert asyncio.run(run()) == [200, 200]
+
+
 def test_a_client_that_goes_away_is_one_line_in_the_log(caplog):
     caplog.set_level(logging.INFO)
     with Uvicorn(body_timeout=30) as server:

@@ -44,11 +44,23 @@ class ClientLimitsMiddleware:
             return await answer(send, 429, detail, {"retry-after": "1"})
         self.in_progress[client] += 1
         request = f"{scope['method']} {scope['path']}"
-        started = False
+        started = released = False
+
+        def release():
+            nonlocal released
+            if not released:
+                released = True
+                self.in_progress[client] -= 1
+                if not self.in_progress[client]:
+                    del self.in_progress[client]
 
         async def send_noting(message):
             nonlocal started
             started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                # the slot is free once the answer is complete: a keep-alive client may send its
+                # next request before this coroutine has returned
+                release()
             await send(message)
 
         try:
@@ -66,9 +78,7 @@ class ClientLimitsMiddleware:
         except ClientDisconnect:
             LOG.info("client %s went away while sending %s", client, request)
         finally:
-            self.in_progress[client] -= 1
-            if not self.in_progress[client]:
-                del self.in_progress[client]
+            release()
 
     def _receive_in_time(self, receive):
         """``receive``, raising BodyTimeout once the body has taken longer than the timeout;
