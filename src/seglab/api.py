@@ -53,7 +53,7 @@ from seglab.deployment.measure import LATENCY_REPEATS, evaluate_model
 from seglab.deployment.predict import ImageInput, input_image, predict_images
 from seglab.deployment.verify import Verification, verify_artifact
 from seglab.engine.evaluate import EvalOptions
-from seglab.engine.run_folder import default_run_folder, run_model_file
+from seglab.engine.run_folder import default_run_folder, model_file
 from seglab.engine.segmenter import Segmenter
 from seglab.engine.train import resume_config
 from seglab.engine.train import train as train_model
@@ -268,12 +268,7 @@ def load(path: str | os.PathLike, device: str = "auto") -> Model:
     """A trained model: a run folder (its best.pt, else last.pt), a checkpoint (.pt, run by
     PyTorch on ``device``: auto, cpu, cuda or cuda:N) or a file written by ``seglab export``
     (.onnx, .pte; on the CPU, under the input policy its card states)."""
-    path = Path(path)
-    if path.is_dir():
-        found = run_model_file(path)
-        if found is None:
-            raise SeglabError(f"load: {path} holds no best.pt or last.pt (is it a seglab run?)")
-        path = found
+    path = model_file(Path(path), "load")
     check_device(device, "load: device")
     segmenter = load_segmenter(path, device)
     return Model(path, segmenter, metrics_record(path))
@@ -361,13 +356,16 @@ class Model:
         scales: Sequence[float] | str | None = None,
         window: tuple[int, int] | str | None = None,
         batch_size: int | None = None,
-        workers: int = 2,
+        workers: int | str = "auto",
+        threads: int | str = "auto",
         progress: bool = True,
     ) -> Metrics:
         """``seglab evaluate``: the model scored on ``split`` of ``data`` (default: the dataset
         it was trained on) at the original resolution; the same numbers as the command line's
         JSON. Test-time augmentation: ``flip``, ``scales`` (e.g. (0.75, 1, 1.25)), a sliding
-        ``window``; ``batch_size`` None is the run's own (1 for an exported file)."""
+        ``window``; ``batch_size`` None is the run's own (1 for an exported file). ``workers``
+        and ``threads`` (torch's, put back afterwards): "auto" chooses them from the free cores,
+        as the command line does."""
         if scales is not None and not isinstance(scales, str):
             scales = ",".join(str(s) for s in scales)  # checked as --scales is
         options = EvalOptions(
@@ -375,7 +373,7 @@ class Model:
             scales=parse_scales(scales, "evaluate: scales") if scales is not None else (1.0,),
             window=parse_size(window, "evaluate: window") if window else None,
             batch_size=batch_size,
-            workers=workers,
+            **check_values({"workers": workers, "threads": threads}, "evaluate"),
         )
         data = os.fspath(data) if data is not None else None
         device = str(self.segmenter.device)
@@ -387,6 +385,34 @@ class Model:
         for line in said:
             warnings.warn(line, SeglabWarning, stacklevel=2)
         return Metrics(scores, f"{self.path.parent.name}/{self.path.name} on {split}")
+
+    def review(
+        self,
+        data: str | os.PathLike,
+        out: str | os.PathLike,
+        *,
+        unlabelled: str | os.PathLike | None = None,
+        splits: Sequence[str] | None = None,
+        top: int = 20,
+        progress: bool = False,
+    ):
+        """As ``seglab data review``: the labelled images of ``data`` ranked by how likely their
+        mask is wrong and, with ``unlabelled`` (a folder), those images in the order to label
+        them; writes ``out``/review.json and review.html and returns the review
+        (seglab.reporting.review.Review)."""
+        from seglab.reporting.review import review
+
+        device = str(self.segmenter.device)
+        return review(
+            self.path,
+            str(data),
+            out,
+            unlabelled=unlabelled,
+            splits=splits,
+            top=top,
+            device=device,
+            progress=progress,
+        )
 
     def export(
         self,

@@ -168,7 +168,16 @@ def _add_evaluate(commands) -> None:
     )
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     evaluate.add_argument(
-        "--workers", type=int, default=2, help="data-loading processes (default 2)"
+        "--workers",
+        default="auto",
+        metavar="auto|N",
+        help="data-loading processes (default auto: chosen with --threads from the free cores)",
+    )
+    evaluate.add_argument(
+        "--threads",
+        default="auto",
+        metavar="auto|N",
+        help="torch's intra-op threads (default auto: one per free core not loading data)",
     )
     evaluate.set_defaults(run=run_evaluate)
 
@@ -407,9 +416,9 @@ def _add_compare(commands) -> None:
 def _add_data(commands) -> None:
     data = commands.add_parser(
         "data",
-        help="check a dataset, look at it, or import a labelling tool's export",
-        description="Check a dataset, draw some of it for a person to see, or import one from a "
-        "labelling tool.",
+        help="check a dataset, look at it, import a labelling tool's export, or review labels",
+        description="Check a dataset, draw some of it for a person to see, import one from a "
+        "labelling tool, or review its labels with a trained model.",
     )
     data_commands = data.add_subparsers(title="commands", metavar="COMMAND", required=True)
     check = data_commands.add_parser(
@@ -470,6 +479,30 @@ def _add_data(commands) -> None:
         "--link", action="store_true", help="link the images (symbolic links) instead of copying"
     )
     imports.set_defaults(run=run_data_import)
+    review = data_commands.add_parser(
+        "review",
+        help="rank the masks most likely wrong, and the unlabelled images to label next",
+        description="Run a model on every labelled image and rank the images by how likely their "
+        "mask holds an error (where the model confidently contradicts it, per connected region "
+        "and per class); with --unlabelled, rank those images by what a label would teach "
+        "(uncertainty, spread over the data by encoder features). Writes DIR/review.json and "
+        "DIR/review.html (pictures in DIR/pictures), which opens in a browser from the disk.",
+    )
+    review.add_argument(
+        "--checkpoint", required=True, help="a checkpoint (best.pt, ...) or a run folder"
+    )
+    review.add_argument("--data", required=True, help=f"the labelled data: {DATA_HELP}")
+    review.add_argument("--unlabelled", metavar="DIR", help="a folder of images to rank")
+    review.add_argument("--out", required=True, help="the folder to write (must not exist)")
+    review.add_argument(
+        "--split", help="split(s) to review, comma-separated (default: every labelled split)"
+    )
+    review.add_argument(
+        "--top", type=int, default=20, metavar="N", help="images drawn on the page (default 20)"
+    )
+    review.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    review.add_argument("--no-progress", dest="progress", action="store_false", help="no bars")
+    review.set_defaults(run=run_data_review)
 
 
 def _add_serve(commands) -> None:
@@ -592,6 +625,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from seglab.config import check_values
     from seglab.deployment.artifacts import metrics_record
     from seglab.deployment.measure import evaluate_model
     from seglab.engine.evaluate import EvalOptions
@@ -607,12 +641,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = args.out or default_metrics_path(args.checkpoint, args.split)
     check_output_file(out, "evaluate: --out")
     figure = check_output_file(confusion_figure_path(out), "evaluate: the confusion figure")
+    machine = check_values(  # auto or a number, checked as training's flags are
+        {"threads": args.threads, "workers": args.workers}, "evaluate", flags=True
+    )
     options = EvalOptions(
         flip=args.flip,
         scales=tuple(args.scales),
         window=args.window,
         batch_size=args.batch_size,
-        workers=args.workers,
+        **machine,
     )
     metrics = evaluate_model(args.checkpoint, args.data, args.split, options, device=args.device)
     write_text_atomic(out, json.dumps(metrics, indent=2))
@@ -620,6 +657,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     title = f"{model.parent.name}/{model.name} on {args.split}"  # e.g. "mine/best.pt on val"
     confusion_matrices({title: metrics["confusion"]}, list(metrics["per_class"]), figure)
     print(format_metrics(metrics))
+    print(f"threads: {metrics['evaluation']['threads_reason']}")
     undertrained = metrics_record(Path(args.checkpoint)).get("undertrained")
     if undertrained:  # how training ended, from the record the model carries
         print(f"warning: undertrained: {undertrained}")
@@ -785,6 +823,23 @@ def run_data_import(args: argparse.Namespace) -> int:
     found = check(Path(args.out) / "dataset.yaml")
     print(found)
     return 0 if found.ok else 1
+
+
+def run_data_review(args: argparse.Namespace) -> int:
+    from seglab.reporting.review import review, summary_lines
+
+    found = review(
+        args.checkpoint,
+        args.data,
+        args.out,
+        unlabelled=args.unlabelled,
+        splits=[s.strip() for s in args.split.split(",") if s.strip()] if args.split else None,
+        top=args.top,
+        device=args.device,
+        progress=args.progress,
+    )
+    print("\n".join(summary_lines(found, args.out)))
+    return 0
 
 
 def run_data_show(args: argparse.Namespace) -> int:

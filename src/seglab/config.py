@@ -37,6 +37,8 @@ RECIPE_OPTIONS = (
 # Epochs when nothing else sets the length of a run (no iterations, no time budget).
 DEFAULT_EPOCHS = 10
 CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "inverse_frequency")
+# The value of an option chosen where it is used (threads, workers: from the cores free then).
+AUTO = "auto"
 # Keys a run's config.yaml adds beside the options: what was resolved, and how the run grew.
 RUN_RECORD_KEYS = ("resolved", "extensions")
 
@@ -53,8 +55,10 @@ def option(
     duration: bool = False,
     check: Any = None,
     metavar: str | None = None,
+    auto: bool = False,
 ) -> Any:
-    """A configuration field with its help text and the values it allows."""
+    """A configuration field with its help text and the values it allows; ``auto``: "auto" is
+    one of them too, resolved where the option is used (and recorded there as resolved)."""
     return field(
         default=default,
         metadata={
@@ -67,6 +71,7 @@ def option(
             "duration": duration,  # seconds, also written as 90s, 60m, 1.5h
             "check": check,  # a function (value, where) raising SeglabError
             "metavar": metavar,  # the flag's placeholder, where its type does not say it
+            "auto": auto,  # "auto" allowed beside the values of its type
         },
     )
 
@@ -105,7 +110,13 @@ class TrainConfig:
         minimum=0,
         check=lambda value, where: check_share(value, where),
     )
-    workers: int = option(2, "data-loading processes", minimum=0)
+    workers: int | str = option(
+        "auto",
+        "data-loading processes; auto: chosen with --threads from the cores free at the start "
+        "(other processes' use measured), printed with the reason and recorded resolved",
+        minimum=0,
+        auto=True,
+    )
     # model
     encoder: str = option(
         "mobilenet_v2",
@@ -221,6 +232,12 @@ class TrainConfig:
         "auto: the fastest exact choice on this machine",
         choices=("auto", "fp32", "bf16", "fp16"),
     )
+    threads: int | str = option(
+        "auto",
+        "torch's intra-op threads; auto: one per free core not feeding data (see --workers)",
+        minimum=1,
+        auto=True,
+    )
     channels_last: bool = option(True, "channels-last memory format")
     compile: bool = option(False, "torch.compile the model")
     seed: int = option(0, "random seed", minimum=0)
@@ -286,6 +303,16 @@ def _check(value: Any, hint: Any, meta: Any, where: str) -> Any:
     if meta.get("duration") and value is not None:
         return parse_duration(value, where)
     kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else ()
+    if meta.get("auto"):  # "auto", or a value of the option's other type (int | str: int)
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            return AUTO
+        kind = next(k for k in kinds if k is not str)
+        try:
+            converted = _convert(value, kind, where)
+        except SeglabError:
+            raise SeglabError(f"{where}: {value!r} is not auto or an integer") from None
+        _check_allowed(converted, meta, where)
+        return converted
     optional = type(None) in kinds
     if optional:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
@@ -542,6 +569,8 @@ def _metavar(hint: Any, meta: Any) -> str | None:
         return None
     if meta.get("choices"):
         return "{" + ",".join(meta["choices"]) + "}"
+    if meta.get("auto"):
+        return "auto|N"
     if meta.get("metavar"):
         return meta["metavar"]
     if meta.get("duration"):

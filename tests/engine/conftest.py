@@ -13,7 +13,9 @@ def tiny_data(tmp_path: Path) -> str:
 
 def train_args(data: str, out: Path, *extra: str) -> list[str]:
     """A tiny run's command line, with the plain defaults (no recipe from the fingerprint: the
-    engine's own tests hold every option still; tests/engine/test_recipe.py tests the recipe)."""
+    engine's own tests hold every option still; tests/engine/test_recipe.py tests the recipe).
+    One thread: auto follows the machine's load, and the number of threads changes the weights'
+    last bits, which the runs compared weight for weight must not see."""
     return [
         "train",
         "--auto",
@@ -24,6 +26,8 @@ def train_args(data: str, out: Path, *extra: str) -> list[str]:
         "4",
         "--workers",
         "0",
+        "--threads",
+        "1",
         "--weights",
         "none",
         "--no-progress",

@@ -90,6 +90,8 @@ def evaluate_model(
     result = evaluate_split(segmenter, dataset, split, options, progress=progress)
     what = {"checkpoint": str(path), "data": data_name, "split": split, **options.to_dict()}
     what["device"] = str(segmenter.device)
+    if result.threads is not None:  # the numbers used, "auto" resolved, and why
+        what.update(result.threads.to_dict())
     if artifact:
         what["format"] = card.format
     return {**result.metrics, "evaluation": what}

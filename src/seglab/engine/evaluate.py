@@ -20,6 +20,7 @@ from seglab.data.dataset import Data
 from seglab.data.loading import make_loader
 from seglab.engine.distributed import Dist, all_reduce_sum
 from seglab.engine.inference import predict_probabilities
+from seglab.engine.machine import ThreadChoice, resolve_threads, torch_threads
 from seglab.engine.metrics import confusion_matrix, summarize
 from seglab.engine.segmenter import Segmenter
 
@@ -28,13 +29,17 @@ from seglab.engine.segmenter import Segmenter
 class EvalOptions:
     """How a model is run when it is scored: test-time augmentation (horizontal flip, several
     scales), a sliding window for large images, and batching. ``batch_size`` None: the caller's
-    default (a checkpoint's training batch size, 1 for exported files)."""
+    default (a checkpoint's training batch size, 1 for exported files). ``threads`` (torch's
+    intra-op threads; None: as they are) and ``workers`` (data-loading processes) may be
+    "auto": chosen from the cores free as the evaluation starts (engine.machine.choose_threads).
+    """
 
     flip: bool = False
     scales: tuple[float, ...] = (1.0,)
     window: tuple[int, int] | None = None
     batch_size: int | None = None
-    workers: int = 0
+    workers: int | str = 0
+    threads: int | str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What an evaluation record states it did (batch size as resolved by the caller)."""
@@ -58,6 +63,7 @@ class Evaluation:
     confusion: torch.Tensor  # K x K int64, rows truth, columns prediction
     confusions: np.ndarray | None = None
     predictions: list[np.ndarray] | None = None
+    threads: ThreadChoice | None = None  # the threads and loader workers it ran with
 
 
 @torch.inference_mode()
@@ -134,13 +140,24 @@ def evaluate_split(
     dataset = data.split(split)
     if limit:
         dataset = Subset(dataset, range(min(limit, len(dataset))))
+    threads = evaluation_threads(options, segmenter.device)
     loader = make_loader(
         dataset,
         options.batch_size or 1,
         0,
         segmenter.info.ignore_index,
         train=False,
-        workers=options.workers,
+        workers=threads.workers,
         pin_memory=segmenter.device.type == "cuda",
     )
-    return evaluate(segmenter, loader, options, progress=progress, per_image=per_image)
+    with torch_threads(threads.threads):
+        result = evaluate(segmenter, loader, options, progress=progress, per_image=per_image)
+    result.threads = threads
+    return result
+
+
+def evaluation_threads(options: EvalOptions, device: torch.device) -> ThreadChoice:
+    """The threads and loader workers ``options`` ask for, "auto" chosen from the cores free
+    now; threads None keeps torch's as they are."""
+    threads = torch.get_num_threads() if options.threads is None else options.threads
+    return resolve_threads("evaluation", threads, options.workers, accelerator=device.type != "cpu")

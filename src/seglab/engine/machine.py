@@ -4,14 +4,20 @@ seglab records carries it, and a figure taken on a busy machine says so."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import platform
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from seglab.config import AUTO
 
 CPU_FLAGS = (
     "avx2",
@@ -125,3 +131,162 @@ def describe_machine(machine: dict[str, Any]) -> str:
         f"{machine.get('cpu', '?')} ({flags}), {machine.get('cores')} cores, "
         f"{machine.get('torch_threads')} torch threads; {versions}{load}{busy}"
     )
+
+
+# --- threads and loader workers from the cores that are free -----------------------------------
+
+ROLES = ("training", "evaluation", "serving")
+# The sample of other processes' CPU use that chooses threads: short, it is taken at every start.
+CHOICE_SAMPLE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Cores:
+    """The cores this process may run on, and how many of them other processes keep busy."""
+
+    usable: int
+    busy: float = 0.0
+
+    @property
+    def free(self) -> int:
+        """Usable cores less the busy ones, rounded to the nearest whole core, at least 1."""
+        return max(1, min(self.usable, math.floor(self.usable - self.busy + 0.5)))
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """Intra-op threads and data-loading workers for one command, and why (one line)."""
+
+    threads: int
+    workers: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "workers": self.workers, "threads_reason": self.reason}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, as taskset, cgroup cpusets and batch
+    schedulers set it), not all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on macOS and Windows
+        return os.cpu_count() or 1
+
+
+def free_cores(load: dict[str, float | None] | None = None, usable: int | None = None) -> Cores:
+    """The cores this process may use and how many other processes keep busy (from ``load``,
+    cpu_load's, sampled now when None). Other processes' share is of the whole machine, so on
+    a machine larger than this process's affinity it is counted on the cores outside it first."""
+    usable = usable_cores() if usable is None else usable
+    if load is None:
+        load = cpu_load(CHOICE_SAMPLE_SECONDS)
+    machine = max(os.cpu_count() or usable, usable)
+    others = (load.get("others_busy") or 0.0) * machine - (machine - usable)
+    return Cores(usable, round(max(0.0, min(float(usable), others)), 2))
+
+
+def choose_threads(
+    role: str,
+    cores: Cores,
+    *,
+    processes: int = 1,
+    accelerator: bool = False,
+    threads: int | None = None,
+    workers: int | None = None,
+    given: str = "given",
+) -> ThreadChoice:
+    """Intra-op threads and data-loading workers for ``role`` (training, evaluation or serving)
+    on ``cores``, shared by ``processes`` (DDP on one machine); ``threads`` or ``workers``
+    given win over the rule (the reason marks them ``given``), the other chosen around them.
+
+    The rule: threads and workers together never more than the free cores. torch's threads
+    wait for each other at every operator, so one held up by another process holds up all: on
+    2 cores beside one busy process a 6-step training took 33.8 s on 2 threads and 12.6 s on 1,
+    and with the cores busy, 2 threads beside a loader worker took 2.7x as long as 1 thread
+    beside one (benchmarks/threads.py). One free core: 1 thread, no loader worker.
+    Two or more: a loader worker for each four free cores (at least one, at most 4), so loading
+    overlaps the step, and the rest as threads: 2 cores, 1 + 1; 16 cores, 12 + 4. On an
+    accelerator the CPU only feeds it: workers on the free cores but one (at most 8), 1 thread.
+    Serving decodes in its request threads: no loader workers, a thread per free core."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    free = max(1, cores.free // max(1, processes))
+    if workers is None:
+        workers = auto_workers(role, free, accelerator)
+        given_workers = False
+    else:
+        given_workers = True
+    if threads is None:
+        threads = 1 if accelerator else max(1, free - workers)
+        given_threads = False
+    else:
+        given_threads = True
+    where = f"{_count(cores.usable, 'core')}"
+    if cores.busy >= 0.05:
+        where += f", {cores.busy:.2g} busy with other processes"
+    if processes > 1:
+        where += f", shared by {processes} processes"
+    said = (
+        f"{_count(threads, 'thread')}{f' ({given})' if given_threads else ''}, "
+        f"{_count(workers, 'loader worker')}{f' ({given})' if given_workers else ''}"
+    )
+    return ThreadChoice(threads, workers, f"{where}: {said}")
+
+
+def auto_workers(role: str, free: int, accelerator: bool) -> int:
+    """Loader workers on ``free`` cores: see choose_threads."""
+    if role == "serving":
+        return 0
+    if accelerator:
+        return min(8, free - 1)
+    if free < 2:
+        return 0
+    return min(4, max(1, free // 4))
+
+
+def _count(n: float, what: str) -> str:
+    return f"{n:g} {what}{'' if n == 1 else 's'}"
+
+
+def resolve_threads(
+    role: str,
+    threads: int | str = AUTO,
+    workers: int | str = AUTO,
+    *,
+    processes: int = 1,
+    accelerator: bool = False,
+    given: str = "given",
+) -> ThreadChoice:
+    """``threads`` and ``workers`` as numbers: either given as "auto" is chosen from the cores
+    free now (other processes' use sampled only then)."""
+    given_threads = None if threads == AUTO else int(threads)
+    given_workers = None if workers == AUTO else int(workers)
+    if given_threads is not None and given_workers is not None:
+        cores = Cores(usable_cores())  # nothing to choose: no sample of the load
+    else:
+        cores = free_cores()
+    return choose_threads(
+        role,
+        cores,
+        processes=processes,
+        accelerator=accelerator,
+        threads=given_threads,
+        workers=given_workers,
+        given=given,
+    )
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None = None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` inside the block (None: as they are), and
+    put back after it whatever the block set, so a command run from Python leaves the caller's
+    setting as it was."""
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

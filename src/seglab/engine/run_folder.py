@@ -38,6 +38,21 @@ def run_model_file(folder: Path) -> Path | None:
     return next((folder / name for name in MODEL_FILES if (folder / name).is_file()), None)
 
 
+def model_file(path: Path, command: str) -> Path:
+    """The model file ``path`` names for ``command``: a run folder's best.pt (else last.pt), a
+    file as it is; one line naming the path when there is none."""
+    if path.is_dir():
+        found = run_model_file(path)
+        if found is None:
+            raise SeglabError(
+                f"{command}: {path} holds no best.pt or last.pt (is it a seglab run?)"
+            )
+        return found
+    if not path.exists():
+        raise SeglabError(f"{command}: {path} does not exist")
+    return path
+
+
 @contextlib.contextmanager
 def claim_run_folder(
     folder: Path, resume: bool, say: Callable[[str], None] = print

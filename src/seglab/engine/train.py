@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -56,6 +57,7 @@ from seglab.engine.distributed import Dist, all_reduce_sum, init_distributed, sh
 from seglab.engine.evaluate import evaluate
 from seglab.engine.finetune import StartPoint, find_start, keep_architecture, start_from
 from seglab.engine.losses import build_loss
+from seglab.engine.machine import ThreadChoice, resolve_threads, torch_threads
 from seglab.engine.optim import build_optimizer, ema_average, lr_factor, set_lr
 from seglab.engine.performance import (
     Precision,
@@ -81,10 +83,12 @@ CSV_FIELDS = ["epoch", "step", "train_loss", "val_miou", "val_pixel_accuracy", "
 FILL_STEPS = 10**9
 # Steps skipped, then timed, before judging whether the time budget fits the steps the data needs.
 WARMUP_STEPS, TIMED_STEPS = 1, 2
-# Options a resumed run may change: how long it runs (recorded as an extension), and how its
-# data is loaded (which never changes a result).
+# Options a resumed run may change: how long it runs (recorded as an extension), and the
+# machine's share of it: how its data is loaded (which never changes a result) and torch's
+# threads (which change the weights in their last bits only: a resumed run keeps the run's
+# recorded number unless --threads is given).
 SCHEDULE_OPTIONS = ("epochs", "iterations", "time_budget")
-MACHINE_OPTIONS = ("workers", "progress")
+MACHINE_OPTIONS = ("workers", "threads", "progress")
 
 
 def train(
@@ -98,7 +102,8 @@ def train(
     main process only; progress bars follow ``config.progress``."""
     ctx = init_distributed(config.device)
     try:
-        return _train(config, ctx, resume, log)
+        with torch_threads():  # prepare sets the run's threads; the caller's are back after it
+            return _train(config, ctx, resume, log)
     finally:
         shutdown(ctx)
 
@@ -111,6 +116,7 @@ class Session:
     ctx: Dist
     device: torch.device
     precision: Precision
+    threads: ThreadChoice
     info: DatasetInfo
     train_loader: Any
     val_loader: Any
@@ -305,6 +311,16 @@ def prepare(
     device = pick_device(config.device, ctx.local_rank)
     configure_backends(device)
     precision = choose_precision(device, config.precision)
+    threads = resolve_threads(
+        "training",
+        config.threads,
+        config.workers,
+        processes=int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)),
+        accelerator=device.type != "cpu",
+        given="given" if fresh else "as set",  # resumed: the run's own, or given now
+    )
+    torch.set_num_threads(threads.threads)  # until train() returns (torch_threads there)
+    config = dataclasses.replace(config, threads=threads.threads, workers=threads.workers)
     torch.manual_seed(config.seed + ctx.rank)
     random.seed(config.seed + ctx.rank)
     say = log if ctx.is_main else (lambda *_: None)
@@ -334,6 +350,7 @@ def prepare(
         "device": str(device),
         "precision": precision.name,
         "precision_reason": precision.reason,
+        "threads_reason": threads.reason,
         "processes": ctx.world_size,
         "torch": str(torch.__version__),
         **recipe,
@@ -351,6 +368,7 @@ def prepare(
         ctx=ctx,
         device=device,
         precision=precision,
+        threads=threads,
         info=data.info,
         train_loader=train_loader,
         val_loader=val_loader,
@@ -689,7 +707,8 @@ def resume_config(run_dir: str | Path, changes: dict[str, Any]) -> TrainConfig:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in refused)
         raise SeglabError(
             f"cannot change {flags} when resuming {run_dir} (the run uses {was}); only "
-            "--epochs, --iterations, --time-budget and --workers may change; start a new run "
+            "--epochs, --iterations, --time-budget, --workers and --threads may change; start "
+            "a new run "
             "with another --out instead"
         )
     return dataclasses.replace(candidate, out=str(run_dir))
@@ -851,7 +870,7 @@ def announce(s: Session) -> None:
     s.say(
         f"device {s.device}{f' x {ctx.world_size} processes' if ctx.enabled else ''}; precision "
         f"{s.precision.name} ({s.precision.reason}); channels_last {c.channels_last}; "
-        f"compile {c.compile}; loss {c.loss}, class weights {c.class_weights}"
+        f"compile {c.compile}; {s.threads.reason}; loss {c.loss}, class weights {c.class_weights}"
         + (f"; class-balanced sampling {c.class_sampling:g}" if c.class_sampling else "")
         + (f"; class-aware crops {c.class_crop:g}" if c.class_crop else "")
         + ("; each image normalised by its own mean and std" if c.input_norm == "image" else "")

@@ -40,7 +40,7 @@ SETUP_PARTS: dict[str, tuple[str, ...]] = {
     ),
 }
 # Options that do not change what a run learns, and the encoder (what a comparison compares).
-NOT_SETUP = ("out", "progress", "workers", "encoder")
+NOT_SETUP = ("out", "progress", "workers", "threads", "encoder")
 
 
 def degenerate(confusion: np.ndarray, classes: Sequence[str], miou: float) -> Flag | None:

@@ -360,7 +360,7 @@ def evaluate_and_measure(
     """Each model's runs evaluated per image (as their training validated them), the model
     flagged when degenerate or undertrained, and its first run measured in every form."""
     measured = Measured([], [], [], [], {}, {})
-    options = EvalOptions(workers=base.workers)
+    options = EvalOptions(workers=base.workers, threads=base.threads)
     fold_data: dict[str, Data] = {}
     for k, model in enumerate(compared.models):
         report(f"--- evaluating and measuring {model.name} ({len(model.folders)} run(s)) ---")

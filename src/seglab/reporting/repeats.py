@@ -35,6 +35,7 @@ REPEAT_OPTIONS = (
     "out",
     "progress",
     "workers",
+    "threads",
     "device",
     "precision",
     "compile",

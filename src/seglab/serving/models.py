@@ -16,7 +16,7 @@ import torch
 
 from seglab.deployment.artifacts import load_segmenter, model_warnings
 from seglab.engine.inference import predict_probabilities
-from seglab.engine.run_folder import run_model_file
+from seglab.engine.run_folder import model_file
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError
 
@@ -107,7 +107,7 @@ def load_models(specs: Sequence[str], device: str = "cpu") -> list[ServedModel]:
             raise SeglabError(f"serve: the name {name!r} is given to two models; name each once")
     models = []
     for name, (_, path) in zip(names, named):
-        file = model_file(path)
+        file = model_file(path, "serve: model")
         segmenter = load_segmenter(file, device)
         models.append(ServedModel(name, segmenter, tuple(model_warnings(file)), str(file)))
         warm_up(segmenter)
@@ -120,18 +120,6 @@ def _split_name(spec: str) -> tuple[str | None, Path]:
     if sep and not Path(spec).exists() and NAME.fullmatch(name):
         return name, Path(rest)
     return None, Path(spec)
-
-
-def model_file(path: Path) -> Path:
-    """A run folder's best.pt (else last.pt); a file as it is."""
-    if path.is_dir():
-        found = run_model_file(path)
-        if found is None:
-            raise SeglabError(f"serve: {path} holds no best.pt or last.pt (is it a seglab run?)")
-        return found
-    if not path.exists():
-        raise SeglabError(f"serve: model {path} does not exist")
-    return path
 
 
 def default_name(path: Path) -> str:

@@ -1,0 +1,180 @@
+"""Does `seglab data review` find wrong masks? CamVid's training masks with 5% of them corrupted
+in the ways people get labels wrong, a model trained on that corrupted set with the default
+command, then the review's ranking of the training images: the share of the corrupted ones in
+its top 5% and top 10% (a random ranking finds 5% and 10% of them there).
+
+    .venv/bin/python benchmarks/review_label_errors.py [--time-budget 8m] [--share 0.05]
+        [--seed 0] [--work runs/review_label_errors]
+        [--json benchmarks/results/review_label_errors.json]
+
+The corruptions (one per chosen mask, taking turns):
+  relabel  a region of a class (its largest connected component between 0.5% and 5% of the
+           image) given the class that surrounds it most (a wall labelled as the pavement beside)
+  erase    an object (car, pedestrian, cyclist, sign, pole, fence) painted as what surrounds it
+  shift    an object moved by 8 pixels right and down (a polygon drawn off its object)
+A corruption that changes fewer than 0.5% of a mask's pixels is replaced by the next kind.
+The images and the validation split are linked from ../shared/datasets/camvid, never copied.
+Run it alone: the training has a wall-clock budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from seglab.data.classes import CAMVID_CLASSES, CAMVID_VOID
+from seglab.engine.machine import machine_description
+
+CAMVID = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
+OBJECTS = tuple(
+    CAMVID_CLASSES.index(c)
+    for c in ("Car", "Pedestrian", "Bicyclist", "SignSymbol", "Pole", "Fence")
+)
+KINDS = ("relabel", "erase", "shift")
+SHIFT = 8
+MIN_CHANGE = 0.005  # share of a mask's pixels a corruption must change
+
+
+def components(mask: np.ndarray, classes: tuple[int, ...], low: float, high: float) -> list:
+    """(class, component mask) of every connected component of ``classes`` whose area is
+    between ``low`` and ``high`` of the image, largest first."""
+    found = []
+    for c in classes:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats((mask == c).astype(np.uint8))
+        for i in range(1, count):
+            area = stats[i, cv2.CC_STAT_AREA] / mask.size
+            if low <= area <= high:
+                found.append((area, c, labels == i))
+    return [(c, region) for _, c, region in sorted(found, key=lambda f: -f[0])]
+
+
+def surrounding_class(mask: np.ndarray, region: np.ndarray, other_than: int) -> int | None:
+    """The commonest class in a 5-pixel ring around ``region`` (not void, not ``other_than``)."""
+    ring = cv2.dilate(region.astype(np.uint8), np.ones((11, 11), np.uint8)).astype(bool) & ~region
+    values = mask[ring]
+    values = values[(values != CAMVID_VOID) & (values != other_than)]
+    return int(np.bincount(values).argmax()) if values.size else None
+
+
+def corrupt(mask: np.ndarray, kind: str) -> np.ndarray | None:
+    """``mask`` with one ``kind`` of error, or None when the mask has no region for it."""
+    classes = OBJECTS if kind in ("erase", "shift") else tuple(range(len(CAMVID_CLASSES)))
+    for c, region in components(mask, classes, 0.005 if kind == "relabel" else 0.002, 0.05):
+        fill = surrounding_class(mask, region, c)
+        if fill is None:
+            continue
+        out = mask.copy()
+        out[region] = fill
+        if kind == "shift":
+            moved = np.zeros_like(region)
+            moved[SHIFT:, SHIFT:] = region[:-SHIFT, :-SHIFT]
+            out[moved] = c
+        if (out != mask).mean() >= MIN_CHANGE:
+            return out
+    return None
+
+
+def build(work: Path, share: float, seed: int) -> dict[str, str]:
+    """A CamVid layout in ``work/data``: images linked, masks of ``share`` of the training
+    frames corrupted. Returns {frame stem: corruption kind}."""
+    data = work / "data"
+    for split in ("train", "val"):
+        (data / split).mkdir(parents=True, exist_ok=True)
+        (data / f"{split}annot").mkdir(parents=True, exist_ok=True)
+    frames = sorted(p.name for p in (CAMVID / "train").glob("*.png"))
+    rng = random.Random(seed)
+    chosen = set(rng.sample(frames, round(share * len(frames))))
+    corrupted = {}
+    for name in frames:
+        (data / "train" / name).symlink_to(CAMVID / "train" / name)
+        mask = np.array(Image.open(CAMVID / "trainannot" / name))
+        if name in chosen:
+            first = len(corrupted) % len(KINDS)  # the kinds take turns
+            for kind in KINDS[first:] + KINDS[:first]:
+                wrong = corrupt(mask, kind)
+                if wrong is not None:
+                    mask, corrupted[Path(name).stem] = wrong, kind
+                    break
+        Image.fromarray(mask).save(data / "trainannot" / name)
+    for name in sorted(p.name for p in (CAMVID / "val").glob("*.png")):
+        (data / "val" / name).symlink_to(CAMVID / "val" / name)
+        (data / "valannot" / name).symlink_to(CAMVID / "valannot" / name)
+    return corrupted
+
+
+def seglab(*args: str) -> None:
+    command = [sys.executable, "-m", "seglab", *args]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+
+
+def ranked_stems(review: dict) -> list[str]:
+    """The training images in the review's order, most suspect first."""
+    return [Path(item["image"]).stem for item in review["suspects"] if item["split"] == "train"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time-budget", default="8m")
+    parser.add_argument("--share", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default="runs/review_label_errors")
+    parser.add_argument("--json", default="benchmarks/results/review_label_errors.json")
+    args = parser.parse_args()
+    work = Path(args.work)
+    if work.exists():
+        sys.exit(f"{work} exists: give another --work, or delete it")
+    corrupted = build(work, args.share, args.seed)
+    print(f"corrupted {len(corrupted)} masks: {sorted(corrupted.values())}")
+    data = str(work / "data")
+    run = str(work / "run")
+    seglab(
+        "train", "--data", data, "--time-budget", args.time_budget, "--no-progress", "--out", run
+    )
+    seglab(
+        "data",
+        "review",
+        "--checkpoint",
+        f"{run}/best.pt",
+        "--data",
+        data,
+        "--split",
+        "train",
+        "--out",
+        str(work / "review"),
+    )
+    ranking = ranked_stems(json.loads((work / "review" / "review.json").read_text()))
+    rows = {}
+    for top in (0.05, 0.10):
+        head = set(ranking[: round(top * len(ranking))])
+        found = sorted(s for s in corrupted if s in head)
+        rows[f"top {100 * top:.0f}%"] = {
+            "found": len(found),
+            "of": len(corrupted),
+            "share": len(found) / len(corrupted),
+        }
+    by_kind = {k: [ranking.index(s) + 1 for s, v in corrupted.items() if v == k] for k in KINDS}
+    result = {
+        "rows": rows,
+        "ranks_by_kind": by_kind,
+        "images": len(ranking),
+        "time_budget": args.time_budget,
+        "seed": args.seed,
+        "machine": machine_description(),
+    }
+    for name, row in rows.items():
+        print(f"{name}: {row['found']}/{row['of']} corrupted masks ({100 * row['share']:.0f}%)")
+    print("ranks by kind:", by_kind)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
