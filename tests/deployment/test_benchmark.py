@@ -12,6 +12,7 @@ from seglab.cli import main
 from seglab.deployment.benchmark import BACKENDS, benchmark_model
 from seglab.engine.checkpoint import Checkpoint
 from seglab.errors import SeglabError
+from tests.deployment.conftest import source
 
 
 def test_backend_names_import_without_torch():
@@ -78,9 +79,9 @@ def test_an_exported_file_is_timed_as_it_is_beside_eager_pytorch(exported, tiny_
     path = exported(format)[0]
     result = benchmark_model(path, repeats=2, report=lambda line: None)
     assert [r.backend for r in result.results] == [f"{format} (file)", "eager"]
-    assert result.size == (64, 80) and f"mobilenet_v2, {format}" in result.model
+    assert result.size == (64, 80) and f"{source(format)}, {format}" in result.model
     file, eager = result.results
-    stored = Checkpoint.load(tiny_runs["mobilenet_v2"] / "best.pt").metrics["miou"]
+    stored = Checkpoint.load(tiny_runs[source(format)] / "best.pt").metrics["miou"]
     assert eager.miou == pytest.approx(stored, abs=1e-6) and 0 <= file.miou <= 1
     speedup = result.table()[1][0][3]
     assert float(speedup) == pytest.approx(eager.median_ms / file.median_ms, rel=0.01)
@@ -120,7 +121,7 @@ def test_the_executorch_backend_runs_the_lowered_file(exported, tiny_runs, tmp_p
     from seglab.engine.checkpoint import load_model
 
     shutil.copy(exported("executorch")[0], tmp_path / "model.pte")
-    model, checkpoint = load_model(tiny_runs["mobilenet_v2"] / "best.pt")
+    model, checkpoint = load_model(tiny_runs[source("executorch")] / "best.pt")
     segmenter = backend_segmenter("executorch", model, checkpoint.dataset, tmp_path, size=(64, 80))
     assert segmenter.kind == "executorch" and segmenter.name == "executorch"
     assert segmenter(torch.rand(2, 3, 40, 100)).shape == (2, 7, 40, 100)

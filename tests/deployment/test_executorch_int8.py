@@ -1,6 +1,6 @@
 """seglab export --format executorch-int8: PT2E static INT8 with the XNNPACK quantizer, calibrated
 on training images as onnx-int8 is, lowered whole to XNNPACK; the deployment commands take it
-from the format registry. One lowering a session (the ``exported`` fixture)."""
+from the format registry. One lowering a session (the ``exported`` fixture: the VGG19 run)."""
 
 import json
 import shutil
@@ -42,7 +42,7 @@ def test_export_verify_predict_and_evaluate(exported, tiny_runs, tmp_path, capsy
     assert measured.changed_pixels_percent <= TOLERANCES.changed_pixels_percent
     assert measured.max_logit_diff > 0  # quantised: not PyTorch's logits to rounding
     # INT8 weights: about a quarter of the fp32 model's bytes
-    model = load_model(tiny_runs["mobilenet_v2"] / "best.pt")[0]
+    model = load_model(tiny_runs["vgg19"] / "best.pt")[0]
     assert path.stat().st_size < 0.4 * 4 * sum(p.numel() for p in model.parameters())
 
     verified = verify_artifact(path, report=lambda line: None, progress=False)
@@ -64,7 +64,7 @@ def test_export_verify_predict_and_evaluate(exported, tiny_runs, tmp_path, capsy
     assert main(argv) == 0
     metrics = json.loads(metrics_file.read_text())
     assert metrics["evaluation"]["format"] == "executorch-int8"
-    stored = load_model(tiny_runs["mobilenet_v2"] / "best.pt")[1].metrics["miou"]
+    stored = load_model(tiny_runs["vgg19"] / "best.pt")[1].metrics["miou"]
     assert abs(metrics["miou"] - stored) <= TOLERANCES.miou_drop_points / 100 + 1e-6
     capsys.readouterr()
 
@@ -73,7 +73,7 @@ def test_the_benchmark_backend_runs_the_lowered_file(exported, tiny_runs, tmp_pa
     """The benchmark's backend of the format (from a file already lowered, as it reuses)."""
     format = FORMATS["executorch-int8"]
     shutil.copy(exported("executorch-int8")[0], tmp_path / format.file_name)
-    model, checkpoint = load_model(tiny_runs["mobilenet_v2"] / "best.pt")
+    model, checkpoint = load_model(tiny_runs["vgg19"] / "best.pt")
     segmenter = backend_segmenter(
         format.backend, model, checkpoint.dataset, tmp_path, size=(64, 80)
     )
