@@ -204,9 +204,11 @@ def choose_threads(
     wait for each other at every operator, so one held up by another process holds up all: on
     2 cores beside one busy process a 6-step training took 33.8 s on 2 threads and 12.6 s on 1,
     and with the cores busy, 2 threads beside a loader worker took 2.7x as long as 1 thread
-    beside one (benchmarks/threads.py). One free core: 1 thread, no loader worker.
-    Two or more: a loader worker for each four free cores (at least one, at most 4), so loading
-    overlaps the step, and the rest as threads: 2 cores, 1 + 1; 16 cores, 12 + 4. On an
+    beside one (benchmarks/threads.py). On 2 quiet cores, 2 threads and no loader worker
+    trained 14% faster than 1 + 1 and evaluated 37% faster (benchmarks/results/threads.json):
+    the loader's work is small beside a step, and a second thread halves the step. So: a loader
+    worker for each four free cores (none below 4, at most 4), the rest as threads: 1 or 2
+    cores, all threads; 16 cores, 12 + 4. On an
     accelerator the CPU only feeds it: workers on the free cores but one (at most 8), 1 thread.
     Serving decodes in its request threads: no loader workers, a thread per free core."""
     if role not in ROLES:
@@ -242,7 +244,7 @@ def auto_workers(role: str, free: int, accelerator: bool) -> int:
         return min(8, free - 1)
     if free < 2:
         return 0
-    return min(4, max(1, free // 4))
+    return min(4, free // 4)
 
 
 def _count(n: float, what: str) -> str:
