@@ -121,11 +121,11 @@ def int8_segmenter(tiny_runs, tmp_path_factory) -> OnnxSegmenter:
 
 def test_segment_on_int8_onnx_gives_the_masks_of_the_whole_batch_path(int8_segmenter):
     if CAMVID_VAL.is_dir():  # real frames: their logits have near ties a random image lacks
-        files = sorted(CAMVID_VAL.glob("*.png"))[:4]
+        files = sorted(CAMVID_VAL.glob("*.png"))[:3]
         images = [decode_image(f.read_bytes(), 3, 16_000_000) for f in files]
     else:
-        images = uint8_images(4, 90, 120)
-    for start, count in ((0, 1), (0, 4), (1, 3)):
+        images = uint8_images(3, 90, 120)
+    for start, count in ((0, 1), (0, 3), (1, 2)):
         batch = images[start : start + count]
         masks = segment(int8_segmenter, batch)
         assert masks.tobytes() == reference(int8_segmenter, batch).tobytes()
