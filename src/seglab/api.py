@@ -64,6 +64,7 @@ from seglab.reporting.budget import LATENCY_UNITS, MEMORY_UNITS, Budget, parse_q
 from seglab.reporting.compare import compare as compare_models
 from seglab.reporting.compare import with_demo_schedule
 from seglab.reporting.report import difference_lines, headline, summary_table, verdict_lines
+from seglab.reporting.review import review
 from seglab.reporting.verdict import margin_fraction
 
 __all__ = [
@@ -400,8 +401,6 @@ class Model:
         mask is wrong and, with ``unlabelled`` (a folder), those images in the order to label
         them; writes ``out``/review.json and review.html and returns the review
         (seglab.reporting.review.Review)."""
-        from seglab.reporting.review import review
-
         device = str(self.segmenter.device)
         return review(
             self.path,

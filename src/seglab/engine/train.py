@@ -311,16 +311,7 @@ def prepare(
     device = pick_device(config.device, ctx.local_rank)
     configure_backends(device)
     precision = choose_precision(device, config.precision)
-    threads = resolve_threads(
-        "training",
-        config.threads,
-        config.workers,
-        processes=int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)),
-        accelerator=device.type != "cpu",
-        given="given" if fresh else "as set",  # resumed: the run's own, or given now
-    )
-    torch.set_num_threads(threads.threads)  # until train() returns (torch_threads there)
-    config = dataclasses.replace(config, threads=threads.threads, workers=threads.workers)
+    config, threads = set_threads(config, ctx, device, fresh)
     torch.manual_seed(config.seed + ctx.rank)
     random.seed(config.seed + ctx.rank)
     say = log if ctx.is_main else (lambda *_: None)
@@ -385,6 +376,23 @@ def prepare(
         resolved=resolved,
         log=log,
     )
+
+
+def set_threads(
+    config: TrainConfig, ctx: Dist, device: torch.device, fresh: bool
+) -> tuple[TrainConfig, ThreadChoice]:
+    """torch's intra-op threads set for the run (until train() returns: torch_threads there),
+    and ``config`` with the threads and loader workers resolved from "auto"."""
+    threads = resolve_threads(
+        "training",
+        config.threads,
+        config.workers,
+        processes=int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world_size)),
+        accelerator=device.type != "cpu",
+        given="given" if fresh else "as set",  # resumed: the run's own, or given now
+    )
+    torch.set_num_threads(threads.threads)
+    return dataclasses.replace(config, threads=threads.threads, workers=threads.workers), threads
 
 
 def training_loss(
