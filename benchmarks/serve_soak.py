@@ -20,16 +20,20 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-from serve_wrk import IMAGE_SUFFIXES, LUA, RESULT_MARK, cores  # beside this script
+from serve_wrk import (  # beside this script
+    RESULT_MARK,
+    failures,
+    prepare_load,
+    start_server,
+    wrk_command,
+)
 
-from seglab.engine.machine import busy_note, cpu_load, machine_description
+from seglab.engine.machine import busy_note, machine_description
 from seglab.engine.performance import rss_mb
-from seglab.serving.process import ServerProcess
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,33 +72,15 @@ def trend(points: list[tuple[float, float]]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    folder = Path(args.images)
-    files = sorted(p.resolve() for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        sys.exit(f"no PNG or JPEG images in {folder}")
-    server_cores, wrk_cores = cores(args.pin)
-    work = Path(tempfile.mkdtemp(prefix="serve_soak_"))
-    lua, listing = work / "post.lua", work / "images.txt"
-    lua.write_text(LUA)
-    listing.write_text("".join(f"{p}\n" for p in files))
-    quiet = cpu_load(2.0)
+    load = prepare_load(args.images, args.pin, "serve_soak_")
     options = ["--queue", str(args.queue), "--batch", str(args.batch)]
     options += ["--per-client", str(4 * args.clients)]
-    every = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, server_cores)  # the server inherits it
-    try:
-        server = ServerProcess([args.model], log=work / "serve.log", options=options)
-        server.__enter__()
-    finally:
-        os.sched_setaffinity(0, every)
+    server = start_server(args.model, options, load)
     total = args.warmup + args.duration
-    command = ["wrk", "-t1", f"-c{args.clients}", f"-d{round(total) + 1}s", "--timeout", "120s"]
-    command += ["--latency", "-s", str(lua), server.url + "predict", "--", str(listing), "7"]
-    if wrk_cores is not None:
-        command = ["taskset", "-c", ",".join(map(str, sorted(wrk_cores))), *command]
+    command = wrk_command(server.url, load, args.clients, total + 1)
     series: list[tuple[float, float]] = []
     try:
-        load = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         start = time.monotonic()
         time.sleep(args.warmup)  # the first batches, allocators warm
         print(f"warm-up {args.warmup:g} s done; RSS every {args.interval:g} s:")
@@ -103,20 +89,19 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.monotonic() - start - args.warmup
             series.append((round(elapsed, 1), rss_mb(server.pid)))
             print(f"  {elapsed:7.1f} s  {series[-1][1]:8.1f} MB", flush=True)
-        out, err = load.communicate(timeout=total + 60)
+        out, err = wrk.communicate(timeout=total + 60)
     finally:
         server.stop()
     line = next((s for s in out.splitlines() if s.startswith(RESULT_MARK)), None)
     if line is None:
-        sys.exit(f"wrk failed ({load.returncode}):\n{out}\n{err}")
+        sys.exit(f"wrk failed ({wrk.returncode}):\n{out}\n{err}")
     summary = json.loads(line[len(RESULT_MARK) :])
     half = [(t, m) for t, m in series if t >= args.duration / 2]
     middle = half[0][1] if half else float("nan")
     # peaks, not single samples: RSS swings by a batch's buffers from one sample to the next
     growth = peak_growth(series, args.duration)
     trend_growth = trend(half) * (args.duration / 2)
-    errors = {k: v for k, v in summary["statuses"].items() if k != "200"}
-    errors.update({k: v for k, v in summary["socket_errors"].items() if v})
+    errors = failures(summary)
     ok = summary["statuses"].get("200", 0)
     report = {
         "date": datetime.now().isoformat(timespec="seconds"),
@@ -129,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             "queue": args.queue,
             "batch": args.batch,
             "pin": args.pin,
-            "images": f"{len(files)} from {folder}",
+            "images": f"{len(load.files)} from {args.images}",
         },
-        "load_before": quiet,
-        "busy": busy_note({"load": quiet, "cores": os.cpu_count()}),
+        "load_before": load.quiet,
+        "busy": busy_note({"load": load.quiet, "cores": os.cpu_count()}),
         "rss_mb": series,
         "growth_last_half_mb": growth,
         "trend_last_half_mb": trend_growth,
@@ -154,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {report['busy']}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}; server log {work / 'serve.log'}")
+    print(f"wrote {args.json}; server log {load.work / 'serve.log'}")
     failed = []
     if not growth <= args.max_growth:
         failed.append(f"RSS grew more than {args.max_growth:g} MB over the last half")

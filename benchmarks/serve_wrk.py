@@ -30,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -155,18 +156,72 @@ def cores(pin: str) -> tuple[set[int], set[int] | None]:
     return set(every), None
 
 
+@dataclass
+class Load:
+    """What a load run needs: the images, wrk's request script and the list it posts in turn
+    (in ``work``), the cores of the server and of wrk, and how busy the machine was before."""
+
+    files: list[Path]
+    work: Path
+    lua: Path
+    listing: Path
+    server_cores: set[int]
+    wrk_cores: set[int] | None
+    quiet: dict
+
+
+def prepare_load(images: str, pin: str, prefix: str) -> Load:
+    folder = Path(images)
+    files = sorted(p.resolve() for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        sys.exit(f"no PNG or JPEG images in {folder}")
+    server_cores, wrk_cores = cores(pin)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    lua, listing = work / "post.lua", work / "images.txt"
+    lua.write_text(LUA)
+    listing.write_text("".join(f"{p}\n" for p in files))
+    quiet = cpu_load(2.0)  # before anything of ours runs
+    return Load(files, work, lua, listing, server_cores, wrk_cores, quiet)
+
+
+def start_server(model: str, options: list[str], load: Load) -> ServerProcess:
+    """``seglab serve MODEL`` on the load's server cores (the process inherits them)."""
+    every = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, load.server_cores)
+    try:
+        server = ServerProcess([model], log=load.work / "serve.log", options=options)
+        server.__enter__()
+    finally:
+        os.sched_setaffinity(0, every)
+    return server
+
+
+def failures(result: dict) -> dict:
+    """wrk's answers other than 200, and its socket errors, by kind."""
+    errors = {k: v for k, v in result["statuses"].items() if k != "200"}
+    errors.update({k: v for k, v in result["socket_errors"].items() if v})
+    return errors
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of a process and all its threads, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(url: str, lua: Path, listing: Path, args, seconds: float, where: set[int] | None):
+def wrk_command(url: str, load: Load, clients: int, seconds: float) -> list[str]:
+    """wrk posting the load's images to ``url``/predict over ``clients`` connections, one
+    thread, on wrk's cores."""
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "120s"]
+    command += ["--latency", "-s", str(load.lua), url + "predict", "--", str(load.listing), "7"]
+    if load.wrk_cores is not None:
+        command = ["taskset", "-c", ",".join(map(str, sorted(load.wrk_cores))), *command]
+    return command
+
+
+def run_wrk(url: str, load: Load, clients: int, seconds: float):
     """wrk's result line (a dict) and the CPU seconds wrk used."""
-    command = ["wrk", "-t1", f"-c{args.clients}", f"-d{max(1, round(seconds))}s", "--timeout"]
-    command += ["120s", "--latency", "-s", str(lua), url + "predict", "--", str(listing), "7"]
-    if where is not None:
-        command = ["taskset", "-c", ",".join(map(str, sorted(where))), *command]
+    command = wrk_command(url, load, clients, seconds)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -193,32 +248,16 @@ def run_benchmark(model: str, batch: int, repeats: int, where: set[int]) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    folder = Path(args.images)
-    files = sorted(p.resolve() for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        sys.exit(f"no PNG or JPEG images in {folder}")
-    server_cores, wrk_cores = cores(args.pin)
-    work = Path(tempfile.mkdtemp(prefix="serve_wrk_"))
-    lua, listing = work / "post.lua", work / "images.txt"
-    lua.write_text(LUA)
-    listing.write_text("".join(f"{p}\n" for p in files))
-    quiet = cpu_load(2.0)  # before anything of ours runs
+    load = prepare_load(args.images, args.pin, "serve_wrk_")
+    server_cores, wrk_cores = load.server_cores, load.wrk_cores
     # every connection comes from 127.0.0.1: one "client" to the per-client limit
     options = ["--queue", str(args.queue), "--batch", str(args.batch)]
     options += ["--per-client", str(4 * args.clients), *args.serve_option]
-    every = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, server_cores)  # the server inherits it
+    server = start_server(args.model, options, load)
     try:
-        server = ServerProcess([args.model], log=work / "serve.log", options=options)
-        server.__enter__()
-    finally:
-        os.sched_setaffinity(0, every)
-    try:
-        run_wrk(server.url, lua, listing, args, args.warmup, wrk_cores)
+        run_wrk(server.url, load, args.clients, args.warmup)
         rss_start, cpu_start = rss_mb(server.pid), cpu_seconds(server.pid)
-        result, wrk_cpu, wrk_text = run_wrk(
-            server.url, lua, listing, args, args.duration, wrk_cores
-        )
+        result, wrk_cpu, wrk_text = run_wrk(server.url, load, args.clients, args.duration)
         server_cpu = cpu_seconds(server.pid) - cpu_start
         rss_end = rss_mb(server.pid)
     finally:
@@ -230,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = run_benchmark(args.model, formed, args.repeats, server_cores)
     bench_1 = bench if formed == 1 else run_benchmark(args.model, 1, args.repeats, server_cores)
     throughput = ok / seconds
-    errors = {k: v for k, v in result["statuses"].items() if k != "200"}
-    errors.update({k: v for k, v in result["socket_errors"].items() if v})
+    errors = failures(result)
     report = {
         "date": datetime.now().isoformat(timespec="seconds"),
         "model": args.model,
@@ -251,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             "queue": args.queue,
             "batch": args.batch,
             "serve_options": args.serve_option,
-            "images": f"{len(files)} from {folder}",
+            "images": f"{len(load.files)} from {args.images}",
         },
-        "load_before": quiet,
-        "busy": busy_note({"load": quiet, "cores": os.cpu_count()}),
+        "load_before": load.quiet,
+        "busy": busy_note({"load": load.quiet, "cores": os.cpu_count()}),
         "requests": result["requests"],
         "ok": ok,
         "errors": errors,
@@ -262,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_ms": {k: v / 1000 for k, v in result["latency_us"].items()},
         "mean_batch": mean_batch,
         "server_cpu_ms_per_image": 1000 * server_cpu / max(1, ok),
-        "wrk_cpu_share": wrk_cpu / (seconds * len(every)),
+        "wrk_cpu_share": wrk_cpu / (seconds * len(os.sched_getaffinity(0))),
         "server_rss_mb": {"start": rss_start, "end": rss_end},
         "benchmark": {"formed_batch": bench, "batch_1": bench_1},
         "ratio": throughput / bench["throughput_per_s"],
@@ -273,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(report)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}; server log {work / 'serve.log'}")
+    print(f"wrote {args.json}; server log {load.work / 'serve.log'}")
     failed = []
     if errors or not ok:
         failed.append(f"errors {errors or 'no answers'}")

@@ -629,7 +629,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from seglab.deployment.artifacts import metrics_record
     from seglab.deployment.measure import evaluate_model
     from seglab.engine.evaluate import EvalOptions
-    from seglab.formatting import format_metrics
+    from seglab.formatting import format_metrics, undertrained_warning
     from seglab.outputs import (
         check_output_file,
         confusion_figure_path,
@@ -660,7 +660,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"threads: {metrics['evaluation']['threads_reason']}")
     undertrained = metrics_record(Path(args.checkpoint)).get("undertrained")
     if undertrained:  # how training ended, from the record the model carries
-        print(f"warning: undertrained: {undertrained}")
+        print(undertrained_warning(undertrained, metrics))
     print(f"metrics written to {out}, the confusion matrix drawn in {figure}")
     return 0
 

@@ -73,6 +73,26 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def undertrained_warning(reason: str, metrics: dict[str, Any]) -> str:
+    """The warning that a model is undertrained (``reason``: why, and what to try), naming the
+    class it does worst; when that class's pixels are mostly taken for another, the model is not
+    one to use yet, whatever its mIoU."""
+    line = f"warning: undertrained: {reason}"
+    per_class = metrics.get("per_class", {})
+    scored = [(s["iou"], name, s) for name, s in per_class.items() if s.get("iou") is not None]
+    if not scored:
+        return line
+    iou, name, weakest = min(scored, key=lambda found: found[0])
+    line += f". Its weakest class, {name}, has IoU {percent(iou)}"
+    taken = weakest.get("taken_for")
+    if taken and taken["share"] > 0.5:
+        line += (
+            f", and {percent(taken['share'])}% of its pixels are taken for {taken['class']}: not "
+            "a model to use yet"
+        )
+    return line
+
+
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """An HTML table of text cells (escaped): the first column left-aligned, the rest (numbers)
     right-aligned, as in the plain-text tables."""

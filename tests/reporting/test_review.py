@@ -22,6 +22,7 @@ from seglab.models.unet import build_model
 from seglab.reporting.review import (
     disagreement_regions,
     margin_uncertainty,
+    outline,
     pick_diverse,
     score_labelled,
 )
@@ -39,6 +40,16 @@ def confident(classes: np.ndarray, num_classes: int = 3, sure: float = 0.98) -> 
 
 
 # --- scores on constructed maps ----------------------------------------------------------------
+
+
+def test_a_regions_outline_is_its_border_two_pixels_wide():
+    square = np.zeros((9, 9), bool)
+    square[2:7, 2:7] = True  # 5x5: the ring two pixels wide leaves its centre pixel
+    expected = square.copy()
+    expected[4, 4] = False
+    assert (outline(square) == expected).all()
+    corner = np.ones((3, 3), bool)  # the image's edge counts as outside: all of it is border
+    assert outline(corner).all()
 
 
 def test_a_confidently_contradicted_block_is_one_region_with_its_box_and_classes():

@@ -16,7 +16,7 @@ from seglab.deployment.formats import onnx_int8 as int8_format
 from seglab.deployment.formats.onnx_fp32 import OnnxSegmenter
 from seglab.engine.checkpoint import load_model
 from seglab.engine.inference import predict_probabilities
-from seglab.serving.models import MARGIN, clear_argmax, first_argmax, segment
+from seglab.serving.models import segment
 from seglab.serving.upload import decode_image
 
 CAMVID_VAL = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "camvid" / "val"
@@ -35,45 +35,6 @@ def uint8_images(count: int, height: int, width: int, seed: int = 0) -> list[tor
         torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=g)
         for _ in range(count)
     ]
-
-
-@pytest.mark.parametrize("shape", [(11, 37, 53), (12, 64, 80), (2, 1, 1), (3, 5, 7)])
-def test_first_argmax_is_torchs_argmax_with_ties_and_nans(shape):
-    g = torch.Generator().manual_seed(1)
-    scores = torch.randint(-2, 3, shape, generator=g).float()  # many exact ties
-    assert np.array_equal(first_argmax(scores), scores.argmax(0).to(torch.uint8).numpy())
-    scores.view(scores.shape[0], -1)[-1, 0] = float("nan")  # NaN: the largest, to torch
-    assert np.array_equal(first_argmax(scores), scores.argmax(0).to(torch.uint8).numpy())
-
-
-def softmax_argmax(logits: torch.Tensor) -> np.ndarray:
-    return logits[None].softmax(1)[0].argmax(0).to(torch.uint8).numpy()
-
-
-@pytest.mark.parametrize("scale", [1e-3, 0.4, 1.0, 7.0, 90.0])
-def test_clear_argmax_is_the_softmax_argmax_or_refuses(scale):
-    """Near ties at several magnitudes: a gap of MARGIN or more before the winner gives the
-    softmax's answer; a smaller one (which may round to a tie in the softmax) gives None."""
-    g = torch.Generator().manual_seed(2)
-    logits = torch.randn(11, 40, 60, generator=g) * scale
-    logits[3] = logits.max(0).values + scale  # class 3 wins
-    logits[7] = logits[3]  # a later exact tie: class 3 still wins
-    logits[1] = logits[3] - MARGIN  # class 1, before it, just behind it: as far as allowed
-    while (short := logits[3] - logits[1] < MARGIN).any():  # float32 rounding of the gap
-        logits[1] = torch.where(short, torch.nextafter(logits[1], logits[1] - 1), logits[1])
-    found = clear_argmax(logits)
-    assert found is not None and (found == 3).all()
-    assert np.array_equal(found, softmax_argmax(logits))
-    behind = torch.nextafter(logits[3, 5, 5], logits[3, 5, 5] - 1)  # one float32 step
-    logits[1, 5, 5] = behind
-    if logits[3, 5, 5] - behind < MARGIN:  # too close: refused
-        assert clear_argmax(logits) is None
-    else:  # large logits: one float32 step is MARGIN or more
-        assert np.array_equal(clear_argmax(logits), softmax_argmax(logits))
-    logits[1, 5, 5] = float("nan")
-    assert clear_argmax(logits) is None
-    logits[1, 5, 5], logits[0, 0, 0] = 0, float("inf")
-    assert clear_argmax(logits) is None
 
 
 class NearTies:

@@ -1,11 +1,13 @@
-"""Inference beyond one forward pass: sliding windows for large images, and test-time
-augmentation by horizontal flip and several scales. Used by evaluation and prediction alike,
-with any segmenter (see seglab.engine.segmenter)."""
+"""Inference beyond one forward pass: sliding windows for large images, test-time
+augmentation by horizontal flip and several scales, and class indices from logits or
+probabilities without a softmax where that provably gives the same classes. Used by evaluation,
+prediction and serving alike, with any segmenter (see seglab.engine.segmenter)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -76,3 +78,49 @@ def _starts(size: int, window: int, step: int) -> list[int]:
     if starts[-1] + window < size:
         starts.append(size - window)
     return starts
+
+
+# How far a pixel's largest logit must stand above every earlier class's for the logits' argmax
+# to be the softmax's (see clear_argmax).
+MARGIN = 1e-5
+
+
+def clear_argmax(logits: torch.Tensor) -> np.ndarray | None:
+    """The first argmax of K x H x W float32 ``logits`` (K at most 256) when it is certainly the
+    argmax of their softmax: when at every pixel the largest logit stands at least
+    :data:`MARGIN` above every class before it. None otherwise (or for a NaN or an infinity).
+
+    Why that suffices: softmax is exp(x - max) scaled by one positive number per pixel. A class
+    j before the argmax i with x_j <= x_i - 1e-5 has exp(x_j - x_i) <= 1 - 1e-5, over 160 float32
+    steps below exp(0) = 1, a gap no rounding of the exponential or of the scaling closes, so
+    p_j < p_i. Classes after i lose a tie to i either way (argmax takes the first)."""
+    planes = logits.detach().numpy()
+    best = planes[0].copy()
+    before = np.full(best.shape, -np.inf, dtype=planes.dtype)  # the largest of earlier classes
+    classes = np.zeros(best.shape, dtype=np.uint8)
+    larger = np.empty(best.shape, dtype=bool)
+    for k in range(1, planes.shape[0]):
+        np.greater(planes[k], best, out=larger)
+        np.copyto(classes, k, where=larger)
+        np.copyto(before, best, where=larger)
+        np.maximum(best, planes[k], out=best)
+    if not np.isfinite(best).all() or (best - before < MARGIN).any():  # NaN, inf: softmax's
+        return None
+    return classes
+
+
+def first_argmax(scores: torch.Tensor) -> np.ndarray:
+    """H x W uint8: the index of the largest of K x H x W ``scores`` (K at most 256), the first
+    one where several are equal, as ``scores.argmax(0)`` gives it (a NaN counts as the largest:
+    then torch's own answer). One pass over each class's plane instead of a strided reduction."""
+    planes = scores.numpy()
+    best = planes[0].copy()
+    classes = np.zeros(best.shape, dtype=np.uint8)
+    larger = np.empty(best.shape, dtype=bool)
+    for k in range(1, planes.shape[0]):
+        np.greater(planes[k], best, out=larger)
+        np.copyto(classes, k, where=larger)
+        np.maximum(best, planes[k], out=best)
+    if np.isnan(best).any():  # np.maximum carries NaN into best
+        return scores.argmax(0).to(torch.uint8).numpy()
+    return classes

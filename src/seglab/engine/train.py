@@ -72,7 +72,7 @@ from seglab.engine.recipe import apply_recipe, choose_recipe, format_choices, mi
 from seglab.engine.run_folder import claim_run_folder, default_run_folder
 from seglab.engine.segmenter import TorchSegmenter
 from seglab.errors import BadFileError, SeglabError, first_line, one_line
-from seglab.formatting import format_metrics
+from seglab.formatting import format_metrics, undertrained_warning
 from seglab.models.encoders import get_encoder_spec
 from seglab.models.unet import UNet, build_model
 from seglab.models.weights import fetch_imagenet_weights
@@ -939,7 +939,7 @@ def format_summary(s: Session, state: TrainingState, seconds: float) -> str:
         return f"{ran}; no validation ran; checkpoint: {s.out / 'last.pt'}"
     lines = [ran, "best validation:", format_metrics(state.best_metrics)]
     if state.best_metrics.get("undertrained"):
-        lines.append(f"warning: undertrained: {state.best_metrics['undertrained']}")
+        lines.append(undertrained_warning(state.best_metrics["undertrained"], state.best_metrics))
     if s.resolved.get("weights_requested") == "auto" and s.config.weights == "none":
         lines.append(
             "note: trained from scratch: ImageNet weights were asked for (--weights auto) but are "

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from seglab.deployment.artifacts import load_segmenter, model_warnings
-from seglab.engine.inference import predict_probabilities
+from seglab.engine.inference import clear_argmax, first_argmax, predict_probabilities
 from seglab.engine.run_folder import model_file
 from seglab.engine.segmenter import Segmenter
 from seglab.errors import SeglabError
@@ -156,11 +156,6 @@ def warm_up(segmenter: Segmenter) -> None:
     segment(segmenter, [torch.zeros(channels, 64, 64, dtype=torch.uint8)])
 
 
-# How far a pixel's largest logit must stand above every earlier class's for the logits' argmax
-# to be the softmax's (see clear_argmax).
-MARGIN = 1e-5
-
-
 def segment(segmenter: Segmenter, images: Sequence[torch.Tensor]) -> np.ndarray:
     """N x H x W uint8 class indices of C x H x W images of one size (uint8, or float in
     [0, 1]), as ``seglab predict`` computes them: the argmax of the softmax of the logits
@@ -184,45 +179,4 @@ def segment(segmenter: Segmenter, images: Sequence[torch.Tensor]) -> np.ndarray:
             else:  # on an accelerator the argmax runs where the probabilities are
                 mask = probabilities[0].argmax(0).to(torch.uint8).cpu().numpy()
         classes[k] = mask
-    return classes
-
-
-def clear_argmax(logits: torch.Tensor) -> np.ndarray | None:
-    """The first argmax of K x H x W float32 ``logits`` (K at most 256) when it is certainly the
-    argmax of their softmax: when at every pixel the largest logit stands at least
-    :data:`MARGIN` above every class before it. None otherwise (or for a NaN or an infinity).
-
-    Why that suffices: softmax is exp(x - max) scaled by one positive number per pixel. A class
-    j before the argmax i with x_j <= x_i - 1e-5 has exp(x_j - x_i) <= 1 - 1e-5, over 160 float32
-    steps below exp(0) = 1, a gap no rounding of the exponential or of the scaling closes, so
-    p_j < p_i. Classes after i lose a tie to i either way (argmax takes the first)."""
-    planes = logits.detach().numpy()
-    best = planes[0].copy()
-    before = np.full(best.shape, -np.inf, dtype=planes.dtype)  # the largest of earlier classes
-    classes = np.zeros(best.shape, dtype=np.uint8)
-    larger = np.empty(best.shape, dtype=bool)
-    for k in range(1, planes.shape[0]):
-        np.greater(planes[k], best, out=larger)
-        np.copyto(classes, k, where=larger)
-        np.copyto(before, best, where=larger)
-        np.maximum(best, planes[k], out=best)
-    if not np.isfinite(best).all() or (best - before < MARGIN).any():  # NaN, inf: softmax's
-        return None
-    return classes
-
-
-def first_argmax(scores: torch.Tensor) -> np.ndarray:
-    """H x W uint8: the index of the largest of K x H x W ``scores`` (K at most 256), the first
-    one where several are equal, as ``scores.argmax(0)`` gives it (a NaN counts as the largest:
-    then torch's own answer). One pass over each class's plane instead of a strided reduction."""
-    planes = scores.numpy()
-    best = planes[0].copy()
-    classes = np.zeros(best.shape, dtype=np.uint8)
-    larger = np.empty(best.shape, dtype=bool)
-    for k in range(1, planes.shape[0]):
-        np.greater(planes[k], best, out=larger)
-        np.copyto(classes, k, where=larger)
-        np.maximum(best, planes[k], out=best)
-    if np.isnan(best).any():  # np.maximum carries NaN into best
-        return scores.argmax(0).to(torch.uint8).numpy()
     return classes
