@@ -279,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{sorted(wrk_cores) if wrk_cores else 'any core'}"
         ),
         "threads": (
-            "server and benchmark alike: torch's default (one per core they may use), ONNX "
-            "Runtime's default intra-op pool (one per physical core, spinning allowed)"
+            "server (--threads auto: one per free core) and benchmark (torch's default: one per "
+            "core it may use) alike; ONNX Runtime's intra-op pool of torch's thread count, "
+            "spinning allowed"
         ),
         "settings": {
             "clients": args.clients,

@@ -489,7 +489,11 @@ def _add_data(commands) -> None:
         "DIR/review.html (pictures in DIR/pictures), which opens in a browser from the disk.",
     )
     review.add_argument(
-        "--checkpoint", required=True, help="a checkpoint (best.pt, ...) or a run folder"
+        "--checkpoint",
+        required=True,
+        nargs="+",
+        help="a checkpoint (best.pt, ...) or a run folder; or several, such as the fold runs of "
+        "`compare --folds`: each image is then scored by one not trained on it (out of fold)",
     )
     review.add_argument("--data", required=True, help=f"the labelled data: {DATA_HELP}")
     review.add_argument("--unlabelled", metavar="DIR", help="a folder of images to rank")
@@ -574,6 +578,13 @@ def _add_serve(commands) -> None:
         "description (off by default: anyone who reaches the server would see them)",
     )
     serve.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    serve.add_argument(
+        "--threads",
+        default="auto",
+        metavar="auto|N",
+        help="intra-op threads of torch and ONNX Runtime (default auto: one per free core; "
+        "requests are decoded in the server's own threads)",
+    )
     serve.add_argument("--open", action="store_true", help="open the page in a web browser")
     serve.set_defaults(run=run_serve)
 
@@ -855,8 +866,10 @@ def run_data_show(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from seglab.config import check_values
     from seglab.serving.server import serve
 
+    machine = check_values({"threads": args.threads}, "serve", flags=True)
     serve(
         args.models,
         host=args.host,
@@ -870,6 +883,7 @@ def run_serve(args: argparse.Namespace) -> int:
         per_client=args.per_client,
         expose_details=args.expose_details,
         device=args.device,
+        threads=machine["threads"],
         open_browser=args.open,
     )
     return 0

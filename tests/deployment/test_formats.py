@@ -51,3 +51,17 @@ def test_the_registry_is_read_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_onnx_runtime_takes_the_process_threads(exported):
+    """ONNX Runtime's intra-op threads follow the thread choice (torch's count when the
+    session opens), as a busy machine's choice of fewer threads must hold for it too."""
+    from seglab.deployment.formats.onnx_fp32 import OnnxSegmenter
+    from seglab.engine.machine import torch_threads
+
+    path, card, _ = exported("onnx")
+    for threads in (1, 2):
+        with torch_threads(threads):
+            session = OnnxSegmenter(path, card.info).session
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == threads

@@ -20,11 +20,13 @@ from seglab.data.info import DatasetInfo
 from seglab.engine.checkpoint import Checkpoint
 from seglab.models.unet import build_model
 from seglab.reporting.review import (
+    Scorer,
     disagreement_regions,
     margin_uncertainty,
     outline,
     pick_diverse,
     score_labelled,
+    scorer_for,
 )
 from tests.serving.test_page_browser import chromium
 
@@ -137,8 +139,9 @@ def test_the_image_with_a_flipped_region_ranks_first_and_its_region_is_reported(
     root = write_dataset(tmp_path / "d", {"train": 4, "val": 3}, wrong=("val", 1))
     data = open_data(str(root), progress=False)
     trained = {str((root / "images/train/img000.png").resolve())}
+    scorers = [Scorer(ClassFromRed(data.info), trained, "stub")]
     suspects, drawn, classes = score_labelled(
-        ClassFromRed(data.info), data, str(root), ["train", "val"], trained, 2, 3, False
+        scorers, data, str(root), ["train", "val"], 2, 3, False
     )
     assert len(suspects) == 7 and len(drawn) == 2
     first = suspects[0]
@@ -150,6 +153,28 @@ def test_the_image_with_a_flipped_region_ranks_first_and_its_region_is_reported(
         True
     ]
     assert sum(c["contradicted"] > 0 for c in classes.values()) >= 1
+
+
+def test_each_image_is_scored_by_a_model_not_trained_on_it_where_there_is_one(tmp_path):
+    root = write_dataset(tmp_path / "d", {"train": 2, "val": 2}, wrong=("val", 1))
+    data = open_data(str(root), progress=False)
+    train = {str((root / f"images/train/img{i:03d}.png").resolve()) for i in range(2)}
+    wrong = str((root / "images/val/img001.png").resolve())
+    first = Scorer(ClassFromRed(data.info), train | {wrong}, "first")
+    second = Scorer(ClassFromRed(data.info), train, "second")
+    unknown = Scorer(ClassFromRed(data.info), None, "unknown")
+    assert scorer_for(wrong, [first, second]) == 1  # out of fold
+    assert scorer_for(wrong, [first, unknown]) == 1  # not known beats trained on
+    assert scorer_for(next(iter(train)), [first, second]) == 0  # trained on by all: the first
+    suspects, _, _ = score_labelled([first, second], data, str(root), ["train", "val"], 0, 2, False)
+    by_name = {(s.split, s.name): (s.model, s.trained_on) for s in suspects}
+    assert by_name == {
+        ("train", "img000.png"): ("first", True),
+        ("train", "img001.png"): ("first", True),
+        ("val", "img000.png"): ("first", False),
+        ("val", "img001.png"): ("second", False),
+    }
+    assert suspects[0].name == "img001.png" and suspects[0].model == "second"
 
 
 # --- the command end to end ---------------------------------------------------------------------
@@ -266,3 +291,21 @@ def test_a_loaded_model_reviews_as_the_command_does(reviewed, tmp_path):
     found = model.review(reviewed["argv"][5], tmp_path / "api", splits=["val"], top=1)
     assert [s.split for s in found.suspects] == ["val", "val"] and found.candidates is None
     assert json.loads((tmp_path / "api" / "review.json").read_text())["label_next"] is None
+
+
+def test_the_fold_runs_of_a_cross_validation_review_every_image_out_of_fold(reviewed, tmp_path):
+    data = reviewed["argv"][5]
+    model = build_model("mobilenet_v2", 3, encoder_weights=None)
+    info = open_data(data, progress=False).info
+    folds = []
+    for fold in ("1/2", "2/2"):
+        config = TrainConfig(data=data, encoder="mobilenet_v2", weights="none", fold=fold)
+        folds.append(tmp_path / f"fold{fold[0]}.pt")
+        Checkpoint(model.spec, model.state_dict(), info, config, {}).save(folds[-1])
+    argv = ["data", "review", "--checkpoint", *map(str, folds), "--data", data]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]) == 0
+    found = json.loads((tmp_path / "out" / "review.json").read_text())
+    assert len(found["suspects"]) == 5
+    assert {s["trained_on"] for s in found["suspects"]} == {False}
+    assert {s["model"] for s in found["suspects"]} == set(map(str, folds))
+    assert "scored by" in (tmp_path / "out" / "review.html").read_text()

@@ -100,3 +100,40 @@ def test_an_address_in_use_is_one_line():
 def test_bad_options_are_one_line(capsys, flags, message):
     assert main(["serve", str(Path("runs/x/best.pt")), *flags]) == 2
     assert capsys.readouterr().err.strip() == f"seglab: error: serve: {message}"
+
+
+def test_the_threads_are_set_before_the_models_load_and_put_back_after(
+    tiny_runs, monkeypatch, capsys
+):
+    """ONNX Runtime takes its thread count when a session opens, so the choice must be in place
+    before load_models; a serve() called from Python leaves the caller's threads as they were."""
+    import torch
+
+    import seglab.serving.server as server_module
+    from seglab.serving import models as models_module
+
+    seen = {}
+    load = models_module.load_models
+
+    def load_models(specs, device="cpu"):
+        seen["loading"] = torch.get_num_threads()
+        return load(specs, device)
+
+    class Server:
+        def run(self, sockets):
+            seen["serving"] = torch.get_num_threads()
+
+    monkeypatch.setattr(models_module, "load_models", load_models)
+    monkeypatch.setattr(server_module, "_uvicorn_server", lambda config, on_ready: Server())
+    before = torch.get_num_threads()
+    lines = []
+    serve([str(tiny_runs["mobilenet_v2"])], port=0, threads=1, report=lines.append)
+    assert seen == {"loading": 1, "serving": 1}
+    assert torch.get_num_threads() == before
+    assert any(line.startswith("threads: ") and "1 thread (given)" in line for line in lines)
+
+
+def test_bad_threads_are_one_line(capsys):
+    assert main(["serve", str(Path("runs/x/best.pt")), "--threads", "many"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == "seglab: error: serve: --threads: 'many' is not auto or an integer"

@@ -13,7 +13,9 @@ looks like, while the thin slivers along class borders where any model hesitates
 Per class, the share of the class's labelled pixels the model contradicts (the same weights)
 is recorded for each image and over the whole review. A model scores images it was trained on
 too; each image says whether it was (it has then seen the label, so a contradiction there is
-stronger evidence).
+stronger evidence). Given several models (the fold runs of ``compare --folds``), each image is
+scored by one that was not trained on it, where there is one: out-of-fold predictions, which
+have not learnt the label in question.
 
 **What to label next.** Each unlabelled image's uncertainty is 1 minus the mean margin between
 its two most probable classes (0: sure everywhere, 1: a coin toss everywhere). Images are chosen
@@ -219,6 +221,7 @@ class Suspect:
     name: str
     split: str
     image: str
+    model: str  # the model that scored it
     trained_on: bool | None
     score: float
     disagreement: float  # every disagreeing pixel's weight over the labelled pixels
@@ -298,7 +301,7 @@ def _suspect_record(s: Suspect, rank: int, names: Sequence[str]) -> dict[str, An
 
 
 def review(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | Sequence[str | os.PathLike],
     data: str,
     out: str | os.PathLike,
     *,
@@ -309,15 +312,61 @@ def review(
     batch_size: int = 4,
     progress: bool = True,
 ) -> Review:
-    """``seglab data review``: ``checkpoint`` (a checkpoint, a run folder or an exported model)
-    run on every labelled image of ``splits`` of ``data`` (default: all its labelled splits)
-    and, given ``unlabelled``, on that folder's images; writes ``out``/review.json,
-    review.html and the pictures of the ``top`` images of each list. ``out`` must not exist."""
+    """``seglab data review``: ``checkpoint`` (a checkpoint, a run folder or an exported model;
+    or several, such as the fold runs of ``compare --folds``) run on every labelled image of
+    ``splits`` of ``data`` (default: all its labelled splits) and, given ``unlabelled``, on that
+    folder's images; writes ``out``/review.json, review.html and the pictures of the ``top``
+    images of each list. ``out`` must not exist. With several models, each image is scored by
+    the first one not trained on it (out of fold), where the records say so."""
     out = _new_folder(out)
     if top < 0 or batch_size < 1:
         raise SeglabError("review: --top must be at least 0 and the batch size at least 1")
-    path = model_file(Path(checkpoint), "review: checkpoint")
+    paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
+    if not paths:
+        raise SeglabError("review: give at least one checkpoint")
     images = _unlabelled_images(Path(unlabelled)) if unlabelled is not None else None
+    scorers, notes = zip(*(_scorer(p, device) for p in paths))
+    first = scorers[0]
+    for other in scorers[1:]:
+        if other.segmenter.info.classes != first.segmenter.info.classes:
+            raise SeglabError(
+                f"review: {other.name} has other classes than {first.name}: "
+                f"{other.segmenter.info.classes} against {first.segmenter.info.classes}"
+            )
+    dataset = open_model_data(data, first.segmenter.info, first.name)
+    labelled = _labelled_splits(data, dataset)
+    chosen = list(splits) if splits else labelled
+    for split in chosen:
+        if split not in labelled:
+            raise SeglabError(f"review: {data} has no labelled split {split!r}: {labelled}")
+    scored = score_labelled(list(scorers), dataset, data, chosen, top, batch_size, progress)
+    suspects, drawn, classes = scored
+    candidates, drawn_next = None, []
+    if images is not None:
+        candidates, drawn_next = rank_unlabelled(first.segmenter, images, top, progress)
+    if len(scorers) > 1:  # say which model each note is about
+        notes = [[f"{s.name}: {line}" for line in said] for s, said in zip(scorers, notes)]
+    notes = [line for said in notes for line in said]
+    model = first.name if len(scorers) == 1 else ", ".join(s.name for s in scorers)
+    found = Review(model, data, chosen, first.segmenter.info, suspects, candidates, classes, notes)
+    _write(found, drawn + drawn_next, out)
+    return found
+
+
+@dataclass
+class Scorer:
+    """A model that scores labelled images, and the items (see _item_key) it was trained on
+    (None: not known)."""
+
+    segmenter: Segmenter
+    trained: set[str] | None
+    name: str
+
+
+def _scorer(checkpoint: str | os.PathLike, device: str) -> tuple[Scorer, list[str]]:
+    """The model in ``checkpoint`` (its own record's warnings said) with what it was trained on,
+    and the notes on what is not known."""
+    path = model_file(Path(checkpoint), "review: checkpoint")
     loaded = None if is_artifact(path) else Checkpoint.load(path)
     segmenter = (
         load_segmenter(path, device)
@@ -326,22 +375,22 @@ def review(
     )
     said = model_warnings(path) if loaded is None else record_warnings(str(path), loaded.metrics)
     for line in said:  # a checkpoint's own record: not loaded a second time
-        warnings.warn(line, SeglabWarning, stacklevel=2)
-    dataset = open_model_data(data, segmenter.info, str(path))
-    labelled = _labelled_splits(data, dataset)
-    chosen = list(splits) if splits else labelled
-    for split in chosen:
-        if split not in labelled:
-            raise SeglabError(f"review: {data} has no labelled split {split!r}: {labelled}")
+        warnings.warn(line, SeglabWarning, stacklevel=3)
     trained, notes = _trained_items(loaded)
-    scored = score_labelled(segmenter, dataset, data, chosen, trained, top, batch_size, progress)
-    suspects, drawn, classes = scored
-    candidates, drawn_next = None, []
-    if images is not None:
-        candidates, drawn_next = rank_unlabelled(segmenter, images, top, progress)
-    found = Review(str(path), data, chosen, segmenter.info, suspects, candidates, classes, notes)
-    _write(found, drawn + drawn_next, out)
-    return found
+    return Scorer(segmenter, trained, str(path)), notes
+
+
+def scorer_for(key: str, scorers: Sequence[Scorer]) -> int:
+    """The place of the model that scores the item ``key``: the first known not to have been
+    trained on it (its predictions are out of fold), else the first whose training is not
+    known, else the first."""
+    for place, scorer in enumerate(scorers):
+        if scorer.trained is not None and key not in scorer.trained:
+            return place
+    for place, scorer in enumerate(scorers):
+        if scorer.trained is None:
+            return place
+    return 0
 
 
 def _new_folder(out: str | os.PathLike) -> Path:
@@ -406,54 +455,60 @@ class _Drawn:
 
 
 def score_labelled(
-    segmenter: Segmenter,
+    scorers: Sequence[Scorer],
     dataset: Data,
     data: str,
     splits: list[str],
-    trained: set[str] | None,
     top: int,
     batch_size: int,
     progress: bool,
 ) -> tuple[list[Suspect], list[_Drawn], dict[str, dict[str, float]]]:
-    """Every labelled image of ``splits`` scored, highest first; the pictures of the ``top``
-    ones; the contradicted share of each class over all of them."""
-    info = segmenter.info
+    """Every labelled image of ``splits`` scored (each by the model scorer_for picks), highest
+    first; the pictures of the ``top`` ones; the contradicted share of each class over all."""
+    info = scorers[0].segmenter.info
     sums, pixels = np.zeros(info.num_classes), np.zeros(info.num_classes)
     suspects: list[Suspect] = []
     # Only the ``top`` highest scores so far keep what their pictures are drawn from (a min-heap
     # of score, place, picture), so memory does not grow with the dataset.
     kept: list[tuple[float, int, _Drawn]] = []
-    items = _Items(dataset, splits)
-    bar = tqdm(desc="review", unit="image", total=items.total, disable=not progress)
-    for group in same_size_batches(items, batch_size):
-        _, probs = batch_probabilities(segmenter, [image for _, image in group], flip=True)
-        for ((split, index, mask, split_set), image), p in zip(group, probs):
+    assigned: list[list[tuple[str, SegmentationDataset, int, str]]] = [[] for _ in scorers]
+    for split in splits:
+        split_set = dataset.split(split)
+        for index in range(len(split_set)):
             key = _item_key(split_set, data, split, index)
-            p, m = p.numpy(), mask.numpy()
-            regions, labels = disagreement_regions(p, m, info.ignore_index)
-            weights = disagreement(p, m, info.ignore_index)
-            class_sums, class_pixels = class_contradiction(weights, m, info.num_classes)
-            sums, pixels = sums + class_sums, pixels + class_pixels
-            suspects.append(
-                Suspect(
-                    name=_item_name(split_set, split, index),
-                    split=split,
-                    image=key,
-                    trained_on=None if trained is None else key in trained,
-                    score=image_score(regions),
-                    disagreement=float(weights.sum() / max(int(class_pixels.sum()), 1)),
-                    regions=regions,
-                    per_class={
-                        info.classes[c]: float(class_sums[c] / class_pixels[c])
-                        for c in np.nonzero(class_pixels)[0]
-                    },
+            assigned[scorer_for(key, scorers)].append((split, split_set, index, key))
+    bar = tqdm(desc="review", unit="image", total=sum(map(len, assigned)), disable=not progress)
+    for scorer, items in zip(scorers, assigned):
+        for group in same_size_batches(_Items(items), batch_size):
+            images = [image for _, image in group]
+            _, probs = batch_probabilities(scorer.segmenter, images, flip=True)
+            for ((split, split_set, index, key, mask), image), p in zip(group, probs):
+                p, m = p.numpy(), mask.numpy()
+                regions, labels = disagreement_regions(p, m, info.ignore_index)
+                weights = disagreement(p, m, info.ignore_index)
+                class_sums, class_pixels = class_contradiction(weights, m, info.num_classes)
+                sums, pixels = sums + class_sums, pixels + class_pixels
+                suspects.append(
+                    Suspect(
+                        name=_item_name(split_set, split, index),
+                        split=split,
+                        image=key,
+                        model=scorer.name,
+                        trained_on=None if scorer.trained is None else key in scorer.trained,
+                        score=image_score(regions),
+                        disagreement=float(weights.sum() / max(int(class_pixels.sum()), 1)),
+                        regions=regions,
+                        per_class={
+                            info.classes[c]: float(class_sums[c] / class_pixels[c])
+                            for c in np.nonzero(class_pixels)[0]
+                        },
+                    )
                 )
-            )
-            drawn = _Drawn({}, image, mask, torch.from_numpy(p.argmax(0)), labels > 0)
-            heapq.heappush(kept, (suspects[-1].score, len(suspects) - 1, drawn))
-            if len(kept) > top:
-                heapq.heappop(kept)
-        bar.update(len(group))
+                drawn = _Drawn({}, image, mask, torch.from_numpy(p.argmax(0)), labels > 0)
+                heapq.heappush(kept, (suspects[-1].score, len(suspects) - 1, drawn))
+                if len(kept) > top:
+                    heapq.heappop(kept)
+            bar.update(len(group))
     bar.close()
     pictures = {place: drawn for _, place, drawn in kept}
     order = sorted(range(len(suspects)), key=lambda i: -suspects[i].score)
@@ -473,18 +528,16 @@ def score_labelled(
 
 
 class _Items:
-    """((split, index, mask, split dataset), image) of every item of ``splits``, and their
-    count, for the progress bar."""
+    """((split, split dataset, index, key, mask), image) of each of ``items`` (split, split
+    dataset, index, key), loaded as they are reached."""
 
-    def __init__(self, dataset: Data, splits: list[str]):
-        self.sets = [(split, dataset.split(split)) for split in splits]
-        self.total = sum(len(s) for _, s in self.sets)
+    def __init__(self, items: list[tuple[str, SegmentationDataset, int, str]]):
+        self.items = items
 
     def __iter__(self) -> Iterator[tuple[tuple, torch.Tensor]]:
-        for split, split_set in self.sets:
-            for index in range(len(split_set)):
-                image, mask = split_set[index]
-                yield (split, index, mask, split_set), image
+        for split, split_set, index, key in self.items:
+            image, mask = split_set[index]
+            yield (split, split_set, index, key, mask), image
 
 
 def _item_name(split_set: SegmentationDataset, split: str, index: int) -> str:
@@ -718,10 +771,12 @@ def _table(table_id: str, header: list[str], items: list[str]) -> str:
 
 def _suspects_table(found: Review) -> str:
     names = found.info.classes
+    several = len({s.model for s in found.suspects}) > 1  # out-of-fold: say which model
     header = [
         _th("#", "number", "asc"),
         _th("image", "text"),
         _th("split", "text"),
+        *([_th("scored by", "text")] if several else []),
         _th("trained on", "text"),
         _th("score", "number"),
         _th("class (mask → model)", "text"),
@@ -735,6 +790,7 @@ def _suspects_table(found: Review) -> str:
             _number(rank, str(rank)),
             _text(s.name),
             _text(s.split),
+            *([_text(s.model)] if several else []),
             _text({True: "yes", False: "no", None: "unknown"}[s.trained_on]),
             _number(s.score, f"{100 * s.score:.2f}%"),
         ]
@@ -805,6 +861,8 @@ def summary_lines(found: Review, out: str | os.PathLike, count: int = 5) -> list
             else "no disagreement"
         )
         trained = {True: ", trained on", False: "", None: ""}[s.trained_on]
+        if len({s.model for s in found.suspects}) > 1:
+            trained += f", scored by {s.model}"
         lines.append(f"  {rank}. {s.split}/{s.name}{trained}: {100 * s.score:.2f}%, {where}")
     if found.candidates is not None:
         lines.append(f"label next ({len(found.candidates)} images, first first):")

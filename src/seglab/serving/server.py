@@ -29,6 +29,7 @@ def serve(
     per_client: int = 8,
     expose_details: bool = False,
     device: str = "cpu",
+    threads: int | str = "auto",
     open_browser: bool = False,
     report: Callable[[str], None] = print,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
@@ -36,7 +37,9 @@ def serve(
     """Serve ``models`` (checkpoints, run folders, exported artifacts; NAME=PATH names one) until
     interrupted. One-line SeglabError for a bad option, a model that cannot be loaded or an
     address that cannot be listened on. What bounds memory and each client's share is printed
-    after the line naming the address (see :func:`limits_line`)."""
+    after the line naming the address (see :func:`limits_line`), then the threads: ``threads``
+    ("auto": one per free core, engine.machine.choose_threads) are set before the models load,
+    as ONNX Runtime takes its thread count when a session opens."""
     for flag, value in (
         ("--max-upload", max_upload_mb),
         ("--max-megapixels", max_megapixels),
@@ -58,41 +61,47 @@ def serve(
         # After the checks above: a bad flag answers before torch and the web stack load.
         import uvicorn
 
+        from seglab.engine.machine import resolve_threads, torch_threads
         from seglab.serving.app import create_app
         from seglab.serving.models import load_models
 
-        served = load_models(models, device)
-        app = create_app(
-            served,
-            max_upload=int(max_upload_mb * MB),
-            max_pixels=int(max_megapixels * 1e6),
-            queue_size=queue,
-            batch=batch,
-            batch_pixels=int(batch_megapixels * 1e6),
-            body_timeout=body_timeout,
-            per_client=per_client,
-            expose_details=expose_details,
-        )
-        url = page_url(host, sock.getsockname()[1])
-        names = ", ".join(f"{m.name} ({m.segmenter.kind})" for m in served)
-        report(f"serving {names} at {url} (Ctrl+C stops)")
-        report(
-            limits_line(
-                max_upload_mb, max_megapixels, batch, batch_megapixels, queue, per_client,
-                body_timeout, expose_details,
+        chosen = resolve_threads("serving", threads, accelerator=device != "cpu")
+        with torch_threads(chosen.threads):  # put back when serving ends (serve from Python)
+            served = load_models(models, device)
+            app = create_app(
+                served,
+                max_upload=int(max_upload_mb * MB),
+                max_pixels=int(max_megapixels * 1e6),
+                queue_size=queue,
+                batch=batch,
+                batch_pixels=int(batch_megapixels * 1e6),
+                body_timeout=body_timeout,
+                per_client=per_client,
+                expose_details=expose_details,
             )
-        )  # fmt: skip
-        config = uvicorn.Config(
-            app,
-            log_level="info",
-            # uvicorn's own 503 beyond this many connections: a bound on memory even for
-            # requests still uploading, before they reach the queue
-            limit_concurrency=max(64, 4 * queue),
-            timeout_graceful_shutdown=5,
-            server_header=False,
-        )
-        server = _uvicorn_server(config, (lambda: webbrowser.open(url)) if open_browser else None)
-        server.run(sockets=[sock])
+            url = page_url(host, sock.getsockname()[1])
+            names = ", ".join(f"{m.name} ({m.segmenter.kind})" for m in served)
+            report(f"serving {names} at {url} (Ctrl+C stops)")
+            report(
+                limits_line(
+                    max_upload_mb, max_megapixels, batch, batch_megapixels, queue, per_client,
+                    body_timeout, expose_details,
+                )
+            )  # fmt: skip
+            report(f"threads: {chosen.reason}")
+            config = uvicorn.Config(
+                app,
+                log_level="info",
+                # uvicorn's own 503 beyond this many connections: a bound on memory even for
+                # requests still uploading, before they reach the queue
+                limit_concurrency=max(64, 4 * queue),
+                timeout_graceful_shutdown=5,
+                server_header=False,
+            )
+            server = _uvicorn_server(
+                config, (lambda: webbrowser.open(url)) if open_browser else None
+            )
+            server.run(sockets=[sock])
     finally:
         sock.close()
 

@@ -64,7 +64,9 @@ class OnnxSegmenter:
         kind: str = "onnxruntime",
         card: DeploymentCard | None = None,
     ):
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(path), session_options(), providers=["CPUExecutionProvider"]
+        )
         self.input_name = self.session.get_inputs()[0].name
         self.info, self.name, self.kind, self.card = info, name or str(path), kind, card
 
@@ -74,6 +76,18 @@ class OnnxSegmenter:
 
     def __repr__(self) -> str:
         return f"OnnxSegmenter({self.name!r}, {self.kind})"
+
+
+def session_options() -> ort.SessionOptions:
+    """ONNX Runtime under the process's thread choice: torch's intra-op threads when the
+    session opens (set from the free cores by engine.machine.choose_threads, or --threads), so
+    a busy machine's choice of fewer threads holds for ONNX Runtime too. Its threads still
+    spin-wait between parallel sections (its default): sleeping instead saved 13% of a loaded
+    server's CPU but served no more images (docs/benchmarks.md, "Serving at the benchmark's
+    throughput")."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return options
 
 
 def load(path: Path, card: DeploymentCard) -> OnnxSegmenter:
