@@ -59,8 +59,6 @@ def serve(
     sock = listen(host, port)
     try:
         # After the checks above: a bad flag answers before torch and the web stack load.
-        import uvicorn
-
         from seglab.engine.machine import resolve_threads, torch_threads
         from seglab.serving.app import create_app
         from seglab.serving.models import load_models
@@ -89,19 +87,8 @@ def serve(
                 )
             )  # fmt: skip
             report(f"threads: {chosen.reason}")
-            config = uvicorn.Config(
-                app,
-                log_level="info",
-                # uvicorn's own 503 beyond this many connections: a bound on memory even for
-                # requests still uploading, before they reach the queue
-                limit_concurrency=max(64, 4 * queue),
-                timeout_graceful_shutdown=5,
-                server_header=False,
-            )
-            server = _uvicorn_server(
-                config, (lambda: webbrowser.open(url)) if open_browser else None
-            )
-            server.run(sockets=[sock])
+            on_ready = (lambda: webbrowser.open(url)) if open_browser else None
+            _uvicorn_server(_uvicorn_config(app, queue), on_ready).run(sockets=[sock])
     finally:
         sock.close()
 
@@ -134,6 +121,20 @@ def limits_line(
         f"images wait (503 beyond), {DECODE_SLOTS} decode at once; per client: "
         f"{per_client} requests at once (429 beyond), each body within {body_timeout:g} s "
         f"(408); GET /models {details}"
+    )
+
+
+def _uvicorn_config(app, queue: int):
+    import uvicorn  # late, as in serve(): a bad flag answers before the web stack loads
+
+    return uvicorn.Config(
+        app,
+        log_level="info",
+        # uvicorn's own 503 beyond this many connections: a bound on memory even for requests
+        # still uploading, before they reach the queue
+        limit_concurrency=max(64, 4 * queue),
+        timeout_graceful_shutdown=5,
+        server_header=False,
     )
 
 
