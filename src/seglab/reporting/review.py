@@ -111,11 +111,17 @@ def connected_regions(where: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def disagreement_regions(
-    probs: np.ndarray, mask: np.ndarray, ignore_index: int, keep: int = REGIONS_KEPT
+    probs: np.ndarray,
+    mask: np.ndarray,
+    ignore_index: int,
+    keep: int = REGIONS_KEPT,
+    weights: np.ndarray | None = None,
 ) -> tuple[list[Region], np.ndarray]:
     """The ``keep`` highest-scoring regions of disagreement (see the module's rule) and the
-    H x W map of every region (0: agreement), for outlining."""
-    weights = disagreement(probs, mask, ignore_index)
+    H x W map of every region (0: agreement), for outlining; ``weights``: disagreement()'s,
+    when the caller has them already."""
+    if weights is None:
+        weights = disagreement(probs, mask, ignore_index)
     count, labels = connected_regions(weights > 0)
     labelled = max(int(((mask != ignore_index) & (mask < probs.shape[0])).sum()), 1)
     flat = labels.ravel()
@@ -484,8 +490,8 @@ def score_labelled(
             _, probs = batch_probabilities(scorer.segmenter, images, flip=True)
             for ((split, split_set, index, key, mask), image), p in zip(group, probs):
                 p, m = p.numpy(), mask.numpy()
-                regions, labels = disagreement_regions(p, m, info.ignore_index)
                 weights = disagreement(p, m, info.ignore_index)
+                regions, labels = disagreement_regions(p, m, info.ignore_index, weights=weights)
                 class_sums, class_pixels = class_contradiction(weights, m, info.num_classes)
                 sums, pixels = sums + class_sums, pixels + class_pixels
                 suspects.append(
