@@ -30,7 +30,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=20
 
 # The page of `seglab serve` in headless Chromium (Playwright from the test extras drives the
 # system's browser; none is downloaded). Installs Chromium with apt when it is missing and this

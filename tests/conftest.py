@@ -1,8 +1,12 @@
 """Every test runs with an empty torch.hub cache of its own and with downloads refused, so no test
-depends on this machine's cache or network, and none ever fetches real weights."""
+depends on this machine's cache or network, and none ever fetches real weights.
+
+``make test`` runs the suite on pytest-xdist workers, one per core, each pinned to its own cores
+(see pytest_configure)."""
 
 from __future__ import annotations
 
+import os
 import urllib.error
 from pathlib import Path
 
@@ -17,6 +21,29 @@ needs_membrane = pytest.mark.skipif(
     not (SHARED_DATASETS / "isbi2012-membrane").is_dir(),
     reason="../shared/datasets/isbi2012-membrane is absent",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On a pytest-xdist worker: pin the worker to its share of the cores and give torch that many
+    threads. Two workers with torch's default threads each would put 4 threads on 2 cores, where
+    torch's threads wait for each other at every operator; pinned, seglab's own thread choice
+    (from the affinity) sees the share too, as it does under taskset or a batch scheduler."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... (absent without -n)
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    share = cores[int(worker.removeprefix("gw")) % count :: count] or cores
+    os.sched_setaffinity(0, share)
+    torch.set_num_threads(len(share))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the session's exported files run on one xdist worker (with --dist
+    loadgroup), so that each format, ExecuTorch's lowering above all, is exported once."""
+    for item in items:
+        if "exported" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("exported"))
 
 
 @pytest.fixture(autouse=True)

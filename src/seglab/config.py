@@ -33,6 +33,8 @@ RECIPE_OPTIONS = (
     "class_weights",
     "full_res_skip",
     "val_interval",
+    "lr",
+    "warmup_iters",
 )
 # Epochs when nothing else sets the length of a run (no iterations, no time budget).
 DEFAULT_EPOCHS = 10

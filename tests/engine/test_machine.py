@@ -6,11 +6,17 @@ import subprocess
 import sys
 import time
 
-from seglab.engine.machine import busy_note, cpu_load, describe_machine, machine_description
+from seglab.engine.machine import (
+    busy_note,
+    cpu_load,
+    describe_machine,
+    machine_description,
+    usable_cores,
+)
 
 
 def test_other_processes_busy_on_the_cores_are_measured():
-    spinners = min(os.cpu_count() or 1, 4)
+    spinners = min(usable_cores(), 4)  # one per core this process may use (an xdist worker's)
     spin = "import time\nend = time.time() + 3\nwhile time.time() < end: pass"
     children = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(spinners)]
     try:

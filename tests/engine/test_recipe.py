@@ -10,16 +10,20 @@ from seglab.cli import main
 from seglab.config import RECIPE_OPTIONS, TrainConfig, load_config
 from seglab.data.fingerprint import Fingerprint
 from seglab.engine.recipe import (
+    BASE_LR,
     DEFAULT_TIME_BUDGET,
     MAX_CROP,
     MIN_CROP,
     STEPS,
+    WARMUP_STEPS,
     apply_recipe,
     choose_recipe,
     format_choices,
 )
 
 AUTO = TrainConfig(auto=RECIPE_OPTIONS)
+AUTO_BUT_BATCH = tuple(o for o in RECIPE_OPTIONS if o != "batch_size")
+AUTO_BUT_LENGTH = tuple(o for o in RECIPE_OPTIONS if o not in ("iterations", "time_budget"))
 
 
 def fingerprint(
@@ -69,17 +73,30 @@ def test_larger_images_are_cropped_to_about_half_their_side_rounded_to_the_strid
     assert chosen(whole)["crop_size"] is None
 
 
-def test_a_rare_thin_foreground_gets_dice_weights_and_a_full_resolution_skip():
+def test_a_rare_thin_foreground_gets_dice_weights_but_no_full_resolution_skip():
     fp = fingerprint(shares=(0.98, 0.02), widths=(200.0, 3.0))
     choices = chosen(fp)
     assert choices["loss"] == "ce+dice"
     assert choices["class_weights"] == "sqrt_median_frequency"
-    assert choices["full_res_skip"] == 16
+    assert choices["full_res_skip"] == 0  # 2% of the pixels: not worth a slower step
+    lines = format_choices(fp, choose_recipe(fp, AUTO))
+    assert any("class1 is 2.0% of labelled pixels" in line for line in lines)
+    assert any("class1 structures are thinner than 8 px but only 2.0%" in line for line in lines)
+
+
+def test_thin_structures_with_a_large_share_of_the_pixels_get_a_full_resolution_skip():
+    # the ISBI membranes' shape: one thin class, about a fifth of the pixels
+    fp = fingerprint(shares=(0.78, 0.22), widths=(60.0, 7.5))
+    assert chosen(fp)["full_res_skip"] == 16
+    lines = format_choices(fp, choose_recipe(fp, AUTO))
+    assert any("class1 structures are at most 7.5 px wide and 22%" in line for line in lines)
     # VGG19's first skip is at full resolution already
     assert chosen(fp, dataclasses.replace(AUTO, encoder="vgg19"))["full_res_skip"] == 0
-    lines = format_choices(fp, choose_recipe(fp, AUTO))
-    assert any("class1 structures are about 3 px wide" in line for line in lines)
-    assert any("class1 is 2.0% of labelled pixels" in line for line in lines)
+    # several thin classes count together (CamVid's three are 2.6%: no skip; these are 6%)
+    several = fingerprint(shares=(0.94, 0.03, 0.03), widths=(60.0, 3.0, 6.0))
+    assert chosen(several)["full_res_skip"] == 16
+    few = fingerprint(shares=(0.96, 0.02, 0.02), widths=(60.0, 3.0, 6.0))
+    assert chosen(few)["full_res_skip"] == 0
 
 
 def test_balanced_wide_classes_keep_the_plain_loss():
@@ -141,3 +158,20 @@ def test_the_default_command_prints_uses_and_records_its_recipe(tmp_path, capsys
     assert [c["option"] for c in record["resolved"]["recipe"]] == record["auto"]
     assert record["resolved"]["fingerprint"]["train_images"] == 32
     assert record["resolved"]["minimum_steps"] >= 300
+
+
+def test_the_learning_rate_follows_the_batch_and_warms_up_over_a_tenth_of_a_short_run():
+    fp = fingerprint()
+    choices = chosen(fp)  # 256x256 crops in batches of 8
+    assert choices["batch_size"] == 8 and choices["lr"] == BASE_LR
+    assert choices["warmup_iters"] == WARMUP_STEPS
+    quarter = chosen(fp, dataclasses.replace(AUTO, batch_size=2, auto=AUTO_BUT_BATCH))
+    assert quarter["lr"] == BASE_LR / 2  # Adam's square-root scaling: a quarter of the batch
+    short = chosen(fp, dataclasses.replace(AUTO, iterations=60, auto=AUTO_BUT_LENGTH))
+    assert short["warmup_iters"] == 6  # a tenth of 60 planned steps
+    # SGD keeps the plain rate; a rate given wins
+    assert "lr" not in chosen(fp, dataclasses.replace(AUTO, optimizer="sgd"))
+    given = dataclasses.replace(AUTO, lr=0.01, auto=tuple(o for o in RECIPE_OPTIONS if o != "lr"))
+    assert "lr" not in chosen(fp, given)
+    lines = format_choices(fp, choose_recipe(fp, AUTO))
+    assert any("lr             0.002: AdamW's rate for a batch of 8" in line for line in lines)

@@ -59,6 +59,15 @@ class Fingerprint:
         k = min(measured, key=lambda c: self.widths[c])
         return self.classes[k], float(self.widths[k])
 
+    def thinner_than(self, pixels: float) -> list[int]:
+        """The present classes but the commonest whose structures are narrower than ``pixels``."""
+        background = self.classes.index(self.commonest[0])
+        return [
+            c
+            for c in self._present()
+            if c != background and self.widths[c] is not None and self.widths[c] < pixels
+        ]
+
     def _present(self) -> list[int]:
         present = [c for c, share in enumerate(self.class_shares) if share > 0]
         return present or list(range(len(self.classes)))
