@@ -202,8 +202,11 @@ def test_a_single_seed_says_seed_noise_is_unmeasured_and_what_stands_in():
     )
     assert "seglab's calibration measured (6.5 points" in SINGLE_SEED_CAUTION
     assert "run compare --seeds 3" in SINGLE_SEED_CAUTION
+    # no seed noise at all: only between two forms of one trained model (compare.versus_best)
     images_only = verdict_lines(equal_pair(seeds=1))
-    assert images_only[4].endswith(f"seed noise is unmeasured and left out. {SINGLE_SEED_CAUTION}")
+    assert images_only[4].endswith(
+        "seed noise does not enter: both are forms of the same trained weights."
+    )
 
 
 def test_several_seeds_show_mean_and_spread_and_every_run(tmp_path):

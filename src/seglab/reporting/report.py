@@ -154,8 +154,8 @@ def interval_basis(b: Bootstrap) -> str:
         if 1 not in b.runs:
             return text + "."
         text += "; for the model with one seed"
-    if b.seed_noise is None:
-        return f"{text}, seed noise is unmeasured and left out. {SINGLE_SEED_CAUTION}"
+    if b.seed_noise is None:  # only two forms of one trained model: no seed between them
+        return f"{text}, seed noise does not enter: both are forms of the same trained weights."
     return (
         f"{text}, seed noise is unmeasured: {100 * b.seed_noise:.1f} mIoU points per run are "
         f"assumed. {SINGLE_SEED_CAUTION}"
