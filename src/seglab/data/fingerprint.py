@@ -6,6 +6,7 @@ again); widths are measured on a sample of the training masks."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -52,15 +53,15 @@ class Fingerprint:
     def thinnest(self) -> tuple[str, float] | None:
         """(name, width) of the thinnest structures among the present classes but the commonest
         (whose width is that of the gaps between the others); None when none was measured."""
-        background = self.classes.index(self.commonest[0])
-        measured = [c for c in self._present() if c != background and self.widths[c] is not None]
+        measured = self.thinner_than(math.inf)
         if not measured:
             return None
         k = min(measured, key=lambda c: self.widths[c])
         return self.classes[k], float(self.widths[k])
 
     def thinner_than(self, pixels: float) -> list[int]:
-        """The present classes but the commonest whose structures are narrower than ``pixels``."""
+        """The present classes but the commonest whose structures were measured narrower than
+        ``pixels`` (math.inf: every measured one)."""
         background = self.classes.index(self.commonest[0])
         return [
             c

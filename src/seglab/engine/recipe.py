@@ -251,6 +251,8 @@ def _lr(fp: Fingerprint, config: TrainConfig) -> Choice | None:
 def _warmup_iters(fp: Fingerprint, config: TrainConfig) -> Choice:
     planned = config.planned_steps(steps_per_epoch(fp, config.batch_size))
     steps = WARMUP_STEPS if planned is None else min(WARMUP_STEPS, planned // 10)
+    # a run that fills its budget plans no steps: a budget too short for them warms up throughout
+    # (train's start warns how many steps the budget fits)
     return Choice(
         "warmup_iters",
         steps,
