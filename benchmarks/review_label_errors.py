@@ -3,9 +3,15 @@ in the ways people get labels wrong, a model trained on that corrupted set with 
 command, then the review's ranking of the training images: the share of the corrupted ones in
 its top 5% and top 10% (a random ranking finds 5% and 10% of them there).
 
-    .venv/bin/python benchmarks/review_label_errors.py [--time-budget 8m] [--share 0.05]
-        [--seed 0] [--work runs/review_label_errors]
+    .venv/bin/python benchmarks/review_label_errors.py [--time-budget 8m | --iterations N]
+        [--share 0.05]
+        [--seed 0] [--folds K] [--work runs/review_label_errors]
         [--json benchmarks/results/review_label_errors.json]
+
+With --folds K the review gets the K fold models of a cross-validation over train+val (`seglab
+train --fold I/K`, each as long as --time-budget or --iterations says): each training image is
+then scored by the model that did not see it (out of fold), as `compare --folds` runs would give
+it. Without it, one model trained on the training split reviews the images it was trained on.
 
 The corruptions (one per chosen mask, taking turns):
   relabel  a region of a class (its largest connected component between 0.5% and 5% of the
@@ -14,7 +20,8 @@ The corruptions (one per chosen mask, taking turns):
   shift    an object moved by 8 pixels right and down (a polygon drawn off its object)
 A corruption that changes fewer than 0.5% of a mask's pixels is replaced by the next kind.
 The images and the validation split are linked from ../shared/datasets/camvid, never copied.
-Run it alone: the training has a wall-clock budget.
+Run it alone when the training has a wall-clock budget; --iterations N makes the models the
+same whatever else runs.
 """
 
 from __future__ import annotations
@@ -121,11 +128,27 @@ def ranked_stems(review: dict) -> list[str]:
     return [Path(item["image"]).stem for item in review["suspects"] if item["split"] == "train"]
 
 
+def length_options(args: argparse.Namespace) -> tuple[str, str]:
+    if args.iterations is not None:
+        return ("--iterations", str(args.iterations))
+    return ("--time-budget", args.time_budget)
+
+
+def run_summary(run: Path) -> dict:
+    """A trained model's record: its validation mIoU and the steps it ran."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    last = (run / "metrics.csv").read_text().strip().splitlines()[-1].split(",")
+    return {"run": str(run), "miou": metrics["miou"], "steps": int(last[1])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--time-budget", default="8m")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--time-budget", default="8m")
+    length.add_argument("--iterations", type=int)
     parser.add_argument("--share", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=0, metavar="K")
     parser.add_argument("--work", default="runs/review_label_errors")
     parser.add_argument("--json", default="benchmarks/results/review_label_errors.json")
     args = parser.parse_args()
@@ -135,15 +158,28 @@ def main() -> None:
     corrupted = build(work, args.share, args.seed)
     print(f"corrupted {len(corrupted)} masks: {sorted(corrupted.values())}")
     data = str(work / "data")
-    run = str(work / "run")
-    seglab(
-        "train", "--data", data, "--time-budget", args.time_budget, "--no-progress", "--out", run
+    runs = (
+        [str(work / "run")]
+        if args.folds == 0
+        else [str(work / f"fold{i}") for i in range(1, args.folds + 1)]
     )
+    for i, run in enumerate(runs, start=1):
+        fold = () if args.folds == 0 else ("--fold", f"{i}/{args.folds}")
+        seglab(
+            "train",
+            "--data",
+            data,
+            *fold,
+            *length_options(args),
+            "--no-progress",
+            "--out",
+            run,
+        )
     seglab(
         "data",
         "review",
         "--checkpoint",
-        f"{run}/best.pt",
+        *(f"{run}/best.pt" for run in runs),
         "--data",
         data,
         "--split",
@@ -151,7 +187,8 @@ def main() -> None:
         "--out",
         str(work / "review"),
     )
-    ranking = ranked_stems(json.loads((work / "review" / "review.json").read_text()))
+    review = json.loads((work / "review" / "review.json").read_text())
+    ranking = ranked_stems(review)
     rows = {}
     for top in (0.05, 0.10):
         head = set(ranking[: round(top * len(ranking))])
@@ -166,8 +203,11 @@ def main() -> None:
         "rows": rows,
         "ranks_by_kind": by_kind,
         "images": len(ranking),
-        "time_budget": args.time_budget,
+        "scored_out_of_fold": sum(1 for item in review["suspects"] if item["trained_on"] is False),
+        "models": [run_summary(Path(run)) for run in runs],
+        "length": " ".join(length_options(args)),
         "seed": args.seed,
+        "folds": args.folds,
         "machine": machine_description(),
     }
     for name, row in rows.items():
