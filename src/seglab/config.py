@@ -212,7 +212,12 @@ class TrainConfig:
     schedule: str = option(
         "poly", "learning-rate decay after warm-up", choices=("poly", "cosine", "constant")
     )
-    warmup_iters: int = option(0, "linear warm-up steps", minimum=0)
+    warmup_iters: int = option(
+        0,
+        "linear warm-up steps (a run that fills its --time-budget ends the warm-up after a tenth "
+        "of the budget at the latest)",
+        minimum=0,
+    )
     clip_grad: float | None = option(None, "clip the gradient norm to this value", above=0)
     ema: float | None = option(
         None,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from seglab.config import TrainConfig
-from seglab.engine.optim import build_optimizer, lr_factor
+from seglab.engine.optim import WARMUP_SHARE, build_optimizer, lr_factor
 from seglab.models import build_model
 
 
@@ -15,6 +15,19 @@ def test_warmup_then_poly_and_cosine():
     cosine = TrainConfig(schedule="cosine")
     assert lr_factor(cosine, 50, 0.5) == pytest.approx(0.5)
     assert lr_factor(TrainConfig(schedule="constant"), 50, 0.7) == 1
+
+
+def test_a_run_that_fills_its_budget_warms_up_over_a_tenth_of_it_at_most():
+    # a 45 s budget fits about 12 steps of CamVid: 100 warm-up steps would last the whole run
+    budget = TrainConfig(warmup_iters=100, time_budget=45.0)
+    assert budget.fills_budget
+    assert lr_factor(budget, 0, 0.0) == pytest.approx(0.01)  # by steps while they lead
+    assert lr_factor(budget, 0, WARMUP_SHARE / 2) == pytest.approx(0.5)  # then by time
+    assert lr_factor(budget, 2, WARMUP_SHARE) == pytest.approx((1 - WARMUP_SHARE) ** 0.9)
+    assert lr_factor(budget, 10, 0.9) == pytest.approx(0.1**0.9)  # decaying, not warming up
+    # a run with planned steps keeps the warm-up it was given, whatever the clock says
+    planned = TrainConfig(warmup_iters=100, iterations=500, time_budget=45.0)
+    assert lr_factor(planned, 0, 0.5) == pytest.approx(0.01)
 
 
 def test_encoder_and_decoder_learning_rates():

@@ -251,13 +251,16 @@ def _lr(fp: Fingerprint, config: TrainConfig) -> Choice | None:
 def _warmup_iters(fp: Fingerprint, config: TrainConfig) -> Choice:
     planned = config.planned_steps(steps_per_epoch(fp, config.batch_size))
     steps = WARMUP_STEPS if planned is None else min(WARMUP_STEPS, planned // 10)
-    # a run that fills its budget plans no steps: a budget too short for them warms up throughout
-    # (train's start warns how many steps the budget fits)
+    until = (
+        f"the first {steps} steps, or the first tenth of the budget if that ends sooner"
+        if planned is None
+        else f"the first {steps} steps"
+    )
     return Choice(
         "warmup_iters",
         steps,
-        f"the rate rises linearly over the first {steps} steps (at most {WARMUP_STEPS}, at most a "
-        "tenth of the run): Adam's first steps at the full rate can throw a random start off",
+        f"the rate rises linearly over {until} (at most {WARMUP_STEPS} steps, at most a tenth "
+        "of the run): Adam's first steps at the full rate can throw a random start off",
     )
 
 
