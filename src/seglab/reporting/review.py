@@ -24,37 +24,29 @@ averaged over the image (centred on the images' mean; cosine distance halved int
 nearest image already chosen (the first: uncertainty alone), so near-identical frames are not
 chosen together.
 
-The functions that compute scores take arrays and give numbers (no files, no model), so they can
-be checked on constructed probability maps."""
+The scores are computed in seglab.reporting.label_scores (arrays in, numbers out: checked on
+constructed probability maps); what the review writes, in seglab.reporting.review_page."""
 
 from __future__ import annotations
 
 import contextlib
 import heapq
-import html
-import io
-import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm.auto import tqdm
 
 from seglab.config import parse_fold
 from seglab.data.dataset import Data, open_data
 from seglab.data.dataset_file import dataset_file
-from seglab.data.info import DatasetInfo
 from seglab.data.io import IMAGE_SUFFIXES
 from seglab.data.segmentation_dataset import SegmentationDataset
-from seglab.data.show import overlay
 from seglab.data.synthetic import SPLITS as SYNTHETIC_SPLITS
 from seglab.deployment.artifacts import load_segmenter, model_warnings, record_warnings
 from seglab.deployment.formats import is_artifact
@@ -65,243 +57,20 @@ from seglab.engine.data_record import resolve_data
 from seglab.engine.run_folder import model_file
 from seglab.engine.segmenter import Segmenter, checkpoint_segmenter
 from seglab.errors import SeglabError, SeglabWarning
-from seglab.outputs import check_output_folder, write_atomic, write_text_atomic
-from seglab.reporting.report import CSS
-
-REGIONS_KEPT = 5  # regions recorded per image, highest score first
-OUTLINE = (255, 0, 255)  # the disagreeing regions' outline: magenta, in no class palette here
-PICTURE_WIDTH = 640  # pictures wider than this are drawn smaller on the page
-
-
-# --- scores: arrays in, numbers out -------------------------------------------------------------
-
-
-@dataclass
-class Region:
-    """A connected region where the model contradicts the mask. ``box``: x0, y0, x1, y1 (x1, y1
-    exclusive); classes by index; ``confidence``: the model's mean probability of its own class
-    there; ``score``: its weights' sum over the image's labelled pixels."""
-
-    box: tuple[int, int, int, int]
-    area: int
-    mask_class: int
-    predicted_class: int
-    confidence: float
-    score: float
-
-
-def disagreement(probs: np.ndarray, mask: np.ndarray, ignore_index: int) -> np.ndarray:
-    """H x W weights: where the most probable class of ``probs`` (K x H x W) is not the mask's
-    label, its probability minus the probability of the mask's label; 0 elsewhere, and on
-    ignored pixels (or labels the model has no class for)."""
-    classes = probs.shape[0]
-    labelled = (mask != ignore_index) & (mask >= 0) & (mask < classes)
-    label = np.where(labelled, mask, 0)
-    own = probs.max(axis=0)
-    of_mask = np.take_along_axis(probs, label[None], axis=0)[0]
-    contradicted = labelled & (probs.argmax(axis=0) != label)
-    return np.where(contradicted, own - of_mask, 0.0).astype(np.float32)
-
-
-def connected_regions(where: np.ndarray) -> tuple[int, np.ndarray]:
-    """(count + 1, H x W int32 labels) of the 8-connected regions of the True pixels of
-    ``where``, 0 for the rest (OpenCV's connected components)."""
-    count, labels = cv2.connectedComponents(where.astype(np.uint8), connectivity=8)
-    return count, labels
-
-
-def disagreement_regions(
-    probs: np.ndarray,
-    mask: np.ndarray,
-    ignore_index: int,
-    keep: int = REGIONS_KEPT,
-    weights: np.ndarray | None = None,
-) -> tuple[list[Region], np.ndarray]:
-    """The ``keep`` highest-scoring regions of disagreement (see the module's rule) and the
-    H x W map of every region (0: agreement), for outlining; ``weights``: disagreement()'s,
-    when the caller has them already."""
-    if weights is None:
-        weights = disagreement(probs, mask, ignore_index)
-    count, labels = connected_regions(weights > 0)
-    labelled = max(int(((mask != ignore_index) & (mask < probs.shape[0])).sum()), 1)
-    flat = labels.ravel()
-    sums = np.bincount(flat, weights=weights.ravel(), minlength=count)[1:]
-    areas = np.bincount(flat, minlength=count)[1:]
-    own = np.bincount(flat, weights=probs.max(axis=0).ravel(), minlength=count)[1:]
-    predicted = probs.argmax(axis=0)
-    regions = []
-    for index in np.argsort(-sums, kind="stable")[:keep]:
-        inside = labels == index + 1
-        rows, columns = np.nonzero(inside)
-        regions.append(
-            Region(
-                box=(
-                    int(columns.min()),
-                    int(rows.min()),
-                    int(columns.max()) + 1,
-                    int(rows.max()) + 1,
-                ),
-                area=int(areas[index]),
-                mask_class=_commonest(mask[inside]),
-                predicted_class=_commonest(predicted[inside]),
-                confidence=float(own[index] / areas[index]),
-                score=float(sums[index] / labelled),
-            )
-        )
-    return regions, labels
-
-
-def _commonest(values: np.ndarray) -> int:
-    return int(np.bincount(values.ravel().astype(np.int64)).argmax())
-
-
-def image_score(regions: Sequence[Region]) -> float:
-    """An image's suspicion: its highest region score (0 when the model agrees everywhere)."""
-    return max((r.score for r in regions), default=0.0)
-
-
-def class_contradiction(
-    weights: np.ndarray, mask: np.ndarray, num_classes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per class: the summed disagreement weights on its labelled pixels, and its pixels."""
-    labelled = (mask >= 0) & (mask < num_classes)
-    label = mask[labelled].astype(np.int64)
-    sums = np.bincount(label, weights=weights[labelled], minlength=num_classes)
-    return sums, np.bincount(label, minlength=num_classes)
-
-
-def margin_uncertainty(probs: np.ndarray) -> float:
-    """1 minus the mean margin between the two most probable classes of ``probs``
-    (K x H x W): 0 for a model sure of every pixel, 1 for a coin toss everywhere."""
-    if probs.shape[0] < 2:
-        return 0.0
-    top2 = np.partition(probs, -2, axis=0)[-2:]
-    return float(1.0 - (top2[1] - top2[0]).mean())
-
-
-def entropy_uncertainty(probs: np.ndarray) -> float:
-    """The mean per-pixel entropy of ``probs`` (K x H x W) over its largest, log K: 0 sure,
-    1 uniform. Recorded beside the margin; the margin ranks."""
-    if probs.shape[0] < 2:
-        return 0.0
-    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=0)
-    return float(entropy.mean() / np.log(probs.shape[0]))
-
-
-def pick_diverse(
-    uncertainty: Sequence[float], embeddings: np.ndarray
-) -> list[tuple[int, float, float]]:
-    """Every image, in the order to label them: (index, distance to the nearest image chosen
-    before it, score = uncertainty x that distance); the distance is the cosine distance of the
-    embeddings centred on their mean, halved into [0, 1], and the first image's is 1. Greedy:
-    each next pick has the highest score among the rest, so of two identical images the second
-    comes after every different one that is at all uncertain."""
-    values = np.asarray(uncertainty, dtype=np.float64)
-    vectors = np.asarray(embeddings, dtype=np.float64).reshape(len(values), -1)
-    # Centred first: pooled ReLU features all point the same way (cosine similarity near 1
-    # for any two images); what tells images apart is how each differs from the set's mean.
-    vectors = vectors - vectors.mean(axis=0)
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    nearest = np.ones(len(values))  # cosine distance to the nearest chosen one
-    left = np.ones(len(values), dtype=bool)
-    order = []
-    for _ in range(len(values)):
-        scores = np.where(left, values * nearest, -np.inf)
-        pick = int(np.argmax(scores))
-        order.append((pick, float(nearest[pick]), float(scores[pick])))
-        left[pick] = False
-        distance = np.clip((1.0 - vectors @ vectors[pick]) / 2, 0.0, 1.0)
-        nearest = np.minimum(nearest, distance)
-    return order
-
-
-# --- what the review finds ----------------------------------------------------------------------
-
-
-@dataclass
-class Suspect:
-    """A labelled image, scored. ``trained_on``: whether the model was trained on it (None: not
-    known); ``per_class``: the contradicted share of each class present; ``pictures``: the
-    files drawn for it (image, mask, prediction), relative to the review's folder."""
-
-    name: str
-    split: str
-    image: str
-    model: str  # the model that scored it
-    trained_on: bool | None
-    score: float
-    disagreement: float  # every disagreeing pixel's weight over the labelled pixels
-    regions: list[Region]
-    per_class: dict[str, float]
-    pictures: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Candidate:
-    """An unlabelled image, in the order to label them."""
-
-    name: str
-    image: str
-    uncertainty: float
-    entropy: float
-    distance: float
-    score: float
-    pictures: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Review:
-    checkpoint: str
-    data: str
-    splits: list[str]
-    info: DatasetInfo
-    suspects: list[Suspect]
-    candidates: list[Candidate] | None
-    classes: dict[str, dict[str, float]]  # per class: pixels and the contradicted share
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        names = self.info.classes
-        return {
-            "checkpoint": self.checkpoint,
-            "data": self.data,
-            "splits": self.splits,
-            "flip": True,
-            "rule": RULE,
-            "notes": self.notes,
-            "classes": self.classes,
-            "suspects": [_suspect_record(s, rank, names) for rank, s in _ranked(self.suspects)],
-            "label_next": None
-            if self.candidates is None
-            else [{"rank": rank, **asdict(c)} for rank, c in _ranked(self.candidates)],
-        }
-
-
-RULE = (
-    "pixel weight: where the model's class is not the mask's, p(model's class) - p(mask's "
-    "class), flip-averaged; region score: its weights' sum over the image's labelled pixels; "
-    "image score: its highest region score. Label next: greedy by (1 - mean top-2 margin) x "
-    "cosine distance (halved, of the encoder's pooled deepest features centred on their mean) to "
-    "the nearest one chosen before."
+from seglab.outputs import check_output_folder
+from seglab.reporting.label_scores import (
+    Candidate,
+    Review,
+    Suspect,
+    class_contradiction,
+    disagreement,
+    disagreement_regions,
+    entropy_uncertainty,
+    image_score,
+    margin_uncertainty,
+    pick_diverse,
 )
-
-
-def _ranked(items: list) -> Iterator[tuple[int, Any]]:
-    return enumerate(items, start=1)
-
-
-def _suspect_record(s: Suspect, rank: int, names: Sequence[str]) -> dict[str, Any]:
-    record = {"rank": rank, **asdict(s)}
-    record["regions"] = [
-        {
-            **asdict(r),
-            "mask_class": names[r.mask_class],
-            "predicted_class": names[r.predicted_class],
-        }
-        for r in s.regions
-    ]
-    return record
-
+from seglab.reporting.review_page import Drawn, write_review
 
 # --- running it ---------------------------------------------------------------------------------
 
@@ -355,7 +124,7 @@ def review(
     notes = [line for said in notes for line in said]
     model = first.name if len(scorers) == 1 else ", ".join(s.name for s in scorers)
     found = Review(model, data, chosen, first.segmenter.info, suspects, candidates, classes, notes)
-    _write(found, drawn + drawn_next, out)
+    write_review(found, drawn + drawn_next, out)
     return found
 
 
@@ -449,17 +218,6 @@ def _trained_items(checkpoint: Checkpoint | None) -> tuple[set[str] | None, list
     return {_item_key(train, config.data, "train", i) for i in range(len(train))}, []
 
 
-@dataclass
-class _Drawn:
-    """An image of the page: what to draw and the files it goes to."""
-
-    files: dict[str, str]  # picture kind -> file name in pictures/
-    image: torch.Tensor
-    mask: torch.Tensor | None
-    predicted: torch.Tensor
-    outline: np.ndarray | None
-
-
 def score_labelled(
     scorers: Sequence[Scorer],
     dataset: Data,
@@ -468,7 +226,7 @@ def score_labelled(
     top: int,
     batch_size: int,
     progress: bool,
-) -> tuple[list[Suspect], list[_Drawn], dict[str, dict[str, float]]]:
+) -> tuple[list[Suspect], list[Drawn], dict[str, dict[str, float]]]:
     """Every labelled image of ``splits`` scored (each by the model scorer_for picks), highest
     first; the pictures of the ``top`` ones; the contradicted share of each class over all."""
     info = scorers[0].segmenter.info
@@ -476,7 +234,7 @@ def score_labelled(
     suspects: list[Suspect] = []
     # Only the ``top`` highest scores so far keep what their pictures are drawn from (a min-heap
     # of score, place, picture), so memory does not grow with the dataset.
-    kept: list[tuple[float, int, _Drawn]] = []
+    kept: list[tuple[float, int, Drawn]] = []
     assigned: list[list[tuple[str, SegmentationDataset, int, str]]] = [[] for _ in scorers]
     for split in splits:
         split_set = dataset.split(split)
@@ -510,7 +268,7 @@ def score_labelled(
                         },
                     )
                 )
-                drawn = _Drawn({}, image, mask, torch.from_numpy(p.argmax(0)), labels > 0)
+                drawn = Drawn({}, image, mask, torch.from_numpy(p.argmax(0)), labels > 0)
                 heapq.heappush(kept, (suspects[-1].score, len(suspects) - 1, drawn))
                 if len(kept) > top:
                     heapq.heappop(kept)
@@ -519,7 +277,7 @@ def score_labelled(
     pictures = {place: drawn for _, place, drawn in kept}
     order = sorted(range(len(suspects)), key=lambda i: -suspects[i].score)
     drawn_list = []
-    for rank, place in _ranked(order):
+    for rank, place in enumerate(order, start=1):
         if place in pictures:
             suspect, picture = suspects[place], pictures[place]
             stem = f"{rank:03d}-{suspect.split}-{Path(suspect.name).stem}"
@@ -553,7 +311,7 @@ def _item_name(split_set: SegmentationDataset, split: str, index: int) -> str:
 
 def rank_unlabelled(
     segmenter: Segmenter, paths: list[Path], top: int, progress: bool
-) -> tuple[list[Candidate], list[_Drawn]]:
+) -> tuple[list[Candidate], list[Drawn]]:
     """The unlabelled images in the order to label them (see the module's rule), and the
     pictures of the first ``top``. An unreadable image is said and left out."""
     found: list[tuple[Path, float, float, np.ndarray, torch.Tensor, torch.Tensor]] = []
@@ -572,14 +330,14 @@ def rank_unlabelled(
         raise SeglabError("review: no image of --unlabelled could be read")
     order = pick_diverse([f[1] for f in found], np.stack([f[3] for f in found]))
     candidates, drawn = [], []
-    for rank, (index, distance, score) in _ranked(order):
+    for rank, (index, distance, score) in enumerate(order, start=1):
         path, uncertainty, entropy, _, image, p = found[index]
         candidate = Candidate(path.name, str(path), uncertainty, entropy, distance, score)
         if rank <= top:
             stem = f"next-{rank:03d}-{path.stem}"
             files = {k: f"{stem}_{k}.png" for k in ("image", "prediction")}
             candidate.pictures = {k: f"pictures/{f}" for k, f in files.items()}
-            drawn.append(_Drawn(files, image, None, torch.from_numpy(p.argmax(0)), None))
+            drawn.append(Drawn(files, image, None, torch.from_numpy(p.argmax(0)), None))
         candidates.append(candidate)
     return candidates, drawn
 
@@ -614,251 +372,11 @@ def _embedding(features: list[torch.Tensor], probs: torch.Tensor) -> np.ndarray:
     return F.adaptive_avg_pool2d(probs, 4)[0].flatten().numpy()
 
 
-# --- writing it ---------------------------------------------------------------------------------
-
-
-def _write(found: Review, drawn: list[_Drawn], out: Path) -> None:
-    (out / "pictures").mkdir(parents=True)
-    for picture in drawn:
-        for kind, name in picture.files.items():
-            _save_png(out / "pictures" / name, _picture(picture, kind, found.info))
-    write_text_atomic(out / "review.json", json.dumps(found.to_dict(), indent=2))
-    write_text_atomic(out / "review.html", html_page(found))
-
-
-def _picture(drawn: _Drawn, kind: str, info: DatasetInfo) -> Image.Image:
-    """The image as it is, or with the mask or the prediction overlaid and the disagreeing
-    regions outlined."""
-    if kind == "image":  # every pixel ignored: the image as it is, in RGB uint8
-        picture = overlay(drawn.image, torch.full(drawn.image.shape[-2:], 255), info)
-    else:
-        classes = drawn.mask if kind == "mask" else drawn.predicted
-        picture = overlay(drawn.image, classes.long(), info)
-    array = picture.permute(1, 2, 0).numpy().copy()
-    if kind != "image" and drawn.outline is not None:
-        array[outline(drawn.outline)] = OUTLINE
-    image = Image.fromarray(array)
-    if image.width > PICTURE_WIDTH:
-        height = round(image.height * PICTURE_WIDTH / image.width)
-        image = image.resize((PICTURE_WIDTH, height), Image.NEAREST)
-    return image
-
-
-def outline(region: np.ndarray) -> np.ndarray:
-    """The border of ``region`` (H x W bool), two pixels wide: its pixels with a 4-neighbour
-    outside it (the image's edge counts as outside), and their 4-neighbours inside."""
-    inside = region.astype(np.uint8)
-    edge = inside & ~cv2.erode(inside, CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    grown = cv2.dilate(edge, CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return (grown & inside).astype(bool)
-
-
-CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # a pixel and its 4 neighbours
-
-
-def _save_png(path: Path, image: Image.Image) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = buffer.getvalue()
-    write_atomic(path, lambda f: f.write(data), len(data))
-
-
-# --- the page -----------------------------------------------------------------------------------
-
-PAGE_CSS = """
-h1 { overflow-wrap: anywhere; }
-table.sortable th[data-sort] { cursor: pointer; user-select: none; }
-table.sortable th[data-dir=asc]::after { content: " \\25B2"; }
-table.sortable th[data-dir=desc]::after { content: " \\25BC"; }
-td.pictures { white-space: normal; text-align: left; border-top: none; }
-div.panels { display: flex; flex-wrap: wrap; gap: .4rem; position: sticky; left: .6rem;
-  max-width: calc(100vw - 3rem); }
-figure { margin: 0; } figure img { width: 240px; max-width: calc(100vw - 4rem); }
-figcaption { font-size: .8rem; color: #555; text-align: left; }
-"""
-
-# Click a column's header to sort by it (numbers by their data-value), again to reverse. Each
-# item is a tbody of its row and, for the first items, the row of its pictures under it.
-SORT_SCRIPT = """
-document.querySelectorAll('table.sortable').forEach(function (table) {
-  table.querySelectorAll('th[data-sort]').forEach(function (th) {
-    th.addEventListener('click', function () {
-      var column = th.cellIndex, numeric = th.dataset.sort === 'number';
-      var dir = th.dataset.dir === 'desc' ? 'asc' : (th.dataset.dir === 'asc' ? 'desc'
-        : (numeric ? 'desc' : 'asc'));
-      table.querySelectorAll('th[data-sort]').forEach(function (h) { delete h.dataset.dir; });
-      th.dataset.dir = dir;
-      var items = Array.prototype.slice.call(table.tBodies);
-      var value = function (item) {
-        var cell = item.rows[0].cells[column];
-        return numeric ? parseFloat(cell.dataset.value) : cell.textContent.trim();
-      };
-      items.sort(function (a, b) {
-        var x = value(a), y = value(b);
-        var order = numeric ? x - y : String(x).localeCompare(String(y));
-        return dir === 'asc' ? order : -order;
-      });
-      items.forEach(function (item) { table.appendChild(item); });
-    });
-  });
-});
-"""
-
-
-def html_page(found: Review) -> str:
-    """One page that opens from the file system (pictures beside it in pictures/, referenced
-    relatively) and reads on a phone: the viewport follows the device, tables scroll sideways."""
-    esc = html.escape
-    heading = f"Label review: {Path(found.checkpoint).name} on {found.data}"
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(heading)}</title><style>{CSS}{PAGE_CSS}</style></head>",
-        f"<body><h1>{esc(heading)}</h1>",
-        f"<p class='note'>Model {esc(found.checkpoint)}; splits {esc(', '.join(found.splits))}; "
-        "probabilities averaged with the mirror image. Magenta outlines the regions where the "
-        "model contradicts the mask.</p>",
-        *(f"<p class='note'>{esc(note)}</p>" for note in found.notes),
-        "<h2>Suspect labels</h2>",
-        "<p class='note'>Highest score first: the share of the image in its most confidently "
-        "contradicted region. Click a column to sort.</p>",
-        _suspects_table(found),
-        _classes_table(found),
-    ]
-    if found.candidates is not None:
-        parts += [
-            "<h2>What to label next</h2>",
-            "<p class='note'>In the order to label them: uncertainty (1 - the mean margin "
-            "between the two likeliest classes) x distance to the nearest image chosen before "
-            "(encoder features), so near-identical frames are not chosen together.</p>",
-            _candidates_table(found.candidates),
-        ]
-    parts.append(f"<script>{SORT_SCRIPT}</script></body></html>")
-    return "\n".join(parts)
-
-
-def _th(text: str, sort: str | None = None, direction: str | None = None) -> str:
-    sort_attr = f" data-sort='{sort}'" if sort else ""
-    dir_attr = f" data-dir='{direction}'" if direction else ""
-    return f"<th{sort_attr}{dir_attr}>{html.escape(text)}</th>"
-
-
-def _number(value: float, text: str) -> str:
-    return f"<td data-value='{value:.9g}'>{html.escape(text)}</td>"
-
-
-def _text(value: str) -> str:
-    return f"<td>{html.escape(value)}</td>"
-
-
-def _item(cells: list[str], pictures: dict[str, str] | None = None) -> str:
-    """One item of a table: its row, and its pictures side by side in a row under it."""
-    row = f"<tr class='row'>{''.join(cells)}</tr>"
-    if not pictures:
-        return f"<tbody>{row}</tbody>"
-    figures = "".join(
-        f"<figure><img alt='{html.escape(kind)}' src='{html.escape(src)}'>"
-        f"<figcaption>{html.escape(kind)}</figcaption></figure>"
-        for kind, src in pictures.items()
-    )
-    panels = f"<td class='pictures' colspan='{len(cells)}'><div class='panels'>{figures}</div></td>"
-    return f"<tbody>{row}<tr>{panels}</tr></tbody>"
-
-
-def _table(table_id: str, header: list[str], items: list[str]) -> str:
-    return (
-        f"<div class='scroll'><table id='{table_id}' class='sortable'><thead><tr>"
-        + "".join(header)
-        + "</tr></thead>"
-        + "\n".join(items)
-        + "</table></div>"
-    )
-
-
-def _suspects_table(found: Review) -> str:
-    names = found.info.classes
-    several = len({s.model for s in found.suspects}) > 1  # out-of-fold: say which model
-    header = [
-        _th("#", "number", "asc"),
-        _th("image", "text"),
-        _th("split", "text"),
-        *([_th("scored by", "text")] if several else []),
-        _th("trained on", "text"),
-        _th("score", "number"),
-        _th("class (mask → model)", "text"),
-        _th("region (pixels)", "number"),
-        _th("confidence", "number"),
-    ]
-    items = []
-    for rank, s in _ranked(found.suspects):
-        region = s.regions[0] if s.regions else None
-        cells = [
-            _number(rank, str(rank)),
-            _text(s.name),
-            _text(s.split),
-            *([_text(s.model)] if several else []),
-            _text({True: "yes", False: "no", None: "unknown"}[s.trained_on]),
-            _number(s.score, f"{100 * s.score:.2f}%"),
-        ]
-        if region:
-            cells += [
-                _text(f"{names[region.mask_class]} → {names[region.predicted_class]}"),
-                _number(region.area, str(region.area)),
-                _number(region.confidence, f"{region.confidence:.2f}"),
-            ]
-        else:
-            cells += [_text(""), _number(0, ""), _number(0, "")]
-        items.append(_item(cells, s.pictures))
-    return _table("suspects", header, items)
-
-
-def _classes_table(found: Review) -> str:
-    header = [_th("class", "text"), _th("pixels", "number"), _th("contradicted", "number")]
-    items = [
-        _item(
-            [
-                _text(name),
-                _number(c["pixels"], str(c["pixels"])),
-                _number(c["contradicted"], f"{100 * c['contradicted']:.2f}%"),
-            ]
-        )
-        for name, c in found.classes.items()
-    ]
-    return (
-        "<h2>Per class</h2><p class='note'>The share of each class's labelled pixels the model "
-        "contradicts, weighted by its confidence.</p>" + _table("classes", header, items)
-    )
-
-
-def _candidates_table(candidates: list[Candidate]) -> str:
-    header = [
-        _th("#", "number", "asc"),
-        _th("image", "text"),
-        _th("uncertainty", "number"),
-        _th("distance", "number"),
-        _th("score", "number"),
-    ]
-    items = [
-        _item(
-            [
-                _number(rank, str(rank)),
-                _text(c.name),
-                _number(c.uncertainty, f"{c.uncertainty:.3f}"),
-                _number(c.distance, f"{c.distance:.3f}"),
-                _number(c.score, f"{c.score:.3f}"),
-            ],
-            c.pictures,
-        )
-        for rank, c in _ranked(candidates)
-    ]
-    return _table("label-next", header, items)
-
-
 def summary_lines(found: Review, out: str | os.PathLike, count: int = 5) -> list[str]:
     """What the command line prints: the first suspects and candidates, and where the rest is."""
     names = found.info.classes
     lines = [f"suspect labels ({len(found.suspects)} images, most suspect first):"]
-    for rank, s in list(_ranked(found.suspects))[:count]:
+    for rank, s in list(enumerate(found.suspects, start=1))[:count]:
         region = s.regions[0] if s.regions else None
         where = (
             f"{names[region.mask_class]} labelled where the model sees "
@@ -872,7 +390,7 @@ def summary_lines(found: Review, out: str | os.PathLike, count: int = 5) -> list
         lines.append(f"  {rank}. {s.split}/{s.name}{trained}: {100 * s.score:.2f}%, {where}")
     if found.candidates is not None:
         lines.append(f"label next ({len(found.candidates)} images, first first):")
-        for rank, c in list(_ranked(found.candidates))[:count]:
+        for rank, c in list(enumerate(found.candidates, start=1))[:count]:
             lines.append(
                 f"  {rank}. {c.name}: uncertainty {c.uncertainty:.3f}, pick score {c.score:.3f}"
             )
