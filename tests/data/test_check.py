@@ -36,6 +36,21 @@ def test_a_clean_dataset_passes(tmp_path, capsys):
     assert "val: 2 pairs" in out
 
 
+def test_the_check_says_which_mask_value_each_name_it_made_up_stands_for(tmp_path, capsys):
+    make_pairs(tmp_path / "index", {"train": 3, "val": 2})
+    _, out = check(capsys, tmp_path / "index")
+    assert "classes named by their mask values: class0 = 0, class1 = 1, class2 = 2;" in out
+    binary = tmp_path / "binary"
+    for split in ("train", "val"):
+        write_image(binary / "images" / split / "a.png")
+        write_mask(binary / "masks" / split / "a.png", (255 * class_mask(num_classes=2)).astype(np.uint8))
+    _, out = check(capsys, binary)
+    assert "background = 0 (black), foreground = 255 (white)" in out  # whatever the 0s show
+    (tmp_path / "named.yaml").write_text("root: index\nclasses: [road, car, sky]\n")
+    _, out = check(capsys, tmp_path / "named.yaml")
+    assert "classes named by their mask values" not in out  # the file names them
+
+
 def test_truncated_image(tmp_path, capsys):
     make_pairs(tmp_path, {"train": 3, "val": 2})
     bad = tmp_path / "images" / "train" / "img001.png"

@@ -298,7 +298,7 @@ def format_report(report: CheckReport) -> str:
         f"dataset {report.source.root} (layout {report.source.layout}, "
         f"{info.num_classes} classes, {info.in_channels}-channel images)"
     ]
-    lines += _bands_lines(report)
+    lines += _bands_lines(report) + _inferred_classes_lines(report)
     for split, s in report.splits.items():
         sizes = ", ".join(f"{h}x{w} ({n})" for (h, w), n in s.image_sizes.most_common(3))
         more = f" and {len(s.image_sizes) - 3} more" if len(s.image_sizes) > 3 else ""
@@ -319,6 +319,26 @@ def format_report(report: CheckReport) -> str:
     else:
         lines.append("no problems found")
     return "\n".join(lines)
+
+
+def _inferred_classes_lines(report: CheckReport) -> list[str]:
+    """Where no file names the classes, which mask value each name stands for: the names are
+    seglab's (binary masks give background and foreground whatever they show, e.g. ISBI's
+    membranes are its 0s, so "background")."""
+    source = report.source
+    if not source.classes_inferred:
+        return []
+    names = source.info.classes
+    if source.encoding.mapping == binary_encoding().mapping:
+        values = f"{names[0]} = 0 (black), {names[1]} = 255 (white)"
+    elif len(names) <= 3:
+        values = ", ".join(f"{name} = {value}" for value, name in enumerate(names))
+    else:
+        values = f"{names[0]} = 0, {names[1]} = 1, ..., {names[-1]} = {len(names) - 1}"
+    return [
+        f"classes named by their mask values: {values}; to name them, list them under classes: "
+        "in a dataset YAML"
+    ]
 
 
 def _bands_lines(report: CheckReport) -> list[str]:
