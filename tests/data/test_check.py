@@ -43,7 +43,9 @@ def test_the_check_says_which_mask_value_each_name_it_made_up_stands_for(tmp_pat
     binary = tmp_path / "binary"
     for split in ("train", "val"):
         write_image(binary / "images" / split / "a.png")
-        write_mask(binary / "masks" / split / "a.png", (255 * class_mask(num_classes=2)).astype(np.uint8))
+        write_mask(
+            binary / "masks" / split / "a.png", (255 * class_mask(num_classes=2)).astype(np.uint8)
+        )
     _, out = check(capsys, binary)
     assert "background = 0 (black), foreground = 255 (white)" in out  # whatever the 0s show
     (tmp_path / "named.yaml").write_text("root: index\nclasses: [road, car, sky]\n")

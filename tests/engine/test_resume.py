@@ -1,6 +1,8 @@
 """Exact resume: an interrupted run continued with --resume ends with the same weights as a run
 that never stopped; a run killed mid-epoch resumes from its last complete checkpoint."""
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -58,6 +60,30 @@ def test_interrupted_then_resumed_equals_straight(tiny_data, tmp_path, monkeypat
     assert straight.metrics["miou"] == pytest.approx(resumed.metrics["miou"], abs=1e-6)
     rows = (tmp_path / "resumed" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+
+
+def test_a_best_pt_saved_after_last_pt_stays_the_best_on_resume(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "run"
+    real_save = Checkpoint.save
+
+    def save_then_die(checkpoint, path):
+        real_save(checkpoint, path)
+        if path.name == "last.pt" and checkpoint.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Checkpoint, "save", save_then_die)
+    assert main(train_args(tiny_data, run, "--epochs", "3", "--device", "cpu")) == 130
+    monkeypatch.setattr(train_module.Checkpoint, "save", real_save)
+    # as if stopped after a better validation's best.pt but before that epoch's last.pt
+    best = Checkpoint.load(run / "best.pt")
+    ahead = {**best.metrics, "miou": 0.999}
+    dataclasses.replace(best, metrics=ahead).save(run / "best.pt")
+    assert main(["train", "--resume", str(run), "--workers", "0", "--no-progress"]) == 0
+    assert Checkpoint.load(run / "best.pt").metrics["miou"] == 0.999  # no worse model over it
+    assert json.loads((run / "metrics.json").read_text())["miou"] == 0.999
+    assert "was saved after last.pt: it stays the best" in capsys.readouterr().out
 
 
 def test_a_run_killed_mid_epoch_resumes_and_its_checkpoint_loads(tiny_data, tmp_path):

@@ -810,6 +810,20 @@ def _extended(config: TrainConfig, extensions: list[dict[str, Any]]) -> TrainCon
     return config
 
 
+def best_on_disk(s: Session, best: Path, state: TrainingState) -> TrainingState:
+    """``state`` knowing ``best``'s validation: a run stopped between saving best.pt and last.pt
+    has a best.pt that last.pt's record does not know of, and a later, worse validation would
+    otherwise replace it."""
+    metrics = Checkpoint.load(best).metrics if best.exists() else None
+    if not metrics or metrics.get("miou", -1.0) <= state.best_miou:
+        return state
+    s.say(
+        f"{best} (val mIoU {100 * metrics['miou']:.2f}) was saved after last.pt: it stays the "
+        "best until a validation beats it"
+    )
+    return dataclasses.replace(state, best_miou=metrics["miou"], best_metrics=metrics)
+
+
 def restore(
     s: Session, run_dir: Path, saved: Checkpoint
 ) -> tuple[TrainingState, TrainConfig, list[dict[str, Any]]]:
@@ -817,8 +831,8 @@ def restore(
     scaler and random-number generators; returns its training state, its original
     configuration and its extensions, with this resume's one appended."""
     stored, resolved, extensions = read_run_record(run_dir / "config.yaml")
-    state = saved.training
-    assert state is not None  # check_resume refused a last.pt without it
+    assert saved.training is not None  # check_resume refused a last.pt without it
+    state = best_on_disk(s, run_dir / "best.pt", saved.training)
     budget = s.config.time_budget
     if state.step >= s.total_steps or (budget and state.elapsed >= budget):
         raise SeglabError(
