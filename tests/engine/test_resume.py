@@ -29,23 +29,31 @@ def assert_same_weights(a, b, atol=1e-6):
     assert worst <= atol, worst
 
 
+def stopped_after_first_epoch(monkeypatch, argv: list[str]) -> int:
+    """``main(argv)`` stopped as by Ctrl-C right after epoch 1's last.pt is saved: its exit code."""
+    real_save = Checkpoint.save
+
+    def save_then_die(checkpoint, path):
+        real_save(checkpoint, path)
+        if path.name == "last.pt" and checkpoint.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Checkpoint, "save", save_then_die)
+    try:
+        return main(argv)
+    finally:
+        monkeypatch.setattr(train_module.Checkpoint, "save", real_save)
+
+
 def test_interrupted_then_resumed_equals_straight(tiny_data, tmp_path, monkeypatch):
     # On the CPU: CUDA kernels are not bitwise deterministic, so weights could differ there
     extra = ("--epochs", "2", "--loss", "ce+dice", "--class-weights", "median_frequency")
     extra += ("--device", "cpu")
     assert main(train_args(tiny_data, tmp_path / "straight", *extra)) == 0
 
-    real_save = Checkpoint.save
-
-    def save_then_die(checkpoint, path):
-        real_save(checkpoint, path)
-        if path.name == "last.pt" and checkpoint.epoch == 1:
-            raise KeyboardInterrupt  # the run is stopped right after epoch 1's checkpoint
-
-    monkeypatch.setattr(train_module.Checkpoint, "save", save_then_die)
-    assert main(train_args(tiny_data, tmp_path / "resumed", *extra)) == 130
+    stopped = train_args(tiny_data, tmp_path / "resumed", *extra)
+    assert stopped_after_first_epoch(monkeypatch, stopped) == 130
     assert Checkpoint.load(tmp_path / "resumed" / "last.pt").epoch == 1
-    monkeypatch.setattr(train_module.Checkpoint, "save", real_save)
 
     assert (
         main(["train", "--resume", str(tmp_path / "resumed"), "--workers", "0", "--no-progress"])
@@ -66,16 +74,8 @@ def test_a_best_pt_saved_after_last_pt_stays_the_best_on_resume(
     tiny_data, tmp_path, monkeypatch, capsys
 ):
     run = tmp_path / "run"
-    real_save = Checkpoint.save
-
-    def save_then_die(checkpoint, path):
-        real_save(checkpoint, path)
-        if path.name == "last.pt" and checkpoint.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module.Checkpoint, "save", save_then_die)
-    assert main(train_args(tiny_data, run, "--epochs", "3", "--device", "cpu")) == 130
-    monkeypatch.setattr(train_module.Checkpoint, "save", real_save)
+    stopped = train_args(tiny_data, run, "--epochs", "3", "--device", "cpu")
+    assert stopped_after_first_epoch(monkeypatch, stopped) == 130
     # as if stopped after a better validation's best.pt but before that epoch's last.pt
     best = Checkpoint.load(run / "best.pt")
     ahead = {**best.metrics, "miou": 0.999}
@@ -185,16 +185,8 @@ def test_a_weight_average_is_validated_saved_and_resumed_exactly(tiny_data, tmp_
     stored = Checkpoint.load(best).metrics["miou"]
     assert (tmp_path / "straight" / "best_val_metrics.json").read_text().count(str(stored)) >= 1
 
-    real_save = Checkpoint.save
-
-    def save_then_die(checkpoint, path):
-        real_save(checkpoint, path)
-        if path.name == "last.pt" and checkpoint.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module.Checkpoint, "save", save_then_die)
-    assert main(train_args(tiny_data, tmp_path / "resumed", *extra)) == 130
-    monkeypatch.setattr(train_module.Checkpoint, "save", real_save)
+    stopped = train_args(tiny_data, tmp_path / "resumed", *extra)
+    assert stopped_after_first_epoch(monkeypatch, stopped) == 130
     argv = ["train", "--resume", str(tmp_path / "resumed"), "--workers", "0", "--no-progress"]
     assert main(argv) == 0
     resumed = Checkpoint.load(tmp_path / "resumed" / "last.pt")
