@@ -214,8 +214,8 @@ class TrainConfig:
     )
     warmup_iters: int = option(
         0,
-        "linear warm-up steps (a run that fills its --time-budget ends the warm-up after a tenth "
-        "of the budget at the latest)",
+        "linear warm-up steps (a run that fills its --time-budget ends the warm-up after a "
+        "quarter of the budget at the latest)",
         minimum=0,
     )
     clip_grad: float | None = option(None, "clip the gradient norm to this value", above=0)

@@ -171,7 +171,7 @@ def test_the_learning_rate_follows_the_batch_and_warms_up_over_a_tenth_of_a_shor
     assert short["warmup_iters"] == 6  # a tenth of 60 planned steps
     budget = dataclasses.replace(AUTO, time_budget=60.0, auto=AUTO_BUT_LENGTH)
     lines = format_choices(fp, choose_recipe(fp, budget))
-    assert any("or the first tenth of the budget if that ends sooner" in line for line in lines)
+    assert any("or the first quarter of the budget if that ends sooner" in line for line in lines)
     # SGD keeps the plain rate; a rate given wins
     assert "lr" not in chosen(fp, dataclasses.replace(AUTO, optimizer="sgd"))
     given = dataclasses.replace(AUTO, lr=0.01, auto=tuple(o for o in RECIPE_OPTIONS if o != "lr"))

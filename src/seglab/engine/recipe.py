@@ -252,7 +252,7 @@ def _warmup_iters(fp: Fingerprint, config: TrainConfig) -> Choice:
     planned = config.planned_steps(steps_per_epoch(fp, config.batch_size))
     steps = WARMUP_STEPS if planned is None else min(WARMUP_STEPS, planned // 10)
     until = (
-        f"the first {steps} steps, or the first tenth of the budget if that ends sooner"
+        f"the first {steps} steps, or the first quarter of the budget if that ends sooner"
         if planned is None
         else f"the first {steps} steps"
     )
