@@ -1,6 +1,7 @@
-"""The scores of `seglab data review` (its module says what they mean): arrays in, numbers
-out, no files and no model, so that each can be checked on constructed probability maps; and
-the records they make (Suspect, Candidate, Review: what review.json holds)."""
+"""The scores of `seglab data review` (seglab.reporting.review says what they mean), arrays in
+and numbers out, with no files and no model, so that each can be checked on constructed
+probability maps; and the records they make (Suspect, Candidate, Review: what review.json
+holds)."""
 
 from __future__ import annotations
 
