@@ -253,14 +253,14 @@ def _warmup_iters(fp: Fingerprint, config: TrainConfig) -> Choice:
     steps = WARMUP_STEPS if planned is None else min(WARMUP_STEPS, planned // 10)
     until = (
         f"the first {steps} steps, or the first quarter of the budget if that ends sooner"
-        if planned is None
-        else f"the first {steps} steps"
+        if planned is None  # no planned steps: the schedule bounds the warm-up by time
+        else f"the first {steps} steps (at most {WARMUP_STEPS}, at most a tenth of the run)"
     )
     return Choice(
         "warmup_iters",
         steps,
-        f"the rate rises linearly over {until} (at most {WARMUP_STEPS} steps, at most a tenth "
-        "of the run): Adam's first steps at the full rate can throw a random start off",
+        f"the rate rises linearly over {until}: Adam's first steps at the full rate can throw a "
+        "random start off",
     )
 
 
