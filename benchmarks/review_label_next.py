@@ -26,9 +26,10 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+from review_label_errors import run_summary, seglab  # beside this script
 
 from seglab.engine.machine import machine_description
 
@@ -70,12 +71,6 @@ def write_unlabelled(folder: Path, images: list[Path]) -> None:
             (folder / image.name).symlink_to(image)
 
 
-def seglab(*args: str) -> None:
-    command = [sys.executable, "-m", "seglab", *args]
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
-
-
 def trained(folder: Path, labelled: list[Path], held_out: list[Path], iterations: int) -> dict:
     """The round's model in ``folder``/run, trained on ``labelled`` (reused when finished):
     its held-out mIoU and steps."""
@@ -88,9 +83,7 @@ def trained(folder: Path, labelled: list[Path], held_out: list[Path], iterations
             "train", "--data", str(folder / "data"), "--iterations", str(iterations),
             "--no-progress", "--out", str(run),
         )  # fmt: skip
-    metrics = json.loads((run / "metrics.json").read_text())
-    last = (run / "metrics.csv").read_text().strip().splitlines()[-1].split(",")
-    return {"miou": metrics["miou"], "steps": int(last[1]), "frames": len(labelled)}
+    return {**run_summary(run), "frames": len(labelled)}
 
 
 def ranked_pick(folder: Path, previous: Path, rest: list[Path], count: int) -> list[Path]:
