@@ -5,13 +5,18 @@ its top 5% and top 10% (a random ranking finds 5% and 10% of them there).
 
     .venv/bin/python benchmarks/review_label_errors.py [--time-budget 8m | --iterations N]
         [--share 0.05]
-        [--seed 0] [--folds K] [--work runs/review_label_errors]
+        [--seed 0] [--folds K | --models DIR] [--work runs/review_label_errors]
         [--json benchmarks/results/review_label_errors.json]
 
 With --folds K the review gets the K fold models of a cross-validation over train+val (`seglab
 train --fold I/K`, each as long as --time-budget or --iterations says): each training image is
 then scored by the model that did not see it (out of fold), as `compare --folds` runs would give
 it. Without it, one model trained on the training split reviews the images it was trained on.
+With --models DIR (the --work of an earlier --folds run) no model is trained: that run's fold
+models review masks corrupted afresh by --seed. Each image is still scored by a model that never
+saw it, so its score does not depend on which masks that run corrupted; the only trace of them is
+in the other images those models trained on. Run it from the folder the earlier run ran in (its
+checkpoints name their data by a relative path, which says which images each model saw).
 
 The corruptions (one per chosen mask, taking turns):
   relabel  a region of a class (its largest connected component between 0.5% and 5% of the
@@ -148,7 +153,11 @@ def main() -> None:
     length.add_argument("--iterations", type=int)
     parser.add_argument("--share", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--folds", type=int, default=0, metavar="K")
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--folds", type=int, default=0, metavar="K")
+    models.add_argument(
+        "--models", metavar="DIR", help="review with an earlier --folds run's models"
+    )
     parser.add_argument("--work", default="runs/review_label_errors")
     parser.add_argument("--json", default="benchmarks/results/review_label_errors.json")
     args = parser.parse_args()
@@ -163,7 +172,11 @@ def main() -> None:
         if args.folds == 0
         else [str(work / f"fold{i}") for i in range(1, args.folds + 1)]
     )
-    for i, run in enumerate(runs, start=1):
+    if args.models:
+        runs = sorted(str(p.parent) for p in Path(args.models).glob("fold*/best.pt"))
+        if not runs:
+            sys.exit(f"--models {args.models} holds no fold*/best.pt")
+    for i, run in enumerate([] if args.models else runs, start=1):
         fold = () if args.folds == 0 else ("--fold", f"{i}/{args.folds}")
         seglab(
             "train",
@@ -205,9 +218,10 @@ def main() -> None:
         "images": len(ranking),
         "scored_out_of_fold": sum(1 for item in review["suspects"] if item["trained_on"] is False),
         "models": [run_summary(Path(run)) for run in runs],
-        "length": " ".join(length_options(args)),
+        "length": None if args.models else " ".join(length_options(args)),
         "seed": args.seed,
-        "folds": args.folds,
+        "folds": len(runs) if args.models else args.folds,
+        "models_from": args.models,
         "machine": machine_description(),
     }
     for name, row in rows.items():

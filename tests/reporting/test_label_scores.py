@@ -28,7 +28,7 @@ def test_a_confidently_contradicted_block_is_one_region_with_its_box_and_classes
     assert region.box == (2, 5, 10, 13) and region.area == 64
     assert (region.mask_class, region.predicted_class) == (2, 0)
     assert region.confidence == pytest.approx(0.98)
-    assert region.score == pytest.approx(64 * (0.98 - 0.01) / mask.size)
+    assert region.score == pytest.approx(64 * (0.98 - 0.01) / mask.size * 0.98)
     assert labels[5:13, 2:10].all() and (labels > 0).sum() == 64
 
 

@@ -7,9 +7,11 @@ class: its weight is the probability the model gives its own class minus the pro
 gives the mask's, in [0, 1] (a hesitant model weighs little, a confident one up to 1). Pixels of
 the ignore value are not counted. Disagreeing pixels are grouped into connected regions
 (8-connectivity); a region's score is the sum of its weights divided by the image's labelled
-pixels, i.e. the share of the image the model confidently contradicts there. An image's score
-is its highest region score: one compact, confidently contradicted region is what a wrong label
-looks like, while the thin slivers along class borders where any model hesitates stay small.
+pixels (the share of the image the model confidently contradicts there) times the model's mean
+probability of its own class in the region, so that of two regions that contradict the mask as
+much, the one the model is sure of ranks first. An image's score is its highest region score:
+one compact, confidently contradicted region is what a wrong label looks like, while the thin
+slivers along class borders where any model hesitates stay small.
 Per class, the share of the class's labelled pixels the model contradicts (the same weights)
 is recorded for each image and over the whole review. A model scores images it was trained on
 too; each image says whether it was (it has then seen the label, so a contradiction there is

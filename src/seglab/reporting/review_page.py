@@ -141,7 +141,7 @@ def html_page(found: Review) -> str:
         *(f"<p class='note'>{esc(note)}</p>" for note in found.notes),
         "<h2>Suspect labels</h2>",
         "<p class='note'>Highest score first: the share of the image in its most confidently "
-        "contradicted region. Click a column to sort.</p>",
+        "contradicted region, times the model's confidence there. Click a column to sort.</p>",
         _suspects_table(found),
         _classes_table(found),
     ]
