@@ -94,6 +94,23 @@ def corrupt(mask: np.ndarray, kind: str) -> np.ndarray | None:
     return None
 
 
+def corrupted_masks(share: float, seed: int) -> dict[str, tuple[np.ndarray, str]]:
+    """{frame file name: (its corrupted mask, the kind)} for ``share`` of CamVid's training
+    frames, drawn by ``seed``."""
+    frames = sorted(p.name for p in (CAMVID / "train").glob("*.png"))
+    chosen = set(random.Random(seed).sample(frames, round(share * len(frames))))
+    corrupted: dict[str, tuple[np.ndarray, str]] = {}
+    for name in sorted(chosen):
+        mask = np.array(Image.open(CAMVID / "trainannot" / name))
+        first = len(corrupted) % len(KINDS)  # the kinds take turns
+        for kind in KINDS[first:] + KINDS[:first]:
+            wrong = corrupt(mask, kind)
+            if wrong is not None:
+                corrupted[name] = (wrong, kind)
+                break
+    return corrupted
+
+
 def build(work: Path, share: float, seed: int) -> dict[str, str]:
     """A CamVid layout in ``work/data``: images linked, masks of ``share`` of the training
     frames corrupted. Returns {frame stem: corruption kind}."""
@@ -101,25 +118,17 @@ def build(work: Path, share: float, seed: int) -> dict[str, str]:
     for split in ("train", "val"):
         (data / split).mkdir(parents=True, exist_ok=True)
         (data / f"{split}annot").mkdir(parents=True, exist_ok=True)
-    frames = sorted(p.name for p in (CAMVID / "train").glob("*.png"))
-    rng = random.Random(seed)
-    chosen = set(rng.sample(frames, round(share * len(frames))))
-    corrupted = {}
-    for name in frames:
+    corrupted = corrupted_masks(share, seed)
+    for name in sorted(p.name for p in (CAMVID / "train").glob("*.png")):
         (data / "train" / name).symlink_to(CAMVID / "train" / name)
-        mask = np.array(Image.open(CAMVID / "trainannot" / name))
-        if name in chosen:
-            first = len(corrupted) % len(KINDS)  # the kinds take turns
-            for kind in KINDS[first:] + KINDS[:first]:
-                wrong = corrupt(mask, kind)
-                if wrong is not None:
-                    mask, corrupted[Path(name).stem] = wrong, kind
-                    break
-        Image.fromarray(mask).save(data / "trainannot" / name)
+        if name in corrupted:
+            Image.fromarray(corrupted[name][0]).save(data / "trainannot" / name)
+        else:
+            (data / "trainannot" / name).symlink_to(CAMVID / "trainannot" / name)
     for name in sorted(p.name for p in (CAMVID / "val").glob("*.png")):
         (data / "val" / name).symlink_to(CAMVID / "val" / name)
         (data / "valannot" / name).symlink_to(CAMVID / "valannot" / name)
-    return corrupted
+    return {Path(name).stem: kind for name, (_, kind) in corrupted.items()}
 
 
 def seglab(*args: str) -> None:

@@ -19,7 +19,13 @@ from seglab.data.dataset import open_data
 from seglab.data.info import DatasetInfo
 from seglab.engine.checkpoint import Checkpoint
 from seglab.models.unet import build_model
-from seglab.reporting.review import Scorer, score_labelled, scorer_for
+from seglab.reporting.label_scores import disagreement_regions, image_score
+from seglab.reporting.review import (
+    Scorer,
+    out_of_fold_probabilities,
+    score_labelled,
+    scorer_for,
+)
 from tests.serving.test_page_browser import chromium
 
 SIZE = (30, 40)  # height, width
@@ -151,6 +157,25 @@ def test_the_command_writes_the_ranked_lists_and_a_page_of_pictures(reviewed):
     assert {"a.png", "a_copy.png"} != set(picks[:2])  # the copy comes after the other image
     page = (out / "review.html").read_text()
     assert 'name="viewport"' in page and "pictures/001-" in page
+
+
+def test_out_of_fold_probabilities_are_what_the_review_scored(reviewed):
+    checkpoint, data = reviewed["argv"][3], reviewed["argv"][5]
+    found = json.loads((reviewed["out"] / "review.json").read_text())
+    scored = {(s["split"], s["image"]): (s["score"], s["trained_on"]) for s in found["suspects"]}
+    dataset = open_data(data, progress=False)
+    for split, count in (("train", 3), ("val", 2)):
+        masks = {
+            str(Path(image).resolve()): mask
+            for (image, _), (_, mask) in zip(dataset.split(split).pairs, dataset.split(split))
+        }
+        got = list(out_of_fold_probabilities([checkpoint], data, split, device="cpu"))
+        assert len(got) == count
+        for key, probs, trained in got:
+            assert probs.shape == (3, *SIZE) and np.allclose(probs.sum(axis=0), 1, atol=1e-4)
+            regions, _ = disagreement_regions(probs, masks[key].numpy(), 255)
+            score, trained_on = scored[(split, key)]
+            assert (image_score(regions), trained) == (pytest.approx(score, abs=1e-6), trained_on)
 
 
 def test_an_existing_out_is_refused_in_one_line(reviewed, capsys):

@@ -237,12 +237,7 @@ def score_labelled(
     # Only the ``top`` highest scores so far keep what their pictures are drawn from (a min-heap
     # of score, place, picture), so memory does not grow with the dataset.
     kept: list[tuple[float, int, Drawn]] = []
-    assigned: list[list[tuple[str, SegmentationDataset, int, str]]] = [[] for _ in scorers]
-    for split in splits:
-        split_set = dataset.split(split)
-        for index in range(len(split_set)):
-            key = _item_key(split_set, data, split, index)
-            assigned[scorer_for(key, scorers)].append((split, split_set, index, key))
+    assigned = _assign(scorers, dataset, data, splits)
     bar = tqdm(desc="review", unit="image", total=sum(map(len, assigned)), disable=not progress)
     for scorer, items in zip(scorers, assigned):
         for group in same_size_batches(_Items(items), batch_size):
@@ -291,6 +286,36 @@ def score_labelled(
         for c in np.nonzero(pixels)[0]
     }
     return [suspects[i] for i in order], drawn_list, classes
+
+
+def _assign(
+    scorers: Sequence[Scorer], dataset: Data, data: str, splits: list[str]
+) -> list[list[tuple[str, SegmentationDataset, int, str]]]:
+    """Per scorer, the items (split, split dataset, index, key) scorer_for gives it."""
+    assigned: list[list[tuple[str, SegmentationDataset, int, str]]] = [[] for _ in scorers]
+    for split in splits:
+        split_set = dataset.split(split)
+        for index in range(len(split_set)):
+            key = _item_key(split_set, data, split, index)
+            assigned[scorer_for(key, scorers)].append((split, split_set, index, key))
+    return assigned
+
+
+def out_of_fold_probabilities(
+    checkpoints: Sequence[str | os.PathLike], data: str, split: str = "train", device: str = "auto"
+) -> Iterator[tuple[str, np.ndarray, bool | None]]:
+    """(image key, K x H x W flip-averaged probabilities, whether its model trained on it) of
+    every image of ``split`` of ``data``, each from the model the review would score it with:
+    what the suspect scores are computed from, for studies of their rule that corrupt masks
+    afresh without running the models again (benchmarks/review_rule_seeds.py)."""
+    scorers = [_scorer(p, device)[0] for p in checkpoints]
+    dataset = open_model_data(data, scorers[0].segmenter.info, scorers[0].name)
+    for scorer, items in zip(scorers, _assign(scorers, dataset, data, [split])):
+        for _, split_set, index, key in items:
+            image, _ = split_set[index]
+            _, probs = batch_probabilities(scorer.segmenter, [image], flip=True)
+            trained = None if scorer.trained is None else key in scorer.trained
+            yield key, probs[0].numpy(), trained
 
 
 class _Items:
