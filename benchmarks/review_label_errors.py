@@ -32,6 +32,7 @@ same whatever else runs.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import random
 import subprocess
@@ -149,10 +150,17 @@ def length_options(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def run_summary(run: Path) -> dict:
-    """A trained model's record: its validation mIoU and the steps it ran."""
+    """A trained model's record: its best validation mIoU (best.pt's), the last one (the model
+    at its last step) and the steps it ran."""
     metrics = json.loads((run / "metrics.json").read_text())
-    last = (run / "metrics.csv").read_text().strip().splitlines()[-1].split(",")
-    return {"run": str(run), "miou": metrics["miou"], "steps": int(last[1])}
+    with open(run / "metrics.csv", newline="") as rows:
+        validated = [row for row in csv.DictReader(rows) if row["val_miou"]]
+    return {
+        "run": str(run),
+        "miou": metrics["miou"],
+        "final_miou": float(validated[-1]["val_miou"]),
+        "steps": int(validated[-1]["step"]),
+    }
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ starts from --start frames of the pool drawn at random, trains, then adds --add 
           the rest of the pool: uncertainty spread by encoder features)
   random  --add frames of the rest drawn at random
 Every model trains from scratch for the same --iterations (the round's budget, whatever its
-frame count) with the default command otherwise; round 0 is shared by both arms.
+frame count) with the default command otherwise; round 0 is shared by both arms. A model is
+scored as it ends (its last validation): best.pt is chosen by validations on the scored sequence
+itself, so its mIoU would be picked on the test set.
 
     .venv/bin/python benchmarks/review_label_next.py [--iterations 300] [--start 50] [--add 50]
         [--rounds 3] [--seeds 2] [--work runs/review_label_next]
@@ -147,7 +149,7 @@ def summary(by_seed: dict[int, dict]) -> dict:
     for r in range(rounds):
         row = {}
         for arm in ARMS:
-            scores = [100 * seed[arm][r]["miou"] for seed in by_seed.values()]
+            scores = [100 * seed[arm][r]["final_miou"] for seed in by_seed.values()]
             row[arm] = {"mean": statistics.fmean(scores), "spread": max(scores) - min(scores)}
         gap = row["ranked"]["mean"] - row["random"]["mean"]
         spread = max(row[arm]["spread"] for arm in ARMS)
