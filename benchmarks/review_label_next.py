@@ -179,8 +179,19 @@ def main() -> None:
             f"{arm} {row[arm]['mean']:.2f} (spread {row[arm]['spread']:.2f})" for arm in ARMS
         )
         print(f"{name}: {cells}; ranked - random {row['ranked_minus_random']:+.2f}")
+    gain = table[f"round {args.rounds}"]["random"]["mean"] - table["round 0"]["random"]["mean"]
+    print(
+        f"random picks, round {args.rounds} - round 0: {gain:+.2f} mIoU"
+        + (
+            ""
+            if gain > table["round 0"]["random"]["spread"]
+            else " (no more than the seeds' spread: the --iterations budget, not the labels, "
+            "limits these models, so the arms cannot differ by their picks; give more steps)"
+        )
+    )
     result = {
         "summary": table,
+        "random_gain_over_rounds": gain,
         "runs": by_seed,
         "settings": {k: getattr(args, k) for k in ("iterations", "start", "add", "rounds")},
         "machine": machine_description(),
