@@ -192,3 +192,20 @@ def test_a_weight_average_is_validated_saved_and_resumed_exactly(tiny_data, tmp_
     resumed = Checkpoint.load(tmp_path / "resumed" / "last.pt")
     assert_same_weights(last.state_dict, resumed.state_dict)
     assert_same_weights(last.training.trained_weights, resumed.training.trained_weights)
+
+
+def test_a_run_killed_before_its_first_validation_resumes_with_a_header(tmp_path):
+    from types import SimpleNamespace
+
+    from seglab.engine.train import RunLog, read_curve
+
+    (tmp_path / "fresh").mkdir()
+    fresh = RunLog(tmp_path / "fresh", None, print)
+    assert (tmp_path / "fresh" / "metrics.csv").read_text().startswith("epoch,step")  # flushed
+    fresh.close()
+    (tmp_path / "metrics.csv").write_text("")  # killed before anything reached the disk
+    log = RunLog(tmp_path, resumed_at=48, say=print)
+    metrics = {"miou": 0.5, "pixel_accuracy": 0.9}
+    log.validation(SimpleNamespace(epoch=9, step=54), 1.0, metrics, 1e-3, 10.0)
+    log.close()
+    assert read_curve(tmp_path / "metrics.csv") == [(54, 0.5)]

@@ -992,7 +992,8 @@ class RunLog:
 
     def __init__(self, out: Path, resumed_at: int | None, say: Callable[[str], None]):
         self.path = path = out / "metrics.csv"
-        exists = resumed_at is not None and path.is_file()
+        # a run killed before its first validation may leave an empty file: it gets its header
+        exists = resumed_at is not None and path.is_file() and path.stat().st_size > 0
         if exists:
             kept_rows(path, resumed_at, say)
         try:
@@ -1000,6 +1001,7 @@ class RunLog:
             self.csv = csv.writer(self.file)
             if not exists:
                 self.csv.writerow(CSV_FIELDS)
+                self.file.flush()  # on disk before the first validation, as every row
         except OSError as err:
             raise WriteError(f"cannot write {path}: {err.strerror or first_line(err)}") from None
         try:
