@@ -37,6 +37,7 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 import cv2
@@ -149,6 +150,11 @@ def length_options(args: argparse.Namespace) -> tuple[str, str]:
     return ("--time-budget", args.time_budget)
 
 
+def found_in_top(ranking: list[str], corrupted: Collection[str], share: float) -> int:
+    """How many of ``corrupted`` the first ``share`` of ``ranking`` holds."""
+    return len(set(ranking[: round(share * len(ranking))]) & set(corrupted))
+
+
 def run_summary(run: Path) -> dict:
     """A trained model's record: its best validation mIoU (best.pt's), the last one (the model
     at its last step) and the steps it ran."""
@@ -163,6 +169,27 @@ def run_summary(run: Path) -> dict:
     }
 
 
+def earlier_models(models: Path) -> list[str]:
+    """The fold runs of an earlier --folds run's --work."""
+    runs = sorted(str(p.parent) for p in models.glob("fold*/best.pt"))
+    if not runs:
+        sys.exit(f"--models {models} holds no fold*/best.pt")
+    return runs
+
+
+def trained_models(args: argparse.Namespace, data: str) -> list[str]:
+    """One model on ``data``'s train split, or --folds K fold models over train+val."""
+    work = Path(args.work)
+    if args.folds == 0:
+        runs, folds = [str(work / "run")], [()]
+    else:
+        runs = [str(work / f"fold{i}") for i in range(1, args.folds + 1)]
+        folds = [("--fold", f"{i}/{args.folds}") for i in range(1, args.folds + 1)]
+    for run, fold in zip(runs, folds):
+        seglab("train", "--data", data, *fold, *length_options(args), "--no-progress", "--out", run)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     length = parser.add_mutually_exclusive_group()
@@ -171,7 +198,9 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     models = parser.add_mutually_exclusive_group()
-    models.add_argument("--folds", type=int, default=0, metavar="K")
+    models.add_argument(
+        "--folds", type=int, default=0, metavar="K", help="train K fold models (out of fold)"
+    )
     models.add_argument(
         "--models", metavar="DIR", help="review with an earlier --folds run's models"
     )
@@ -184,27 +213,7 @@ def main() -> None:
     corrupted = build(work, args.share, args.seed)
     print(f"corrupted {len(corrupted)} masks: {sorted(corrupted.values())}")
     data = str(work / "data")
-    runs = (
-        [str(work / "run")]
-        if args.folds == 0
-        else [str(work / f"fold{i}") for i in range(1, args.folds + 1)]
-    )
-    if args.models:
-        runs = sorted(str(p.parent) for p in Path(args.models).glob("fold*/best.pt"))
-        if not runs:
-            sys.exit(f"--models {args.models} holds no fold*/best.pt")
-    for i, run in enumerate([] if args.models else runs, start=1):
-        fold = () if args.folds == 0 else ("--fold", f"{i}/{args.folds}")
-        seglab(
-            "train",
-            "--data",
-            data,
-            *fold,
-            *length_options(args),
-            "--no-progress",
-            "--out",
-            run,
-        )
+    runs = earlier_models(Path(args.models)) if args.models else trained_models(args, data)
     seglab(
         "data",
         "review",
@@ -221,12 +230,11 @@ def main() -> None:
     ranking = ranked_stems(review)
     rows = {}
     for top in (0.05, 0.10):
-        head = set(ranking[: round(top * len(ranking))])
-        found = sorted(s for s in corrupted if s in head)
+        found = found_in_top(ranking, corrupted, top)
         rows[f"top {100 * top:.0f}%"] = {
-            "found": len(found),
+            "found": found,
             "of": len(corrupted),
-            "share": len(found) / len(corrupted),
+            "share": found / len(corrupted),
         }
     by_kind = {k: [ranking.index(s) + 1 for s, v in corrupted.items() if v == k] for k in KINDS}
     result = {

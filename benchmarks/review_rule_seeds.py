@@ -29,18 +29,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from review_label_errors import CAMVID, KINDS, corrupted_masks  # beside this script
+from review_label_errors import CAMVID, KINDS, corrupted_masks, found_in_top  # beside this
 from tqdm import tqdm
 
 from seglab.data.classes import CAMVID_VOID
 from seglab.data.info import DatasetInfo
 from seglab.engine.machine import machine_description
-from seglab.reporting.label_scores import (
-    connected_regions,
-    disagreement,
-    disagreement_regions,
-    image_score,
-)
+from seglab.reporting.label_scores import disagreement, disagreement_regions, image_score
 from seglab.reporting.review import out_of_fold_probabilities
 
 IGNORE = DatasetInfo.ignore_index  # what seglab reads CamVid's void as (the default)
@@ -67,10 +62,9 @@ def cached_probabilities(models: Path, work: Path) -> dict[str, Path]:
 def scores(probs: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """Each rule's score of the image whose raw CamVid ``mask`` is given."""
     mask = np.where(mask == CAMVID_VOID, IGNORE, mask).astype(np.int64)
-    regions, _ = disagreement_regions(probs, mask, IGNORE)
     weights = disagreement(probs, mask, IGNORE)
-    count, labels = connected_regions(weights > 0)
-    shares = np.bincount(labels.ravel(), weights=weights.ravel(), minlength=count)[1:]
+    regions, labels = disagreement_regions(probs, mask, IGNORE, weights=weights)
+    shares = np.bincount(labels.ravel(), weights=weights.ravel())[1:]  # per region
     labelled = max(int((mask != IGNORE).sum()), 1)
     return {"review": image_score(regions), "share only": float(shares.max(initial=0) / labelled)}
 
@@ -110,13 +104,12 @@ def main() -> None:
                 name: s[rule] for name, s in wrong.items()
             }
             order = sorted(score, key=lambda name: -score[name])
-            ranks = sorted(order.index(name) + 1 for name in corrupted)
-            row[rule] = {"ranks": ranks}
+            row[rule] = {"ranks": sorted(order.index(name) + 1 for name in corrupted)}
             for top in (5, 10):
-                found = sum(rank <= round(top / 100 * len(order)) for rank in ranks)
+                found = found_in_top(order, corrupted, top / 100)
                 row[rule][f"top {top}%"] = found
                 totals[rule][f"top {top}%"] += found
-            totals[rule]["of"] += len(ranks)
+            totals[rule]["of"] += len(corrupted)
         per_seed.append(row)
         print(
             f"seed {seed}: {len(corrupted)} corrupted; "

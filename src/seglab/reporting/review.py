@@ -139,6 +139,10 @@ class Scorer:
     trained: set[str] | None
     name: str
 
+    def trained_on(self, key: str) -> bool | None:
+        """Whether the model was trained on the item ``key`` (None: not known)."""
+        return None if self.trained is None else key in self.trained
+
 
 def _scorer(checkpoint: str | os.PathLike, device: str) -> tuple[Scorer, list[str]]:
     """The model in ``checkpoint`` (its own record's warnings said) with what it was trained on,
@@ -162,7 +166,7 @@ def scorer_for(key: str, scorers: Sequence[Scorer]) -> int:
     trained on it (its predictions are out of fold), else the first whose training is not
     known, else the first."""
     for place, scorer in enumerate(scorers):
-        if scorer.trained is not None and key not in scorer.trained:
+        if scorer.trained_on(key) is False:
             return place
     for place, scorer in enumerate(scorers):
         if scorer.trained is None:
@@ -240,9 +244,7 @@ def score_labelled(
     assigned = _assign(scorers, dataset, data, splits)
     bar = tqdm(desc="review", unit="image", total=sum(map(len, assigned)), disable=not progress)
     for scorer, items in zip(scorers, assigned):
-        for group in same_size_batches(_Items(items), batch_size):
-            images = [image for _, image in group]
-            _, probs = batch_probabilities(scorer.segmenter, images, flip=True)
+        for group, probs in _batch_probabilities(scorer, items, batch_size):
             for ((split, split_set, index, key, mask), image), p in zip(group, probs):
                 p, m = p.numpy(), mask.numpy()
                 weights = disagreement(p, m, info.ignore_index)
@@ -255,7 +257,7 @@ def score_labelled(
                         split=split,
                         image=key,
                         model=scorer.name,
-                        trained_on=None if scorer.trained is None else key in scorer.trained,
+                        trained_on=scorer.trained_on(key),
                         score=image_score(regions),
                         disagreement=float(weights.sum() / max(int(class_pixels.sum()), 1)),
                         regions=regions,
@@ -301,8 +303,22 @@ def _assign(
     return assigned
 
 
+def _batch_probabilities(
+    scorer: Scorer, items: list[tuple[str, SegmentationDataset, int, str]], batch_size: int
+) -> Iterator[tuple[list[tuple[tuple, torch.Tensor]], torch.Tensor]]:
+    """(batch of _Items' entries, their flip-averaged probabilities) of ``items``, by
+    ``scorer``'s model, in batches of up to ``batch_size`` images of one size."""
+    for group in same_size_batches(_Items(items), batch_size):
+        _, probs = batch_probabilities(scorer.segmenter, [image for _, image in group], flip=True)
+        yield group, probs
+
+
 def out_of_fold_probabilities(
-    checkpoints: Sequence[str | os.PathLike], data: str, split: str = "train", device: str = "auto"
+    checkpoints: Sequence[str | os.PathLike],
+    data: str,
+    split: str = "train",
+    device: str = "auto",
+    batch_size: int = 4,
 ) -> Iterator[tuple[str, np.ndarray, bool | None]]:
     """(image key, K x H x W flip-averaged probabilities, whether its model trained on it) of
     every image of ``split`` of ``data``, each from the model the review would score it with:
@@ -311,11 +327,9 @@ def out_of_fold_probabilities(
     scorers = [_scorer(p, device)[0] for p in checkpoints]
     dataset = open_model_data(data, scorers[0].segmenter.info, scorers[0].name)
     for scorer, items in zip(scorers, _assign(scorers, dataset, data, [split])):
-        for _, split_set, index, key in items:
-            image, _ = split_set[index]
-            _, probs = batch_probabilities(scorer.segmenter, [image], flip=True)
-            trained = None if scorer.trained is None else key in scorer.trained
-            yield key, probs[0].numpy(), trained
+        for group, probs in _batch_probabilities(scorer, items, batch_size):
+            for ((_, _, _, key, _), _), p in zip(group, probs):
+                yield key, p.numpy(), scorer.trained_on(key)
 
 
 class _Items:
